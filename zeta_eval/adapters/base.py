@@ -1,0 +1,157 @@
+"""Model adapters: a diffusers pipeline's own components turned into what the samplers need.
+
+An adapter is built from a config (no weights touched), then ``load(device)`` loads the weights. Per batch the
+pipeline calls::
+
+    cond    = adapter.encode(prompts)                      # once per batch, shared by every sampler
+    solver  = adapter.solver(num_steps, schedule)          # samplers.LinearSolver
+    x_T     = adapter.initial_latents(seeds, solver)       # float32, per-sample CPU generators
+    out     = sampler.sample(adapter.denoiser(cond, sampler.perturbation), x_T, solver)
+    media   = adapter.decode(out.latents)                  # float32 in [0, 1]: (B, 3, H, W) or (B, F, 3, H, W)
+
+Adapters contain no sampling math; samplers never see a model class.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Sequence
+
+import torch
+
+from samplers import LinearSolver, Sampler, solver_from_scheduler
+
+DTYPES = {"float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+          "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+          "float32": torch.float32, "fp32": torch.float32, "float": torch.float32}
+
+
+def parse_dtype(value: str | torch.dtype) -> torch.dtype:
+    if isinstance(value, torch.dtype):
+        return value
+    if value not in DTYPES:
+        raise ValueError(f"dtype must be one of float16, bfloat16, float32; got {value!r}")
+    return DTYPES[value]
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; the message is one line that says what to do."""
+
+
+def hub_error_message(model: str, err: BaseException) -> str:
+    """One actionable line for a model that cannot be loaded (usually: offline and not in the cache)."""
+    cache = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME", os.path.join(os.path.expanduser("~"), ".cache", "huggingface")), "hub")
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+    why = "the hub is unreachable (HF_HUB_OFFLINE is set)" if offline else f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    return (f"cannot load model {model!r}: {why}; looked in the cache {cache}. Download it on a machine with hub "
+            f"access (huggingface-cli download {model}) or set the adapter's `model` to a local folder.")
+
+
+class ModelAdapter(ABC):
+    """Base class of the model families.
+
+    Args:
+        model: hub id or local folder of a diffusers pipeline.
+        revision: hub revision (branch, tag or commit); recorded in every row.
+        dtype: weight dtype on GPU: float16, bfloat16 or float32 (CPU always runs float32).
+        scheduler: ``None`` keeps the pipeline's scheduler; ``"ddim" | "euler" | "flow"`` converts its config to that
+            first-order scheduler (the solver needs one of DDIM, Euler or flow matching).
+        negative_prompt: text of the unconditional branch ("" = the pipeline's own default for no negative prompt).
+        height, width: output size (None = the model's default).
+    """
+
+    family: ClassVar[str] = ""
+    #: AYS table for schedule "ays" (None: AYS not available for this family)
+    ays_family: ClassVar[str | None] = None
+    is_video: ClassVar[bool] = False
+    #: perturbation kinds the denoiser can provide as the "perturbed" branch (e.g. {"seg"})
+    perturbations: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, model: str, revision: str | None = None, dtype: str = "float16",
+                 scheduler: str | None = None, negative_prompt: str = "",
+                 height: int | None = None, width: int | None = None):
+        if not model or not isinstance(model, str):
+            raise ValueError("adapter `model` must be a hub id or a local folder")
+        self.model = model
+        self.revision = revision
+        self.dtype_name = str(dtype)
+        self.dtype = parse_dtype(dtype)
+        if scheduler not in (None, "ddim", "euler", "flow"):
+            raise ValueError(f"adapter scheduler must be null, 'ddim', 'euler' or 'flow'; got {scheduler!r}")
+        self.scheduler_override = scheduler
+        self.negative_prompt = negative_prompt
+        self.height = height
+        self.width = width
+        self.device = torch.device("cpu")
+        self._loaded = False
+
+    # ------------------------------------------------------------------ config-time checks
+    def check_sampler(self, sampler: Sampler) -> None:
+        """Raise ValueError (at config time) if this family cannot run ``sampler``."""
+        pert = sampler.perturbation
+        if pert is not None and pert.get("kind") not in self.perturbations:
+            raise ValueError(f"sampler {sampler.name!r} needs a {pert.get('kind')!r} perturbed branch, which the "
+                             f"{self.family or type(self).__name__} adapter does not provide "
+                             f"(supported: {sorted(self.perturbations) or 'none'})")
+
+    # ------------------------------------------------------------------ loading
+    @property
+    def loaded(self) -> bool:
+        return self._loaded
+
+    @abstractmethod
+    def load(self, device: torch.device | str) -> None:
+        """Load weights and move them to ``device`` (fp32 on CPU)."""
+
+    def compute_dtype(self) -> torch.dtype:
+        """The dtype the network runs in: the configured dtype on GPU, float32 on CPU."""
+        return self.dtype if self.device.type == "cuda" else torch.float32
+
+    def describe(self) -> dict[str, Any]:
+        """Provenance recorded in every row (model id, revision, scheduler, dtype, vae, ...)."""
+        return {"model": self.model, "model_revision": self.revision, "family": self.family,
+                "dtype": str(self.compute_dtype()).replace("torch.", "")}
+
+    # ------------------------------------------------------------------ the per-batch interface
+    @property
+    @abstractmethod
+    def scheduler(self) -> Any:
+        """The (first-order) diffusers scheduler whose coefficients the solver uses."""
+
+    def solver(self, num_steps: int, schedule: Any = "default") -> LinearSolver:
+        if schedule == "ays":
+            if self.ays_family is None:
+                raise ValueError(f"no AYS schedule is published for the {self.family} family")
+            schedule = f"ays:{self.ays_family}"
+        return solver_from_scheduler(self.scheduler, num_steps, schedule)
+
+    @abstractmethod
+    def encode(self, prompts: Sequence[str]) -> Any:
+        """Conditioning for the uncond / cond branches of a batch (opaque to the pipeline)."""
+
+    @abstractmethod
+    def latent_shape(self) -> tuple[int, ...]:
+        """Shape of one sample's latent (without the batch dimension)."""
+
+    def initial_latents(self, seeds: Sequence[int], solver: LinearSolver) -> torch.Tensor:
+        """x_T drawn per sample exactly as the diffusers pipeline draws it for a batch of one with
+        ``generator=torch.Generator("cpu").manual_seed(seed)``; returned float32 on the adapter's device."""
+        shape = (1, *self.latent_shape())
+        draws = [torch.randn(shape, generator=torch.Generator("cpu").manual_seed(int(s)), dtype=self.latent_draw_dtype())
+                 for s in seeds]
+        x = torch.cat(draws).to(self.device, torch.float32)
+        return x * solver.init_noise_sigma
+
+    def latent_draw_dtype(self) -> torch.dtype:
+        """The dtype the pipeline draws its latents in (that of its prompt embeddings)."""
+        return self.compute_dtype()
+
+    @abstractmethod
+    def denoiser(self, cond: Any, perturbation: dict[str, Any] | None = None):
+        """A ``samplers.Denoiser`` bound to ``cond``."""
+
+    @abstractmethod
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Media in [0, 1], float32: images (B, 3, H, W) or videos (B, F, 3, H, W)."""
