@@ -17,8 +17,7 @@ class Standard(Sampler):
     def sample(self, denoiser: Denoiser, x, solver: LinearSolver, callback: StepCallback | None = None) -> SamplerOutput:
         net = Network(denoiser, solver)
         for i in range(solver.num_steps):
-            u, c = net(x, i)
-            x = solver.step(x, guide(u, c, self.gamma1), i)
+            x = solver.step(x, guide(*net(x, i), self.gamma1), i)
             if callback is not None:
                 callback(i, {"x": x})
         return SamplerOutput(x, net.nfe)

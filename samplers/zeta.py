@@ -143,7 +143,6 @@ class Zeta(Sampler):
         probe_from = self.warmup_steps if self.adaptive_warmup else start
         cache: torch.Tensor | None = None  # the surrogate C: the only latent-sized buffer kept across steps
         for i in range(T):
-            x_hat = x
             if cache is not None:
                 active = (first <= i) & (i < end)
                 surrogate = cache
@@ -153,13 +152,18 @@ class Zeta(Sampler):
                     u0, c0 = net(x, i)
                     err = per_sample_relative_error(surrogate, c0 - u0)
                     diag["probe_rel_err"][:, i] = torch.where(active, err, diag["probe_rel_err"][:, i])
+                    del u0, c0
                 if bool(active.any()):
                     shifted = zigzag_shift(solver, x, surrogate, i, gap)
-                    x_hat = shifted if bool(active.all()) else torch.where(_expand(active, x), shifted, x)
+                    # the anchor x_i is not needed past this point: x_{i+1} = a x^ + b m(x^)
+                    x = shifted if bool(active.all()) else torch.where(_expand(active, x), shifted, x)
+                    del shifted
                     diag["zigzag"][:, i] = active.double()
-            u, c = net(x_hat, i)
-            x = solver.step(x_hat, guide(u, c, self.gamma1), i)
+                del surrogate
+            u, c = net(x, i)
+            x = solver.step(x, guide(u, c, self.gamma1), i)
             delta = c - u
+            del u, c
             if cache is not None:
                 cos = per_sample_cosine(delta, cache)
                 diag["cache_cos"][:, i] = cos
@@ -168,6 +172,7 @@ class Zeta(Sampler):
                     ready = (cos >= self.adaptive_threshold) & (first > i + 1) & (i + 1 >= self.warmup_steps)
                     first = torch.where(ready, torch.full_like(first, i + 1), first)
             cache = delta
+            del delta
             if callback is not None:
                 callback(i, {"x": x, "cache": cache})
         return SamplerOutput(x, net.nfe, diag)

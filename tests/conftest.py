@@ -1,0 +1,12 @@
+"""Test-wide settings: never touch the network; one thread per xdist worker (CI runs two workers on 2 cores)."""
+
+import os
+
+for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+    os.environ.setdefault(var, "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch  # noqa: E402
+
+if os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get("OMP_NUM_THREADS") == "1":
+    torch.set_num_threads(1)
