@@ -171,11 +171,15 @@ class Sampler(ABC):
         return {"gamma1": self.gamma1}
 
     def display_name(self) -> str:
+        """A short label for tables and figures, e.g. ``zeta γ=5.5 τ=3`` or ``standard γ=5.5 · 124 steps``."""
         if self.label:
             return self.label
-        extras = ", ".join(f"{k}={v}" for k, v in self.params().items() if k != "gamma1")
-        steps = f", steps={self.steps}" if self.steps is not None else ""
-        return f"{self.name}(γ={self.gamma1:g}{', ' + extras if extras else ''}{steps})"
+        text = " ".join([self.name, f"γ={self.gamma1:g}", *self.describe_params()])
+        return text + (f" · {self.steps} steps" if self.steps is not None else "")
+
+    def describe_params(self) -> list[str]:
+        """The parameters worth showing in a label besides gamma1 (subclasses override)."""
+        return []
 
     # -- the loop
     @abstractmethod

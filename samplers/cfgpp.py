@@ -25,6 +25,11 @@ class CFGPlusPlus(Sampler):
     def expected_nfe(self, num_steps: int) -> int:
         return 2 * num_steps
 
+    def display_name(self) -> str:
+        if self.label:
+            return self.label
+        return f"cfgpp λ={self.gamma1:g}" + (f" · {self.steps} steps" if self.steps is not None else "")
+
     def sample(self, denoiser: Denoiser, x, solver: LinearSolver, callback: StepCallback | None = None) -> SamplerOutput:
         net = Network(denoiser, solver)
         for i in range(solver.num_steps):

@@ -44,6 +44,9 @@ class SEG(Sampler):
     def expected_nfe(self, num_steps: int) -> int:
         return 3 * num_steps
 
+    def describe_params(self) -> list[str]:
+        return [f"seg={self.seg_scale:g}", f"σ={self.blur_sigma:g}"]
+
     def params(self) -> dict[str, Any]:
         return {"gamma1": self.gamma1, "seg_scale": self.seg_scale, "blur_sigma": self.blur_sigma,
                 "layers": self.layers}

@@ -7,9 +7,22 @@ from .solvers import LinearSolver
 
 
 class Standard(Sampler):
-    """x_{i+1} = a_i x_i + b_i (u + gamma1 (c - u))."""
+    """x_{i+1} = a_i x_i + b_i (u + gamma1 (c - u)).
+
+    Args:
+        match_nfe: name or label of another sampler of the experiment; this sampler then takes the fewest steps
+            whose NFE reaches that sampler's NFE (an NFE-matched baseline that follows the experiment's steps).
+            Resolved by the pipeline when the experiment is built; exclusive with ``steps``.
+    """
 
     name = "standard"
+
+    def __init__(self, gamma1: float = 5.5, steps: int | None = None, label: str | None = None,
+                 match_nfe: str | None = None):
+        super().__init__(gamma1=gamma1, steps=steps, label=label)
+        if match_nfe is not None and steps is not None:
+            raise ValueError("standard: give either steps or match_nfe, not both")
+        self.match_nfe = match_nfe
 
     def expected_nfe(self, num_steps: int) -> int:
         return 2 * num_steps

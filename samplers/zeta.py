@@ -112,6 +112,16 @@ class Zeta(Sampler):
         probe_from = max(self.warmup_steps if self.adaptive_warmup else start, 1)
         return 2 * num_steps + 2 * max(0, min(end, num_steps) - probe_from)
 
+    def describe_params(self) -> list[str]:
+        out = [f"γ2={self._gamma2:g}"] if self._gamma2 else []
+        out.append(f"τ={self.warmup_steps}" + ("+adaptive" if self.adaptive_warmup else ""))
+        if self.window_start is not None or self.window_end is not None:
+            out.append(f"window=[{self.window_start if self.window_start is not None else self.warmup_steps},"
+                       f"{self.window_end if self.window_end is not None else 'T-1'})")
+        if self.surrogate_scale != 1.0:
+            out.append(f"scale={self.surrogate_scale:g}")
+        return out + (["rescaled"] if self.rescale_surrogate else [])
+
     def params(self) -> dict[str, Any]:
         p: dict[str, Any] = {"gamma1": self.gamma1, "gamma2": self._gamma2, "warmup_steps": self.warmup_steps,
                              "window_start": self.window_start, "window_end": self.window_end}

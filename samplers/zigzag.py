@@ -50,6 +50,10 @@ class _ZigzagFamily(Sampler):
     def params(self) -> dict[str, Any]:
         return {"gamma1": self.gamma1, "gamma2": self._gamma2, "lambda_steps": self.lambda_steps}
 
+    def describe_params(self) -> list[str]:
+        out = [f"γ2={self._gamma2:g}"] if self._gamma2 else []
+        return out + ([f"λ={self.lambda_steps}"] if self.lambda_steps is not None else [])
+
 
 class Zigzag(_ZigzagFamily):
     """Explicit Z-Sampling (Bai et al., ICLR 2025).
@@ -101,6 +105,16 @@ class Zigzag(_ZigzagFamily):
         if self.official_compat and solver.ddim_table is None:
             raise ValueError("zigzag official_compat reproduces a DDIMInverseScheduler call and needs a DDIM "
                              f"scheduler; this model's solver is {solver.kind}")
+
+    def describe_params(self) -> list[str]:
+        out = super().describe_params()
+        if self.rounds != 1:
+            out.append(f"rounds={self.rounds}")
+        if self.zag_timestep != "current":
+            out.append("zag@t_next")
+        if self.zag_evaluation != "network":
+            out.append("zag@anchor")
+        return out + (["official"] if self.official_compat else [])
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), "rounds": self.rounds, "zag_timestep": self.zag_timestep,
