@@ -1,0 +1,298 @@
+"""The LightningModule: every configured sampler on every batch of prompts, one Parquet row per sample."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from lightning.pytorch import LightningModule
+
+from datamodules.records import PromptRecord
+from metrics.base import SampleMetric
+from samplers import LinearSolver, Sampler
+
+from .adapters.base import ModelAdapter
+from .identity import experiment_fingerprint, safe_name, sample_id, sampler_key, to_json
+from .parts import read_done_ids
+from .versions import package_versions
+
+log = logging.getLogger("zeta_eval")
+
+
+class SamplingEvaluation(LightningModule):
+    """Runs the samplers of one experiment and scores their outputs.
+
+    Args:
+        adapter: the model family and weights (``class_path`` or a short name: sd, sdxl, hunyuan_dit, cogvideox,
+            modelscope, shapebench).
+        samplers: the samplers to compare (short names: standard, zigzag, implicit_zigzag, zeta, cfgpp, seg).
+        steps: solver steps (a sampler's own ``steps`` overrides it, e.g. for NFE-matched baselines).
+        schedule: ``default``, ``leading | trailing | linspace``, ``ays`` or an explicit list of timesteps.
+        metrics: scores computed on the generating device (short names: hpsv2, pickscore, image_reward, aesthetic,
+            clip_score, geneval, frame_lpips, frame_ssim, chscore_flow, mtscore_clip, shapebench).
+        score: False defers scoring to ``python -m zeta_eval score OUT_DIR`` (e.g. on a 24 GB card).
+        save_media: write PNG / MP4 files under ``OUT_DIR/media``.
+        output_dir: set by the command line (``--output_dir``, default ``outputs/<config stem>``).
+    """
+
+    def __init__(self, adapter: ModelAdapter, samplers: list[Sampler], steps: int = 50,
+                 schedule: str | list[int] = "default", metrics: list[SampleMetric] | None = None,
+                 score: bool = True, save_media: bool = True, output_dir: str | None = None):
+        super().__init__()
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"model.steps must be a positive integer, got {steps!r}")
+        if not samplers:
+            raise ValueError("model.samplers is empty: configure at least one sampler")
+        self.adapter = adapter
+        self.samplers = list(samplers)
+        self.steps = steps
+        self.schedule = schedule
+        self.metric_list = torch.nn.ModuleList(metrics or [])
+        self.score_enabled = bool(score)
+        self.save_media = bool(save_media)
+        self.output_dir = Path(output_dir) if output_dir else None
+        self._validate()
+        self._solvers: dict[int, LinearSolver] = {}
+        self._done: set[str] = set()
+        self._static: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ configuration checks
+    def _resolve_nfe_matching(self) -> None:
+        """Give every ``match_nfe`` sampler the fewest steps whose NFE reaches its target's NFE."""
+        for s in self.samplers:
+            target_name = getattr(s, "match_nfe", None)
+            if target_name is None:
+                continue
+            targets = [t for t in self.samplers if t is not s and target_name in (t.name, t.label)]
+            if len(targets) != 1:
+                found = "no" if not targets else f"{len(targets)}"
+                raise ValueError(f"match_nfe={target_name!r} of {s.name} must name exactly one other sampler of the "
+                                 f"experiment (by name or label); found {found}")
+            goal = targets[0].expected_nfe(targets[0].num_steps(self.steps))
+            steps = 1
+            while s.expected_nfe(steps) < goal:
+                steps += 1
+            s.steps = steps
+
+    def _validate(self) -> None:
+        self._resolve_nfe_matching()
+        seen: dict[str, int] = {}
+        for k, s in enumerate(self.samplers):
+            s.validate(s.num_steps(self.steps))
+            self.adapter.check_sampler(s)
+            key = sampler_key(s, self.steps, self.schedule)
+            if key in seen:
+                raise ValueError(f"samplers[{seen[key]}] and samplers[{k}] are the same setting ({s.display_name()}): "
+                                 "they would produce identical samples")
+            seen[key] = k
+        kind = "video" if self.adapter.is_video else "image"
+        for m in self.metric_list:
+            if m.media_kind != kind:
+                raise ValueError(f"metric {m.name!r} scores {m.media_kind}s but the {self.adapter.family} adapter "
+                                 f"produces {kind}s")
+
+    def sampler_label(self, sampler: Sampler) -> str:
+        return sampler.display_name()
+
+    def expected_nfe(self, sampler: Sampler) -> int:
+        return sampler.expected_nfe(sampler.num_steps(self.steps))
+
+    # ------------------------------------------------------------------ identities
+    def model_identity(self) -> dict[str, Any]:
+        ident = dict(self.adapter.describe())
+        ident.pop("device", None)
+        return ident
+
+    def sample_id(self, record: PromptRecord, sampler: Sampler) -> str:
+        return sample_id(record, self.model_identity(), sampler, self.steps, self.schedule)
+
+    def record_done(self, record: PromptRecord) -> bool:
+        """Every sampler's output for this record is already written (used by the datamodule to skip it)."""
+        return all(self.sample_id(record, s) in self._done for s in self.samplers)
+
+    def fingerprint(self, data_identity: dict[str, Any]) -> str:
+        return experiment_fingerprint(data_identity, self.model_identity(), self.samplers, self.steps, self.schedule)
+
+    # ------------------------------------------------------------------ Lightning hooks
+    def setup(self, stage: str) -> None:
+        device = self.trainer.strategy.root_device if self._trainer is not None else torch.device("cpu")
+        if not self.adapter.loaded:
+            self.adapter.load(device)
+        for s in self.samplers:  # solver-dependent checks before the first sample is drawn
+            s.check_solver(self.solver_for(s))
+        if self.score_enabled:
+            for m in self.metric_list:
+                m.load(device)
+        if self.output_dir is not None:
+            self._done = read_done_ids(self.output_dir)
+        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if dm is not None and hasattr(dm, "skip"):
+            dm.skip = self.record_done if self._done else None
+        self._static = self._static_columns()
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        return batch  # records hold no tensors; the adapter places its own tensors
+
+    def solver_for(self, sampler: Sampler) -> LinearSolver:
+        n = sampler.num_steps(self.steps)
+        if n not in self._solvers:
+            self._solvers[n] = self.adapter.solver(n, self.schedule)
+        return self._solvers[n]
+
+    def predict_step(self, batch: Sequence[PromptRecord], batch_idx: int = 0, dataloader_idx: int = 0) -> list[dict]:
+        records = list(batch)
+        if not records:
+            return []
+        prompts = [r.prompt for r in records]
+        metas = [dict(r.meta) for r in records]
+        cond = self.adapter.encode(prompts)  # shared by every sampler of the batch
+        rows: list[dict] = []
+        for index, sampler in enumerate(self.samplers):
+            for row in self._run_sampler(sampler, records, prompts, metas, cond):
+                row["sampler_index"] = index
+                rows.append(row)
+        return rows
+
+    def _run_sampler(self, sampler: Sampler, records: list[PromptRecord], prompts: list[str],
+                     metas: list[dict], cond: Any) -> list[dict]:
+        solver = self.solver_for(sampler)
+        cuda = self.adapter.device.type == "cuda"
+        x = self.adapter.initial_latents([r.seed for r in records], solver)
+        denoiser = self.adapter.denoiser(cond, sampler.perturbation)
+        if cuda:
+            torch.cuda.synchronize(self.adapter.device)
+            torch.cuda.reset_peak_memory_stats(self.adapter.device)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            out = sampler.sample(denoiser, x, solver)
+        if cuda:
+            torch.cuda.synchronize(self.adapter.device)
+        seconds = (time.perf_counter() - start) / len(records)
+        peak_mb = torch.cuda.max_memory_allocated(self.adapter.device) / 2**20 if cuda else None
+        start = time.perf_counter()
+        with torch.inference_mode():
+            media = self.adapter.decode(out.latents)
+        decode_seconds = (time.perf_counter() - start) / len(records)
+
+        finite = torch.isfinite(out.latents.flatten(1)).all(1).cpu() & torch.isfinite(media.flatten(1)).all(1).cpu()
+        if not bool(finite.all()):
+            log.warning("%s: %d of %d samples have non-finite latents or media; they are flagged and not scored",
+                        sampler.display_name(), int((~finite).sum()), len(records))
+        scores = self._score(media, prompts, metas, finite)
+        ids = [self.sample_id(r, sampler) for r in records]
+        paths, strips = self._save_media(media, records, sampler) if self.save_media else ([None] * len(records),) * 2
+        diag = {f"diag_{k}": v.cpu() for k, v in out.diagnostics.items()}
+        params = sampler.params()
+        created = _dt.datetime.now(_dt.timezone.utc)
+        rows = []
+        for k, rec in enumerate(records):
+            row = {
+                "sample_id": ids[k], "prompt_set": rec.prompt_set, "prompt_id": str(rec.prompt_id),
+                "prompt": rec.prompt, "seed": int(rec.seed), "sample_index": int(rec.sample_index),
+                "metadata": to_json(rec.meta), "category": _category(rec.meta),
+                "sampler": sampler.name, "sampler_label": self.sampler_label(sampler),
+                "sampler_key": sampler_key(sampler, self.steps, self.schedule), "sampler_params": to_json(params),
+                "steps": sampler.num_steps(self.steps), "schedule": to_json(self.schedule),
+                "gamma1": float(sampler.gamma1), "gamma2": None if sampler.gamma2 is None else float(sampler.gamma2),
+                "gamma_eff": float(sampler.gamma_eff), "nfe": int(out.nfe),
+                "seconds": seconds, "decode_seconds": decode_seconds, "peak_memory_mb": peak_mb,
+                "media_path": paths[k], "media_strip_path": strips[k], "nonfinite": not bool(finite[k]),
+                "status": "ok" if bool(finite[k]) else "nonfinite",
+                "created_at": created, **self._static,
+            }
+            for name, values in scores.items():
+                row[name] = values[k]
+            for name, values in diag.items():
+                row[name] = [float(v) for v in values[k].tolist()]
+            rows.append(row)
+        return rows
+
+    def _score(self, media: torch.Tensor, prompts: list[str], metas: list[dict],
+               finite: torch.Tensor) -> dict[str, list[Any]]:
+        columns: dict[str, list[Any]] = {}
+        if not self.score_enabled or len(self.metric_list) == 0:
+            return columns
+        keep = finite.nonzero().flatten().tolist()
+        n = len(prompts)
+        for metric in self.metric_list:
+            if not keep:
+                columns.setdefault(metric.name, [None] * n)
+                continue
+            values = metric.update(media[keep], [prompts[k] for k in keep], [metas[k] for k in keep])
+            for name, tensor in values.items():
+                col = columns.setdefault(name, [None] * n)
+                for j, k in enumerate(keep):
+                    col[k] = tensor[j].item()
+        return columns
+
+    def _save_media(self, media: torch.Tensor, records: list[PromptRecord],
+                    sampler: Sampler) -> tuple[list[str], list[str | None]]:
+        """PNG per image; MP4 plus a frame-strip PNG (for report grids) per video. Paths relative to output_dir."""
+        from .media import save_frame_strip, save_image, save_video
+
+        assert self.output_dir is not None, "output_dir must be set to save media"
+        folder = Path("media") / sampler_key(sampler, self.steps, self.schedule) / safe_name(records[0].prompt_set)
+        (self.output_dir / folder).mkdir(parents=True, exist_ok=True)
+        paths: list[str] = []
+        strips: list[str | None] = []
+        for k, rec in enumerate(records):
+            stem = f"{safe_name(rec.prompt_id)}_seed{rec.seed}" + (f"_{rec.sample_index}" if rec.sample_index else "")
+            item = torch.nan_to_num(media[k].float().cpu(), nan=0.0).clamp(0, 1)
+            if self.adapter.is_video:
+                rel, strip = folder / f"{stem}.mp4", folder / f"{stem}_strip.png"
+                save_video(item, self.output_dir / rel)
+                save_frame_strip(item, self.output_dir / strip)
+                strips.append(strip.as_posix())
+            else:
+                rel = folder / f"{stem}.png"
+                save_image(item, self.output_dir / rel)
+                strips.append(None)
+            paths.append(rel.as_posix())
+        return paths, strips
+
+    def on_predict_epoch_end(self) -> None:
+        # collective under DDP: every rank computes, rank 0 writes the live summary
+        summary = {}
+        if self.score_enabled:
+            for m in self.metric_list:
+                summary.update({k: float(v) for k, v in m.compute().items()})
+                m.reset()
+        if self.output_dir is not None and self.trainer.is_global_zero and summary:
+            path = self.output_dir / f"live_metrics_rank0_world{self.trainer.world_size}.json"
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(summary, indent=2, sort_keys=True))
+            os.replace(tmp, path)
+
+    # ------------------------------------------------------------------ rows
+    def _static_columns(self) -> dict[str, Any]:
+        desc = self.model_identity()
+        trainer = self._trainer
+        dm = getattr(trainer, "datamodule", None) if trainer is not None else None
+        conv = {m.name: m.conventions() for m in self.metric_list} if self.score_enabled else {}
+        return {
+            "model": desc.get("model"), "model_revision": desc.get("model_revision"),
+            "family": desc.get("family"), "scheduler": desc.get("scheduler"), "dtype": desc.get("dtype"),
+            "model_config": to_json(desc), "metric_conventions": to_json(conv),
+            "rank": int(trainer.global_rank) if trainer is not None else 0,
+            "world_size": int(trainer.world_size) if trainer is not None else 1,
+            "array_task": int(getattr(dm, "shard_index", 0) or 0),
+            "array_tasks": int(getattr(dm, "num_shards", 1) or 1),
+            "host": os.uname().nodename, "versions": to_json(package_versions()),
+        }
+
+    def configure_optimizers(self) -> Any:  # predict-only module
+        return None
+
+
+def _category(meta: dict[str, Any]) -> str | None:
+    for key in ("category", "tag", "main_category", "style", "style_inferred"):
+        value = meta.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None

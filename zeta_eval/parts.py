@@ -1,0 +1,106 @@
+"""Parquet part files: one immutable file per batch per rank, written atomically, merged latest-wins.
+
+A run's truth is ``OUT_DIR/parts/*.parquet``. Each file is written to a temporary name and renamed, so a killed
+job leaves only whole files (and perhaps a ``*.tmp`` that readers ignore). Merging keeps, for each ``sample_id``, the
+row with the latest ``created_at``: reruns, requeues and the ``score`` command append rows, never rewrite them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+log = logging.getLogger("zeta_eval")
+
+PARTS = "parts"
+
+
+class CorruptPartError(ValueError):
+    """A part file cannot be read; the message names it."""
+
+
+def parts_dir(out_dir: str | os.PathLike) -> Path:
+    return Path(out_dir) / PARTS
+
+
+def list_parts(out_dir: str | os.PathLike) -> list[Path]:
+    folder = parts_dir(out_dir)
+    return sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+
+
+def rows_to_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
+    table = pa.Table.from_pylist(list(rows))
+    if "created_at" in table.column_names and not pa.types.is_timestamp(table.schema.field("created_at").type):
+        raise TypeError("rows need a datetime created_at")
+    return table
+
+
+def write_part(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike, stem: str) -> Path:
+    """Write rows as one new part file, atomically; returns its path."""
+    folder = parts_dir(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{stem}-{uuid.uuid4().hex[:8]}.parquet"
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(rows_to_table(rows), tmp, compression="zstd")
+    with open(tmp, "rb") as fh:  # make the bytes durable before the name appears
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def _read(path: Path, columns: list[str] | None = None) -> pa.Table:
+    try:
+        return pq.read_table(path, columns=columns)
+    except (pa.ArrowException, OSError) as err:
+        raise CorruptPartError(f"cannot read part file {path}: {str(err).splitlines()[0]}") from err
+
+
+def read_done_ids(out_dir: str | os.PathLike) -> set[str]:
+    """sample_ids already written. An unreadable part is reported and its samples count as not done."""
+    done: set[str] = set()
+    for path in list_parts(out_dir):
+        try:
+            done.update(_read(path, ["sample_id"]).column("sample_id").to_pylist())
+        except CorruptPartError as err:
+            log.warning("%s; its samples will be recomputed", err)
+    return done
+
+
+def read_parts(out_dir: str | os.PathLike, skip_corrupt: bool = False) -> tuple[pa.Table, list[Path]]:
+    """All rows of a run, deduplicated by sample_id (latest created_at wins), and the parts skipped as corrupt."""
+    tables, skipped = [], []
+    for path in list_parts(out_dir):
+        try:
+            tables.append(_read(path))
+        except CorruptPartError:
+            if not skip_corrupt:
+                raise
+            skipped.append(path)
+    if not tables:
+        return pa.table({}), skipped
+    return latest_per_sample(concat(tables)), skipped
+
+
+def concat(tables: Iterable[pa.Table]) -> pa.Table:
+    return pa.concat_tables(list(tables), promote_options="permissive")
+
+
+def latest_per_sample(table: pa.Table) -> pa.Table:
+    """Keep the latest row (created_at, then file order) of every sample_id."""
+    if table.num_rows == 0:
+        return table
+    order = pa.array(range(table.num_rows), pa.int64())
+    table = table.append_column("__order", order)
+    table = table.sort_by([("created_at", "ascending"), ("__order", "ascending")])
+    table = table.set_column(table.schema.get_field_index("__order"), "__order", pa.array(range(table.num_rows), pa.int64()))
+    last = table.group_by("sample_id").aggregate([("__order", "max")]).column("__order_max")
+    keep = pc.sort_indices(last)
+    picked = table.take(pc.take(last, keep))
+    return picked.drop_columns(["__order"])
