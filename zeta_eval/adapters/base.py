@@ -68,6 +68,8 @@ class ModelAdapter(ABC):
     is_video: ClassVar[bool] = False
     #: perturbation kinds the denoiser can provide as the "perturbed" branch (e.g. {"seg"})
     perturbations: ClassVar[frozenset[str]] = frozenset()
+    #: why this family provides no perturbed branch (shown when a sampler that needs one is refused)
+    no_perturbation_reason: ClassVar[str] = ""
 
     def __init__(self, model: str, revision: str | None = None, dtype: str = "float16",
                  scheduler: str | None = None, negative_prompt: str = "",
@@ -92,9 +94,10 @@ class ModelAdapter(ABC):
         """Raise ValueError (at config time) if this family cannot run ``sampler``."""
         pert = sampler.perturbation
         if pert is not None and pert.get("kind") not in self.perturbations:
+            reason = f": {self.no_perturbation_reason}" if self.no_perturbation_reason else ""
             raise ValueError(f"sampler {sampler.name!r} needs a {pert.get('kind')!r} perturbed branch, which the "
                              f"{self.family or type(self).__name__} adapter does not provide "
-                             f"(supported: {sorted(self.perturbations) or 'none'})")
+                             f"(supported: {sorted(self.perturbations) or 'none'}){reason}")
 
     # ------------------------------------------------------------------ loading
     @property
