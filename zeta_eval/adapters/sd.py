@@ -1,0 +1,169 @@
+"""Stable Diffusion 1.x / 2.x (``sd``) and SDXL (``sdxl``): UNet image models.
+
+Both are built on the diffusers pipeline's own components and methods (``encode_prompt``, ``_get_add_time_ids``,
+the VAE), so the uncond branch is exactly what the pipeline feeds its negative half:
+
+- ``sd``: the text encoder's embedding of the negative prompt ("" when none is configured);
+- ``sdxl``: with no negative prompt and ``force_zeros_for_empty_prompt`` (SDXL base's setting), zeros for both the
+  token embeddings and the pooled embedding; otherwise the two encoders' embeddings of the negative prompt. The
+  ``time_ids`` (original size, crop corner, target size) are the same for both branches, as in the pipeline.
+
+Both provide SEG's perturbed branch (blurred self-attention queries; default layers: the UNet mid block).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .pipeline_adapter import PipelineAdapter, from_pretrained
+
+
+class _UNetImageAdapter(PipelineAdapter):
+    """Shared by SD and SDXL: UNet / VAE overrides, latent layout, decoding."""
+
+    network_attr = "unet"
+    perturbations = frozenset({"seg"})
+
+    def __init__(self, model: str, *args: Any, unet: str | None = None, unet_subfolder: str | None = "unet",
+                 unet_revision: str | None = None, vae: str | None = None, vae_subfolder: str | None = None,
+                 vae_revision: str | None = None, **kwargs: Any):
+        super().__init__(model, *args, **kwargs)
+        for name, value in (("unet", unet), ("unet_subfolder", unet_subfolder), ("unet_revision", unet_revision),
+                            ("vae", vae), ("vae_subfolder", vae_subfolder), ("vae_revision", vae_revision)):
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ValueError(f"adapter option {name} must be null or a non-empty string, got {value!r}")
+        self.unet_override = unet
+        self.unet_subfolder = unet_subfolder
+        self.unet_revision = unet_revision
+        self.vae_override = vae
+        self.vae_subfolder = vae_subfolder
+        self.vae_revision = vae_revision
+
+    def _load_kwargs(self, dtype: torch.dtype) -> dict[str, Any]:
+        from diffusers import AutoencoderKL, UNet2DConditionModel
+
+        kwargs: dict[str, Any] = {}
+        if self.unet_override:
+            kwargs["unet"] = from_pretrained(UNet2DConditionModel, self.unet_override, "UNet",
+                                             subfolder=self.unet_subfolder, revision=self.unet_revision, dtype=dtype)
+        if self.vae_override:
+            kwargs["vae"] = from_pretrained(AutoencoderKL, self.vae_override, "VAE", subfolder=self.vae_subfolder,
+                                            revision=self.vae_revision, dtype=dtype)
+        return kwargs
+
+    def _after_load(self, pipe: Any, dtype: torch.dtype) -> None:
+        if pipe.unet.config.get("time_cond_proj_dim") is not None:
+            raise ValueError(f"{self.model}: the UNet is guidance-distilled (time_cond_proj_dim is set); its "
+                             "pipeline runs no classifier-free guidance, which every sampler here needs")
+        self._vae_note = {"vae": self.vae_override or self.model, "vae_revision": self.vae_revision,
+                          "vae_dtype": str(pipe.vae.dtype).replace("torch.", ""), "vae_upcast": False}
+
+    def _default_size(self) -> tuple[int, int]:
+        size = self.pipe.unet.config.sample_size
+        h, w = (size, size) if isinstance(size, int) else (size[0], size[1])
+        f = self._vae_scale_factor()
+        return h * f, w * f
+
+    def latent_shape(self) -> tuple[int, ...]:
+        h, w = self.resolution
+        f = self._vae_scale_factor()
+        return self.pipe.unet.config.in_channels, h // f, w // f
+
+    def _unscale(self, latents: torch.Tensor) -> torch.Tensor:
+        return latents / self.pipe.vae.config.scaling_factor
+
+    def _decode(self, latents: torch.Tensor) -> torch.Tensor:
+        vae = self.pipe.vae
+        z = self._unscale(latents.to(vae.dtype))
+        image = vae.decode(z, return_dict=False)[0]
+        return (image.float() / 2 + 0.5).clamp(0, 1)
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        info.update({"unet": self.unet_override, "unet_subfolder": self.unet_subfolder if self.unet_override else None,
+                     "unet_revision": self.unet_revision})
+        info.setdefault("vae", self.vae_override or self.model)
+        return info
+
+
+class SDAdapter(_UNetImageAdapter):
+    """Stable Diffusion 1.x / 2.x (``StableDiffusionPipeline``; SD-2.1: v-prediction DDIM at 768 x 768).
+
+    The safety checker is not loaded: it blanks images, which would corrupt the metrics.
+    """
+
+    family = "sd"
+    ays_family = "sd"
+    pipeline_class = "StableDiffusionPipeline"
+
+    def _load_kwargs(self, dtype: torch.dtype) -> dict[str, Any]:
+        return {**super()._load_kwargs(dtype), "safety_checker": None, "feature_extractor": None,
+                "requires_safety_checker": False}
+
+    def _encode(self, prompts: list[str]):
+        neg = self._negative()
+        cond, uncond = self.pipe.encode_prompt(
+            prompts, self.device, 1, True, negative_prompt=None if neg is None else [neg] * len(prompts))
+        return {"encoder_hidden_states": uncond}, {"encoder_hidden_states": cond}
+
+    def _network(self, x, t, kwargs):
+        return self.pipe.unet(x, self._timestep(t), encoder_hidden_states=kwargs["encoder_hidden_states"],
+                              return_dict=False)[0]
+
+
+class SDXLAdapter(_UNetImageAdapter):
+    """SDXL (``StableDiffusionXLPipeline``): two text encoders, pooled embeddings and ``time_ids``.
+
+    Also serves SDXL fine-tunes: a UNet override (``unet: mhdang/dpo-sdxl-text2image-v1``, subfolder ``unet``) and
+    distilled checkpoints such as DreamShaper-XL-turbo with ``scheduler: euler``. The VAE is decoded in float32 when
+    it runs in float16 and its config asks for it (``force_upcast``, SDXL base's VAE), as the pipeline does, unless
+    an fp16-safe VAE is configured (``vae: madebyollin/sdxl-vae-fp16-fix``). No invisible watermark is applied.
+    """
+
+    family = "sdxl"
+    ays_family = "sdxl"
+    pipeline_class = "StableDiffusionXLPipeline"
+
+    def _load_kwargs(self, dtype: torch.dtype) -> dict[str, Any]:
+        return {**super()._load_kwargs(dtype), "add_watermarker": False}
+
+    def _after_load(self, pipe: Any, dtype: torch.dtype) -> None:
+        super()._after_load(pipe, dtype)
+        if pipe.vae.dtype == torch.float16 and pipe.vae.config.get("force_upcast", False):
+            # SDXL base's VAE overflows in float16; the pipeline upcasts it for every decode, we keep it in float32
+            pipe.vae.to(torch.float32)
+            self._vae_note.update(vae_dtype="float32", vae_upcast=True)
+
+    def _encode(self, prompts: list[str]):
+        pipe = self.pipe
+        neg = self._negative()
+        cond, uncond, pooled, neg_pooled = pipe.encode_prompt(
+            prompt=prompts, device=self.device, num_images_per_prompt=1, do_classifier_free_guidance=True,
+            negative_prompt=None if neg is None else [neg] * len(prompts))
+        if pipe.text_encoder_2 is None:
+            projection_dim = int(pooled.shape[-1])
+        else:
+            projection_dim = pipe.text_encoder_2.config.projection_dim
+        h, w = self.resolution
+        time_ids = pipe._get_add_time_ids((h, w), (0, 0), (h, w), dtype=cond.dtype,
+                                          text_encoder_projection_dim=projection_dim)
+        time_ids = time_ids.to(self.device).repeat(len(prompts), 1)
+        return ({"encoder_hidden_states": uncond, "text_embeds": neg_pooled.to(self.device), "time_ids": time_ids},
+                {"encoder_hidden_states": cond, "text_embeds": pooled.to(self.device), "time_ids": time_ids})
+
+    def _network(self, x, t, kwargs):
+        added = {"text_embeds": kwargs["text_embeds"], "time_ids": kwargs["time_ids"]}
+        return self.pipe.unet(x, self._timestep(t), encoder_hidden_states=kwargs["encoder_hidden_states"],
+                              added_cond_kwargs=added, return_dict=False)[0]
+
+    def _unscale(self, latents: torch.Tensor) -> torch.Tensor:
+        cfg = self.pipe.vae.config
+        mean, std = cfg.get("latents_mean"), cfg.get("latents_std")
+        if mean is not None and std is not None:
+            c = latents.shape[1]
+            mean = torch.tensor(mean).view(1, c, 1, 1).to(latents.device, latents.dtype)
+            std = torch.tensor(std).view(1, c, 1, 1).to(latents.device, latents.dtype)
+            return latents * std / cfg.scaling_factor + mean
+        return latents / cfg.scaling_factor
