@@ -1,0 +1,141 @@
+"""Saving and reading generated media: images as PNG, videos as MP4 (H.264), frame strips as PNG for reports.
+
+Media tensors are float in [0, 1]: an image is (3, H, W), a video (F, 3, H, W). Non-finite values are written as
+black (the pipeline flags non-finite media in its rows before saving); values outside [0, 1] are clipped.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def to_uint8(media: torch.Tensor) -> np.ndarray:
+    """(..., 3, H, W) float in [0, 1] -> (..., H, W, 3) uint8 (NaN -> 0)."""
+    if not isinstance(media, torch.Tensor):
+        raise ValueError(f"expected a torch tensor, got {type(media).__name__}")
+    if media.ndim < 3 or media.shape[-3] != 3:
+        raise ValueError(f"expected (..., 3, H, W) media, got shape {tuple(media.shape)}")
+    x = torch.nan_to_num(media.detach().to("cpu", torch.float32), nan=0.0, posinf=1.0, neginf=0.0).clamp(0, 1)
+    x = (x * 255).round().to(torch.uint8)
+    return x.movedim(-3, -1).contiguous().numpy()
+
+
+def _parent(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def save_image(image: torch.Tensor, path: str | os.PathLike) -> Path:
+    """Write a (3, H, W) image in [0, 1] as PNG."""
+    if image.ndim != 3:
+        raise ValueError(f"save_image expects (3, H, W), got shape {tuple(image.shape)}")
+    path = _parent(path)
+    Image.fromarray(to_uint8(image)).save(path, format="PNG")
+    return path
+
+
+def read_image(path: str | os.PathLike) -> torch.Tensor:
+    """A PNG (or any PIL-readable image) as (3, H, W) float in [0, 1]."""
+    with Image.open(path) as img:
+        arr = np.asarray(img.convert("RGB"))
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float() / 255
+
+
+def _even(frames: np.ndarray) -> np.ndarray:
+    """H.264 in yuv420p needs even sizes: repeat the last row / column where a size is odd."""
+    _, h, w, _ = frames.shape
+    pad_h, pad_w = h % 2, w % 2
+    if pad_h or pad_w:
+        frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    return frames
+
+
+def save_video(video: torch.Tensor, path: str | os.PathLike, fps: int = 8, quality: int = 8) -> Path:
+    """Write a (F, 3, H, W) video in [0, 1] as an H.264 MP4 (yuv420p; odd sizes padded by one pixel).
+
+    ``quality``: imageio-ffmpeg's 0-10 scale (10 = best).
+    """
+    import imageio.v2 as imageio
+
+    if video.ndim != 4:
+        raise ValueError(f"save_video expects (F, 3, H, W), got shape {tuple(video.shape)}")
+    if not isinstance(fps, int) or fps <= 0:
+        raise ValueError(f"fps must be a positive integer, got {fps!r}")
+    path = _parent(path)
+    frames = _even(to_uint8(video))
+    writer = imageio.get_writer(path, format="FFMPEG", mode="I", fps=fps, codec="libx264", quality=quality,
+                                pixelformat="yuv420p", macro_block_size=1)
+    try:
+        for frame in frames:
+            writer.append_data(frame)
+    finally:
+        writer.close()
+    return path
+
+
+def read_video(path: str | os.PathLike) -> torch.Tensor:
+    """An MP4 as (F, 3, H, W) float in [0, 1]."""
+    import imageio.v2 as imageio
+
+    reader = imageio.get_reader(path, format="FFMPEG")
+    try:
+        frames = [np.asarray(f) for f in reader]
+    finally:
+        reader.close()
+    if not frames:
+        raise ValueError(f"{path}: no frames")
+    return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255
+
+
+def frame_indices(num_frames: int, max_frames: int) -> list[int]:
+    """Up to ``max_frames`` evenly spaced frame indices, first and last included."""
+    if num_frames <= max_frames:
+        return list(range(num_frames))
+    if max_frames == 1:
+        return [0]
+    return [round(i * (num_frames - 1) / (max_frames - 1)) for i in range(max_frames)]
+
+
+def frame_strip(video: torch.Tensor, max_frames: int = 8, gap: int = 2) -> torch.Tensor:
+    """Evenly spaced frames of a (F, 3, H, W) video side by side: (3, H, k W + (k - 1) gap), white gaps."""
+    if video.ndim != 4:
+        raise ValueError(f"frame_strip expects (F, 3, H, W), got shape {tuple(video.shape)}")
+    if max_frames < 1 or gap < 0:
+        raise ValueError("max_frames must be >= 1 and gap >= 0")
+    idx = frame_indices(video.shape[0], max_frames)
+    parts: list[torch.Tensor] = []
+    for n, i in enumerate(idx):
+        if n and gap:
+            parts.append(torch.ones(3, video.shape[2], gap, dtype=video.dtype, device=video.device))
+        parts.append(video[i])
+    return torch.cat(parts, dim=-1)
+
+
+def save_frame_strip(video: torch.Tensor, path: str | os.PathLike, max_frames: int = 8, gap: int = 2) -> Path:
+    """Write :func:`frame_strip` of a video as PNG."""
+    return save_image(frame_strip(video, max_frames, gap), path)
+
+
+def save_media(media: torch.Tensor, path: str | os.PathLike, fps: int = 8) -> Path:
+    """An image (3, H, W) as PNG or a video (F, 3, H, W) as MP4; the suffix of ``path`` must match."""
+    suffix = Path(path).suffix.lower()
+    if media.ndim == 3:
+        if suffix != ".png":
+            raise ValueError(f"an image is saved as .png, got {path}")
+        return save_image(media, path)
+    if media.ndim == 4:
+        if suffix != ".mp4":
+            raise ValueError(f"a video is saved as .mp4, got {path}")
+        return save_video(media, path, fps=fps)
+    raise ValueError(f"expected an image (3, H, W) or a video (F, 3, H, W), got shape {tuple(media.shape)}")
+
+
+__all__: Sequence[str] = ["frame_indices", "frame_strip", "read_image", "read_video", "save_frame_strip",
+                          "save_image", "save_media", "save_video", "to_uint8"]
