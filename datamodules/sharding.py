@@ -1,0 +1,112 @@
+"""Splitting the item list: SLURM array shards, then ranks.
+
+Order of the three steps (each one deterministic, so every process of every array task agrees):
+
+1. array shard ``k`` of ``K`` takes items ``k, k+K, k+2K, ...`` of the *full* item list (strided, so every shard gets
+   a mix of prompts and the shards stay balanced when the list is sorted by category);
+2. items the pipeline has already written are dropped (the datamodule's ``skip`` predicate);
+3. rank ``r`` of ``R`` takes items ``r, r+R, ...`` of what is left (:class:`UnpaddedDistributedSampler`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sized
+from typing import Any
+
+import torch.distributed as dist
+from torch.utils.data import DistributedSampler
+
+
+def _env_int(env: Mapping[str, str], name: str) -> int | None:
+    value = env.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError as err:
+        raise ValueError(f"environment variable {name}={value!r} is not an integer") from err
+
+
+def check_shard(shard_index: int, num_shards: int) -> None:
+    """ValueError unless ``0 <= shard_index < num_shards``."""
+    for name, value in (("shard_index", shard_index), ("num_shards", num_shards)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+    if num_shards < 1:
+        raise ValueError(f"num_shards must be >= 1, got {num_shards}")
+    if not 0 <= shard_index < num_shards:
+        raise ValueError(f"shard_index={shard_index} is outside [0, num_shards={num_shards})")
+
+
+def slurm_array_shard(env: Mapping[str, str] | None = None) -> tuple[int, int] | None:
+    """``(shard_index, num_shards)`` of the current SLURM array task, or ``None`` outside an array job.
+
+    ``shard_index = (SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN) / SLURM_ARRAY_TASK_STEP`` and
+    ``num_shards = SLURM_ARRAY_TASK_COUNT``. That mapping only holds for a contiguous range such as ``--array=0-7`` or
+    ``--array=0-14:2``; a sparse list (``--array=4,8,15``, e.g. to rerun failed shards) is refused: pass shard_index
+    and num_shards explicitly then, or rerun the whole array (finished items are skipped on resume).
+    """
+    env = os.environ if env is None else env
+    task_id = _env_int(env, "SLURM_ARRAY_TASK_ID")
+    count = _env_int(env, "SLURM_ARRAY_TASK_COUNT")
+    if task_id is None and count is None:
+        return None
+    if task_id is None or count is None:
+        raise ValueError("SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT must both be set to shard by array task; "
+                         "pass shard_index and num_shards explicitly instead")
+    first = _env_int(env, "SLURM_ARRAY_TASK_MIN") or 0
+    step = _env_int(env, "SLURM_ARRAY_TASK_STEP") or 1
+    last = _env_int(env, "SLURM_ARRAY_TASK_MAX")
+    offset = task_id - first
+    if offset % step or (last is not None and (last - first) // step + 1 != count):
+        raise ValueError(f"SLURM array (task {task_id}, min {first}, max {last}, step {step}, count {count}) is not "
+                         "a contiguous range, so the task id does not give a shard index; pass shard_index and "
+                         "num_shards explicitly")
+    shard_index = offset // step
+    check_shard(shard_index, count)
+    return shard_index, count
+
+
+def resolve_shard(shard_index: int | None, num_shards: int | None,
+                  env: Mapping[str, str] | None = None) -> tuple[int, int, str]:
+    """The shard to run: explicit arguments, else the SLURM array task, else the whole set.
+
+    Returns ``(shard_index, num_shards, origin)`` with origin ``"args"``, ``"slurm"`` or ``"default"``.
+    """
+    if shard_index is None and num_shards is None:
+        from_env = slurm_array_shard(env)
+        if from_env is None:
+            return 0, 1, "default"
+        return from_env[0], from_env[1], "slurm"
+    if shard_index is None or num_shards is None:
+        raise ValueError(f"give both shard_index and num_shards or neither (got shard_index={shard_index}, "
+                         f"num_shards={num_shards})")
+    check_shard(shard_index, num_shards)
+    return shard_index, num_shards, "args"
+
+
+class UnpaddedDistributedSampler(DistributedSampler):
+    """Rank ``r`` of ``R`` gets indices ``r, r+R, r+2R, ...``: no padding, no duplicates, possibly none at all.
+
+    A ``DistributedSampler`` subclass, so Lightning does not wrap it again. Unlike torch's ``DistributedSampler`` it
+    never pads with repeated indices, and unlike Lightning's ``UnrepeatedDistributedSampler`` it accepts fewer items
+    than ranks (a rank may get nothing, which is safe in predict: no collective runs per batch there).
+    """
+
+    def __init__(self, dataset: Sized, num_replicas: int | None = None, rank: int | None = None) -> None:
+        if num_replicas is None or rank is None:
+            initialised = dist.is_available() and dist.is_initialized()
+            if num_replicas is None:
+                num_replicas = dist.get_world_size() if initialised else 1
+            if rank is None:
+                rank = dist.get_rank() if initialised else 0
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=False)
+        self.total_size = len(dataset)
+        self.num_samples = len(range(self.rank, self.total_size, self.num_replicas))
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(range(self.rank, self.total_size, self.num_replicas))
+
+    def __len__(self) -> int:
+        return self.num_samples
