@@ -28,6 +28,17 @@ def test_registry_names_and_classes():
     assert ADAPTERS["sd"].ays_family == "sd" and ADAPTERS["sdxl"].ays_family == "sdxl"
 
 
+def test_class_paths_without_imports():
+    from zeta_eval.adapters import ADAPTER_PATHS
+
+    assert set(ADAPTER_PATHS) == set(ADAPTERS)
+    assert ADAPTER_PATHS["sdxl"] == "zeta_eval.adapters.sdxl.SDXLAdapter"
+    assert ADAPTER_PATHS["shapebench"] == "zeta_eval.adapters.shapebench.ShapeBenchAdapter"
+    for name in FAMILIES:
+        cls = ADAPTERS[name]
+        assert ADAPTER_PATHS[name] == f"{cls.__module__}.{cls.__qualname__}"
+
+
 def test_shapebench_is_registered_lazily():
     pytest.importorskip("zeta_eval.adapters.shapebench")
     assert ADAPTERS["shapebench"].__name__ == "ShapeBenchAdapter"

@@ -1,7 +1,7 @@
 """Model adapters, one per model family, picked by short name in configs (``adapter: sdxl``).
 
 ``ADAPTERS`` maps a short name to its adapter class; classes are imported on first use, so importing this package
-does not import diffusers. ``build_adapter(name, **options)`` checks the name and the options at config time.
+does not import diffusers (``ADAPTER_PATHS`` gives the "module.Class" path without importing anything). ``build_adapter(name, **options)`` checks the name and the options at config time.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from .base import ModelAdapter, ModelLoadError, hub_error_message, parse_dtype
 
 _PATHS = {
     "sd": "zeta_eval.adapters.sd:SDAdapter",
-    "sdxl": "zeta_eval.adapters.sd:SDXLAdapter",
+    "sdxl": "zeta_eval.adapters.sdxl:SDXLAdapter",
     "hunyuan_dit": "zeta_eval.adapters.hunyuan_dit:HunyuanDiTAdapter",
     "cogvideox": "zeta_eval.adapters.cogvideox:CogVideoXAdapter",
     "modelscope": "zeta_eval.adapters.modelscope:ModelScopeAdapter",
@@ -46,6 +46,8 @@ class _LazyRegistry(Mapping):
 
 
 ADAPTERS: Mapping[str, type[ModelAdapter]] = _LazyRegistry(_PATHS)
+#: short name -> "module.Class", for tools that need a class path without importing the class (config expansion)
+ADAPTER_PATHS: dict[str, str] = {name: path.replace(":", ".") for name, path in _PATHS.items()}
 
 
 def build_adapter(name: str, **options: Any) -> ModelAdapter:
@@ -82,4 +84,4 @@ def _options_of(cls: type) -> tuple[set[str], set[str]]:
     return accepted, required
 
 
-__all__ = ["ADAPTERS", "ModelAdapter", "ModelLoadError", "build_adapter", "hub_error_message", "parse_dtype"]
+__all__ = ["ADAPTERS", "ADAPTER_PATHS", "ModelAdapter", "ModelLoadError", "build_adapter", "hub_error_message", "parse_dtype"]

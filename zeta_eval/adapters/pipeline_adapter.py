@@ -364,16 +364,18 @@ class PipelineAdapter(ModelAdapter):
         return self.height or dh, self.width or dw
 
     # ------------------------------------------------------------------ provenance
+    def memory_options(self) -> dict[str, Any]:
+        """How the model is placed in memory: not part of :meth:`describe` (the identity of the outputs), since these
+        options do not change outputs beyond fp16 noise and a run may resume on a card that needs other ones."""
+        return {"offload": self.offload, "vae_tiling": self.vae_tiling, "vae_slicing": self.vae_slicing,
+                "attention_slicing": self.attention_slicing}
+
     def describe(self) -> dict[str, Any]:
         info = super().describe()
         info.update({
             "pipeline": self.pipeline_class,
             "variant": self.variant,
             "negative_prompt": self.negative_prompt,
-            "offload": self.offload,
-            "vae_tiling": self.vae_tiling,
-            "vae_slicing": self.vae_slicing,
-            "attention_slicing": self.attention_slicing,
             "scheduler_override": self.scheduler_override,
         })
         if self._loaded:
