@@ -69,4 +69,4 @@ class ToyAdapter(ModelAdapter):
         return call
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        return ((latents + 1) / 2).clamp(0, 1) if torch.isfinite(latents).all() else (latents + 1) / 2
+        return ((latents + 1) / 2).clamp(0, 1)  # NaN stays NaN

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+import yaml
+
 USAGE = """usage: python -m zeta_eval <command> [options]
 
 commands:
@@ -114,7 +116,7 @@ def _build_cli(args: Sequence[str], plan_only: bool) -> Any:
             args=["predict", *args],
         )
     except ArgumentError as err:
-        raise UserError(_one_line(str(err))) from err
+        raise UserError(user_message(err)) from err
 
 
 def _one_line(message: str) -> str:
@@ -126,6 +128,46 @@ def _one_line(message: str) -> str:
                                                                 "does not", "required", "Problem"))]
     head = lines[0]
     return head if not detail else f"{head}: {detail[-1]}"
+
+
+def user_message(err: BaseException) -> str:
+    """One line for an error: the outermost one raised by zeta_eval's own code (skipping the wrappers of
+    jsonargparse and Lightning), else the error itself."""
+    chain: list[BaseException] = []
+    e: BaseException | None = err
+    while e is not None and all(e is not c for c in chain):
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    ours = ("zeta_eval", "samplers", "datamodules", "metrics")
+    for cause in chain:
+        if isinstance(cause, (ValueError, FileNotFoundError, UserError)) and type(cause).__module__.split(".")[0] in ours + ("builtins",):
+            tb = cause.__traceback__
+            while tb is not None and tb.tb_next is not None:
+                tb = tb.tb_next
+            where = tb.tb_frame.f_globals.get("__name__", "") if tb is not None else ""
+            if where.split(".")[0] in ours:
+                return _one_line(str(cause))
+    return _one_line(str(err))
+
+
+def check_config_files(args: Sequence[str]) -> None:
+    """Every --config file exists, is YAML, and names only known adapters, samplers and metrics."""
+    from . import config as zconfig
+
+    for k, a in enumerate(args):
+        path = args[k + 1] if a in ("--config", "-c") and k + 1 < len(args) else (a.split("=", 1)[1] if a.startswith("--config=") else None)
+        if path is None:
+            continue
+        if not Path(path).is_file():
+            raise UserError(f"config file {path} does not exist")
+        try:
+            zconfig.load_file(path)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+            raise UserError(f"{path} is not valid YAML{where}: {getattr(err, 'problem', None) or err}") from err
+        except ValueError as err:
+            raise UserError(f"{path}: {err}") from err
 
 
 # ---------------------------------------------------------------------------------------------- entry point
@@ -161,11 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     try:
-        if command == "predict":
-            _build_cli(rest, plan_only=False)
-            return 0
-        if command == "validate":
-            _build_cli(rest, plan_only=True)
+        if command in ("predict", "validate"):
+            check_config_files(rest)
+            _build_cli(rest, plan_only=command == "validate")
             return 0
         if command == "report":
             from .report import main as report_main
@@ -186,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UserError, ValueError, FileNotFoundError) as err:
         if os.environ.get("ZETA_EVAL_DEBUG"):
             raise
-        print(f"zeta_eval {command}: error: {_one_line(str(err))}", file=sys.stderr)
+        print(f"zeta_eval {command}: error: {user_message(err)}", file=sys.stderr)
         return 2
     except Exception as err:  # noqa: BLE001 - known user-facing failure types get one line too
         from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -194,6 +234,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .adapters.base import ModelLoadError
 
         if isinstance(err, (MisconfigurationException, ModelLoadError)) and not os.environ.get("ZETA_EVAL_DEBUG"):
-            print(f"zeta_eval {command}: error: {_one_line(str(err))}", file=sys.stderr)
+            print(f"zeta_eval {command}: error: {user_message(err)}", file=sys.stderr)
             return 2
         raise

@@ -65,8 +65,8 @@ def prepare_output_dir(cli: Any, force: bool = False) -> None:
         out.mkdir(parents=True, exist_ok=True)
         record["updated_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
         _atomic_text(path, json.dumps(record, indent=2, sort_keys=True, default=str))
-        dump = cli.parser.dump(cli.config, skip_none=False, format="yaml")
-        _atomic_text(out / "config.yaml", dump)
+        full = yaml.safe_load(cli.parser.dump(cli.config, skip_none=False, format="yaml"))
+        _atomic_text(out / "config.yaml", yaml.safe_dump(full.get("predict", full), sort_keys=False, allow_unicode=True))
     done = len(read_done_ids(out))
     if done:
         log.info("resuming in %s: %d samples already written will be skipped", out, done)

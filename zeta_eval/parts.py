@@ -36,7 +36,12 @@ def list_parts(out_dir: str | os.PathLike) -> list[Path]:
 
 
 def rows_to_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
-    table = pa.Table.from_pylist(list(rows))
+    """Rows to a table with the union of their columns (``from_pylist`` alone keeps only the first row's keys)."""
+    keys: dict[str, None] = {}
+    for row in rows:
+        keys.update(dict.fromkeys(row))
+    columns = {k: [row.get(k) for row in rows] for k in keys}
+    table = pa.table(columns)
     if "created_at" in table.column_names and not pa.types.is_timestamp(table.schema.field("created_at").type):
         raise TypeError("rows need a datetime created_at")
     return table

@@ -355,7 +355,7 @@ def plot_pareto(rep: Report, summary: list[dict[str, Any]], path: Path) -> None:
 def plot_grid(rep: Report, out: Path, path: Path, max_prompts: int = 8) -> bool:
     from PIL import Image
 
-    settings = [s for s in rep.settings if "media_path" in s.rows]
+    settings = [s for s in rep.settings if any(s.rows.get("media_path") or [])]
     if not settings:
         return False
     def picture(s: Setting, j: int) -> str | None:  # videos show their frame strip
@@ -385,7 +385,9 @@ def plot_grid(rep: Report, out: Path, path: Path, max_prompts: int = 8) -> bool:
     plt = _figure()
     fig, axes = plt.subplots(len(chosen), len(settings), figsize=(max(1.6, w / 60) * len(settings), max(1.6, h / 60) * len(chosen) + 0.6),
                              squeeze=False)
-    prompts = {tuple(settings[0].rows[k][j] for k in PAIR_KEY): settings[0].rows["prompt"][j] for j in range(settings[0].n)}
+    first = settings[0]
+    prompts = {tuple(first.rows[k][j] for k in PAIR_KEY): (first.rows.get("prompt") or [""] * first.n)[j]
+               for j in range(first.n)}
     for r, key in enumerate(chosen):
         for c, s in enumerate(settings):
             ax = axes[r][c]
