@@ -5,8 +5,9 @@ of media (float in [0, 1]: images ``(B, 3, H, W)``, videos ``(B, F, 3, H, W)``),
 metadata, accumulates the running sums (synced across ranks by torchmetrics) and returns the per-sample columns for
 the Parquet rows. ``compute()`` is collective under DDP: every rank must call it.
 
-Heavy scorer weights are loaded lazily (``load(device)``, once per process) and kept out of the module registry, so
-they never end up in ``state_dict`` or in a Lightning checkpoint, and Lightning's precision plugins never cast them.
+Heavy scorer weights are loaded lazily (``load(device)``, once per process through :func:`metrics.weights.cached`)
+and kept out of the module registry, so they never end up in ``state_dict`` or in a Lightning checkpoint, and
+Lightning's precision plugins never cast them. They run in fp16 on GPU and fp32 on CPU unless ``dtype`` is given.
 """
 
 from __future__ import annotations
@@ -18,22 +19,61 @@ from typing import Any, Callable, ClassVar, Sequence
 import torch
 from torchmetrics import Metric
 
+from .weights import WeightsNotFoundError
+
+__all__ = ["SampleMetric", "WeightsNotFoundError", "METRICS", "register_metric"]
+
+METRICS: dict[str, type["SampleMetric"]] = {}
+
+
+def register_metric(cls: type["SampleMetric"]) -> type["SampleMetric"]:
+    """Class decorator: make ``cls`` buildable by its ``name`` through :func:`metrics.build_metric`."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no name")
+    if METRICS.get(cls.name, cls) is not cls:
+        raise ValueError(f"metric name {cls.name!r} registered twice ({METRICS[cls.name].__name__}, {cls.__name__})")
+    METRICS[cls.name] = cls
+    return cls
+
+
+class _Held:
+    """Loaded scorer networks, outside the module registry.
+
+    A deep copy or a pickle (torchmetrics clones metrics; spawn pickles them) gets an empty holder: the copy reloads
+    from the process cache on first use instead of duplicating multi-GB weights.
+    """
+
+    def __init__(self) -> None:
+        self.device: torch.device | None = None
+        self.models: dict[str, Any] = {}
+
+    def __deepcopy__(self, memo: dict) -> "_Held":
+        return _Held()
+
+    def __getstate__(self) -> dict:
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__()
+
 
 class SampleMetric(Metric):
     """Base class of every zeta_eval score.
 
-    Subclasses set ``name`` (the primary column), optionally ``tags`` (for per-tag accuracy, e.g. the six GenEval
-    tasks, read from ``metadata[i]["tag"]``) and implement :meth:`score`.
+    Subclasses set ``name`` (the primary column), ``media_kind``, optionally ``tags`` (for per-tag accuracy, e.g.
+    the six GenEval tasks, read from ``metadata[i]["tag"]``) and ``min_frames`` (videos), and implement
+    :meth:`score`; those with weights implement :meth:`_load` (called once per device by :meth:`load`).
     """
 
     name: ClassVar[str] = ""
     media_kind: ClassVar[str] = "image"  # "image" | "video"
     tags: ClassVar[tuple[str, ...]] = ()
+    min_frames: ClassVar[int] = 1
     higher_is_better: ClassVar[bool] = True
     is_differentiable: ClassVar[bool] = False
     full_state_update: ClassVar[bool] = False
 
-    def __init__(self, **kwargs: Any):
+    def __init__(self, *, dtype: torch.dtype | str | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         self.add_state("total", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
@@ -41,6 +81,8 @@ class SampleMetric(Metric):
             n = len(self.tags)
             self.add_state("tag_total", torch.zeros(n, dtype=torch.float64), dist_reduce_fx="sum")
             self.add_state("tag_count", torch.zeros(n, dtype=torch.long), dist_reduce_fx="sum")
+        self._dtype_override = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+        self._held = _Held()
 
     # torchmetrics' wrapper discards update's return value; keep its bookkeeping and pass the value through
     def _wrap_update(self, update: Callable) -> Callable:
@@ -58,26 +100,74 @@ class SampleMetric(Metric):
 
         return returning
 
-    # ------------------------------------------------------------------ to implement
+    # ------------------------------------------------------------------ loading
+    def scoring_dtype(self, device: torch.device | str) -> torch.dtype:
+        """fp16 on GPU, fp32 elsewhere, unless the constructor's ``dtype`` says otherwise."""
+        if self._dtype_override is not None:
+            return self._dtype_override
+        return torch.float16 if torch.device(device).type == "cuda" else torch.float32
+
     def load(self, device: torch.device | str) -> None:
         """Load scorer weights onto ``device`` (fp16 on GPU). Idempotent; a no-op for weight-free metrics."""
+        device = torch.device(device)
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+        if self._held.device != device:
+            self._held.models = self._load(device, self.scoring_dtype(device))
+            self._held.device = device
 
+    def _load(self, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
+        """The loaded networks for ``device``/``dtype`` (through :func:`metrics.weights.cached`); none by default."""
+        return {}
+
+    @property
+    def models(self) -> dict[str, Any]:
+        return self._held.models
+
+    # ------------------------------------------------------------------ to implement
     @abstractmethod
     def score(self, media: torch.Tensor, prompts: Sequence[str],
               metadata: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        """Per-sample columns ``{column: (B,) tensor}``; must include ``self.name``."""
+        """Per-sample columns ``{column: (B,) tensor}``; must include ``self.name``. Weights are loaded."""
 
     def conventions(self) -> dict[str, Any]:
         """How the numbers were made (model ids, version, scale, ...); recorded in every row."""
         return {}
 
     # ------------------------------------------------------------------ torchmetrics
+    def _check_media(self, media: torch.Tensor) -> None:
+        if not isinstance(media, torch.Tensor) or not media.is_floating_point():
+            raise TypeError(f"{self.name}: media must be a float tensor in [0, 1], got "
+                            f"{type(media).__name__}{'' if not isinstance(media, torch.Tensor) else ' ' + str(media.dtype)}")
+        if self.media_kind == "image":
+            if media.ndim == 5:
+                raise ValueError(f"{self.name} scores images (B, 3, H, W) but got a video batch {tuple(media.shape)}; "
+                                 "pick frames explicitly or use a video metric")
+            if media.ndim != 4 or media.shape[1] != 3:
+                raise ValueError(f"{self.name}: images must be (B, 3, H, W), got {tuple(media.shape)}")
+        elif self.media_kind == "video":
+            if media.ndim != 5 or media.shape[2] != 3:
+                raise ValueError(f"{self.name} scores videos (B, F, 3, H, W), got {tuple(media.shape)}")
+            if media.shape[1] < self.min_frames:
+                raise ValueError(f"{self.name} needs at least {self.min_frames} frames per video, "
+                                 f"got {media.shape[1]}")
+        else:
+            raise ValueError(f"{self.name}: unknown media_kind {self.media_kind!r}")
+        if media.numel():
+            low, high = torch.aminmax(media.detach())
+            if low < -1e-3 or high > 1 + 1e-3:
+                raise ValueError(f"{self.name}: media must be in [0, 1], got values in "
+                                 f"[{low.item():.3g}, {high.item():.3g}]")
+
     def update(self, media: torch.Tensor, prompts: Sequence[str],
                metadata: Sequence[dict[str, Any]] | None = None) -> dict[str, torch.Tensor]:
+        self._check_media(media)
         metadata = list(metadata) if metadata is not None else [{} for _ in prompts]
         if len(prompts) != media.shape[0] or len(metadata) != media.shape[0]:
             raise ValueError(f"{self.name}: {media.shape[0]} media, {len(prompts)} prompts, {len(metadata)} metadata")
-        values = self.score(media, prompts, metadata)
+        self.load(media.device)
+        with torch.no_grad():
+            values = self.score(media, prompts, metadata)
         primary = values[self.name].detach().to(self.total.device, torch.float64)
         finite = torch.isfinite(primary)
         self.total += primary[finite].sum()

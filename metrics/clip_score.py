@@ -1,0 +1,50 @@
+"""CLIP score as torchmetrics ``CLIPScore`` computes it: 100 * cos(image, text) per sample; the reported mean is
+clamped at 0 (``max(mean, 0)``, the clamp is on the mean, not per sample as in Hessel et al.'s ``2.5 * max(cos, 0)``).
+
+torchmetrics 1.9.0 itself cannot be used with transformers 5 (``get_image_features`` returns an output object;
+fixed on torchmetrics master only), and it runs ``update`` twice under ``forward`` (``full_state_update=True``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .base import SampleMetric, register_metric
+from .clip_backbone import DEFAULT_CLIP, load_clip
+
+
+def clip_score_from_embeddings(image_embeds: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
+    """``100 * cos`` of matching rows, ``(N,)``."""
+    return 100.0 * (F.normalize(image_embeds.float(), dim=-1) * F.normalize(text_embeds.float(), dim=-1)).sum(-1)
+
+
+@register_metric
+class ClipScore(SampleMetric):
+    """``clip``: a transformers CLIP (hub id or folder with weights, tokenizer and ``preprocessor_config.json``)."""
+
+    name = "clip_score"
+
+    def __init__(self, clip: str = DEFAULT_CLIP, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.clip = clip
+
+    def _load(self, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
+        return {"clip": load_clip(self.clip, device, dtype, metric=self.name, option="clip")}
+
+    def score(self, media: torch.Tensor, prompts: Sequence[str],
+              metadata: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        backbone = self.models["clip"]
+        image_embeds = backbone.embed_images(media, rounding="floor")  # transformers' CLIPProcessor
+        return {self.name: clip_score_from_embeddings(image_embeds, backbone.embed_texts(prompts))}
+
+    def compute(self) -> dict[str, float]:
+        out = super().compute()
+        out[self.name] = max(out[self.name], 0.0)  # NaN (no samples) stays NaN
+        return out
+
+    def conventions(self) -> dict[str, Any]:
+        return {"clip_score_model": self.clip, "clip_score_scale": "100*cos per sample; mean clamped at 0 "
+                                                                  "(torchmetrics CLIPScore)"}

@@ -1,0 +1,169 @@
+"""Where metric weights come from, and the process-wide cache that loads each of them once.
+
+Every weight location is a constructor argument of its metric and may be
+
+- a local file (``/data/HPS_v2.1_compressed.pt``),
+- a local folder that holds the expected file (or, for transformers models, ``config.json`` and the weights),
+- a bare file name that is looked up in torchvision's cache (``$TORCH_HOME/hub/checkpoints``), for the weights that
+  torchvision itself would download there (AlexNet for LPIPS, RAFT),
+- a Hugging Face hub id (``xswu/HPSv2``), resolved through the local HF cache; with ``HF_HUB_OFFLINE=1`` nothing
+  is downloaded.
+
+A file that cannot be found raises :class:`WeightsNotFoundError`, whose message is one line naming the file that was
+expected and the constructor option that points at it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Any, Callable, Hashable, Sequence
+
+import torch
+
+# "org/name" or "name": what a hub id looks like (and what no path with a suffix like ".pt" looks like)
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+_WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt", ".json", ".txt")
+_MODEL_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                  "pytorch_model.bin.index.json")
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """A weight file that a metric needs is not on this machine.
+
+    The message is a single line: which metric, which file, where it was looked for, and which constructor option
+    points at it. The hub's own exception is not chained (``raise ... from None``), so an offline run ends on this
+    line instead of a page of nested tracebacks.
+    """
+
+    def __init__(self, metric: str, expected: str, looked: str, option: str):
+        self.metric, self.expected, self.looked, self.option = metric, expected, looked, option
+        super().__init__(f"{metric}: weight file {expected!r} not found ({looked}); "
+                         f"download it and pass {option}=<file or folder> to the {metric} metric")
+
+    def __reduce__(self):  # picklable across processes despite the custom __init__
+        return type(self), (self.metric, self.expected, self.looked, self.option)
+
+
+def is_hub_id(ref: str) -> bool:
+    """True for strings that can only mean a hub repository (``org/name``), not a local path."""
+    return (not os.path.exists(ref) and bool(_HUB_ID.match(ref)) and not ref.lower().endswith(_WEIGHT_SUFFIXES)
+            and not ref.startswith("."))
+
+
+def torch_hub_checkpoints() -> Path:
+    """Where torchvision caches downloaded weights (``$TORCH_HOME/hub/checkpoints``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def _hub_errors() -> tuple[type[BaseException], ...]:
+    from huggingface_hub import errors
+
+    return (errors.EntryNotFoundError, errors.RemoteEntryNotFoundError, errors.RepositoryNotFoundError,
+            errors.RevisionNotFoundError, errors.OfflineModeIsEnabled)
+
+
+def resolve_file(ref: str | os.PathLike, filename: str, *, metric: str, option: str,
+                 torch_cache: bool = False) -> Path:
+    """The local path of weight file ``filename`` given ``ref`` (a file, a folder, a hub id, or a bare name).
+
+    ``torch_cache`` also looks a bare file name up in torchvision's checkpoint cache.
+    """
+    ref = os.fspath(ref)
+    path = Path(ref).expanduser()
+    if path.is_file():
+        return path
+    if path.is_dir():
+        candidate = path / filename
+        if candidate.is_file():
+            return candidate
+        raise WeightsNotFoundError(metric, filename, f"not in folder {path}", option)
+    if torch_cache and os.sep not in ref and "/" not in ref:
+        candidate = torch_hub_checkpoints() / ref
+        if candidate.is_file():
+            return candidate
+        raise WeightsNotFoundError(metric, ref, f"not in torch hub cache {candidate.parent}", option)
+    if not is_hub_id(ref):
+        raise WeightsNotFoundError(metric, filename, f"no such file or folder {ref}", option)
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(ref, filename))
+    except _hub_errors():
+        raise WeightsNotFoundError(metric, filename, f"hub repo {ref!r} not in the local HF cache and not "
+                                   "downloadable (offline?)", option) from None
+
+
+def _has(folder: Path, names: Sequence[str]) -> bool:
+    return any((folder / n).is_file() for n in names)
+
+
+def resolve_folder(ref: str | os.PathLike, *, metric: str, option: str,
+                   needs: Sequence[Sequence[str]] = (("config.json",), _MODEL_WEIGHTS),
+                   patterns: Sequence[str] | None = None) -> Path:
+    """A local folder for ``from_pretrained``: ``ref`` itself, or the hub snapshot of ``ref`` in the HF cache.
+
+    ``needs`` lists groups of file names; the folder must hold at least one name of every group (the defaults: a
+    transformers model with its config and weights). For a hub id only ``patterns`` are fetched (default: the small
+    config and tokenizer files, plus the safetensors weights when ``needs`` asks for weights, or the ``.bin`` weights
+    where the repository has no safetensors).
+    """
+    if patterns is None:
+        patterns = ["*.json", "*.txt", "*.model"] + (["model*.safetensors"] if _MODEL_WEIGHTS in needs else [])
+    ref = os.fspath(ref)
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        folder = path
+    elif not is_hub_id(ref):
+        raise WeightsNotFoundError(metric, needs[0][0], f"no such folder {ref}", option)
+    else:
+        from huggingface_hub import snapshot_download
+
+        try:
+            folder = Path(snapshot_download(ref, allow_patterns=list(patterns)))
+            if _MODEL_WEIGHTS in needs and not _has(folder, _MODEL_WEIGHTS):
+                folder = Path(snapshot_download(ref, allow_patterns=list(patterns) + ["pytorch_model*.bin"]))
+        except _hub_errors():
+            raise WeightsNotFoundError(metric, needs[-1][0], f"hub repo {ref!r} not in the local HF cache and not "
+                                       "downloadable (offline?)", option) from None
+    for group in needs:
+        if not _has(folder, group):
+            raise WeightsNotFoundError(metric, group[0], f"not in folder {folder}", option)
+    return folder
+
+
+def load_state_dict_file(path: Path) -> dict[str, Any]:
+    """A checkpoint's tensors: safetensors, or a pickle read with ``weights_only=True`` (never arbitrary code)."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path), device="cpu")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+# ---------------------------------------------------------------------------------------------- process cache
+_CACHE: dict[Hashable, Any] = {}
+_LOCK = threading.Lock()
+
+
+def cached(key: Hashable, build: Callable[[], Any]) -> Any:
+    """``build()`` once per process for ``key``; later calls (from any metric instance) share the object."""
+    with _LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = build()
+        return _CACHE[key]
+
+
+def clear_cache() -> None:
+    """Drop every loaded model (tests; or to free GPU memory between evaluation phases)."""
+    with _LOCK:
+        _CACHE.clear()
+
+
+def freeze(module: torch.nn.Module, device: torch.device | str, dtype: torch.dtype) -> torch.nn.Module:
+    """Inference copy of a scorer network: eval mode, no gradients, on ``device`` in ``dtype``."""
+    module = module.to(device=device, dtype=dtype).eval()
+    module.requires_grad_(False)
+    return module
