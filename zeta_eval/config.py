@@ -20,6 +20,7 @@ overlays included, before LightningCLI validates anything.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any, Callable
 
 import yaml
@@ -28,25 +29,33 @@ DATAMODULE = "datamodules.PromptDataModule"
 MODE = "zeta"
 
 
-def _registry(kind: str) -> dict[str, Any]:
+def _registry(kind: str, name: str = "") -> dict[str, Any]:
+    """Short name -> class or "module.Class" path, without importing model code where avoidable."""
     if kind == "sampler":
         from samplers import SAMPLERS
 
         return dict(SAMPLERS)
     if kind == "adapter":
-        module = importlib.import_module("zeta_eval.adapters")
-        return dict(getattr(module, "ADAPTERS", {}))
+        return dict(importlib.import_module("zeta_eval.adapters").ADAPTER_PATHS)
     if kind == "metric":
         module = importlib.import_module("metrics")
-        return dict(getattr(module, "METRICS", {}))
+        registry = getattr(module, "METRICS", {})
+        if name and name not in registry and name.isidentifier() and name not in _METRIC_HELPERS:
+            if importlib.util.find_spec(f"metrics.{name}") is not None:  # metrics register when imported
+                importlib.import_module(f"metrics.{name}")
+        return dict(registry)
     raise KeyError(kind)
+
+
+#: modules of the metrics package that are helpers, not metrics
+_METRIC_HELPERS = {"base", "weights", "preprocess", "heads", "clip_backbone", "backbones", "registry"}
 
 
 def class_path_of(kind: str, name: str) -> str:
     """Full import path for a short name (or the name itself if it is already a dotted path)."""
     if "." in name:
         return name
-    registry = _registry(kind)
+    registry = _registry(kind, name)
     if name not in registry:
         known = ", ".join(sorted(registry)) or "none registered"
         raise ValueError(f"unknown {kind} {name!r}; known {kind}s: {known}")
