@@ -173,14 +173,18 @@ def test_seg_perturbed_branch(zoo, family):
     x = torch.randn(2, *adapter.latent_shape(), generator=torch.Generator().manual_seed(0))
     t = 601.0
     u0, c0 = adapter.denoiser(cond)(x, t, ("uncond", "cond"))
-    # blur off (tiny sigma: a one-tap kernel): perturbed == cond
+    # the same batch shape without any perturbation: the reference for bitwise comparisons
+    u1, c1, c1b = adapter.denoiser(cond)(x, t, ("uncond", "cond", "cond"))
+    # blur off (tiny sigma: a one-tap kernel): perturbed == cond, bit for bit
     u, c, p = adapter.denoiser(cond, {"kind": "seg", "blur_sigma": 1e-3, "layers": None})(x, t, ("uncond", "cond", "perturbed"))
-    assert torch.allclose(p, c, atol=1e-6, rtol=0)
-    # blur on: perturbed differs, and the other branches are untouched wherever the perturbed block sits
+    assert torch.equal(p, c) and torch.equal(p, c1b)
+    # blur on: perturbed differs, and the other branches are untouched (bit for bit in the same batch shape;
+    # to float tolerance against a 2-branch call, wherever the perturbed block sits)
     for sigma in (2.0, float("inf")):
         den = adapter.denoiser(cond, {"kind": "seg", "blur_sigma": sigma, "layers": None})
         u, c, p = den(x, t, ("uncond", "cond", "perturbed"))
         assert (p - c).abs().max().item() > 1e-4
+        assert torch.equal(u, u1) and torch.equal(c, c1)
         assert torch.allclose(u, u0, atol=1e-6) and torch.allclose(c, c0, atol=1e-6)
         p2, u2, c2 = den(x, t, ("perturbed", "uncond", "cond"))
         assert torch.allclose(p2, p, atol=1e-6) and torch.allclose(u2, u0, atol=1e-6) and torch.allclose(c2, c0, atol=1e-6)
@@ -332,3 +336,20 @@ def test_ays_schedule(zoo):
     assert zoo.adapter("sd").solver(10, "ays").schedule_name == "ays:sd"
     with pytest.raises(ValueError, match="AYS"):
         zoo.adapter("hunyuan_dit").solver(10, "ays")
+
+
+def test_reduced_precision_network_casts_inside_the_denoiser_and_decoder(zoo):
+    """The GPU path's dtype handling on CPU: a bfloat16 pipeline takes float32 latents and returns float32."""
+    ref = zoo.adapter("sdxl")
+    low = build_adapter("sdxl", model=zoo.folder("sdxl"), dtype="float32")
+    low.load("cpu")
+    low.pipe.to(torch.bfloat16)
+    x = torch.randn(1, *low.latent_shape(), generator=torch.Generator().manual_seed(0))
+    cond = low.encode(["a red cat"])
+    assert cond.cond["encoder_hidden_states"].dtype == torch.bfloat16
+    u, c = low.denoiser(cond)(x, 601.0, ("uncond", "cond"))
+    u_ref, c_ref = ref.denoiser(ref.encode(["a red cat"]))(x, 601.0, ("uncond", "cond"))
+    assert u.dtype == c.dtype == torch.float32
+    assert (c - c_ref).abs().max().item() < 0.05 * c_ref.abs().max().item()
+    image = low.decode(x)
+    assert image.dtype == torch.float32 and (image - ref.decode(x)).abs().max().item() < 0.05
