@@ -1,0 +1,311 @@
+"""The ShapeBench oracle: exact GenEval-style judgement of images of the ShapeBench world.
+
+Pure functions first, the metric last:
+
+- :func:`analyze` ``(image) -> [Detection]``: colour segmentation against the palette, connected components, shape
+  classification by template matching.
+- :func:`judge` ``(image, metadata) -> (correct, reason)``: GenEval's rules on those detections (``include`` clauses
+  with at least ``count`` objects of the class, the colour of the top-``count`` ones, positions by box centres with the
+  0.1 margin; ``exclude`` fails at ``count`` or more).
+- :class:`ShapeBenchScore`: the ``SampleMetric`` (per-task accuracy; overall = unweighted mean of the six tasks).
+
+Segmentation is built for generated images, not only clean renders: the background colour is estimated per image
+(generated backgrounds are tinted and noisy), and each pixel is written as background + a * (palette colour -
+background), so a soft edge (a < 1) keeps its colour, and a pixel belongs to a colour only where a >= 0.5 and the
+residual is small.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from zeta_eval.shapebench.prompts import TASKS
+from zeta_eval.shapebench.world import COLORS, PALETTE, SHAPES, SUPERSAMPLE, shape_indicator
+
+from .base import SampleMetric, register_metric
+
+#: a pixel is foreground of colour k where its coverage a_k >= this
+COVERAGE_THRESHOLD = 0.5
+#: ... and its distance to the line background -> colour k is at most this fraction of |colour k - background|
+RESIDUAL_TOLERANCE = 0.45
+#: components smaller than this (pixels) are noise
+MIN_AREA = 14
+#: a component is an object of the best-matching class if the soft IoU with that template is at least this
+MIN_SHAPE_IOU = 0.6
+#: GenEval's position margin
+POSITION_MARGIN = 0.1
+
+REASONS: dict[int, str] = {0: "correct", 1: "missing object", 2: "wrong colour", 3: "wrong position",
+                           4: "no position target", 5: "too many objects"}
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detected object: class, colour, box (x0, y0, x1, y1) in pixels (x1, y1 exclusive), area, template IoU."""
+
+    shape: str
+    color: str
+    box: tuple[int, int, int, int]
+    area: int
+    score: float
+
+
+# ---------------------------------------------------------------------------------------------- input
+def to_rgb255(image: Any) -> np.ndarray:
+    """(H, W, 3) float64 in 0..255 from a (3, H, W) float tensor / array in [0, 1] or an (H, W, 3) uint8 array."""
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu().float().numpy()
+    arr = np.asarray(image)
+    if arr.ndim != 3:
+        raise ValueError(f"image must be (3, H, W) float in [0, 1] or (H, W, 3) uint8; got shape {arr.shape}")
+    if arr.dtype == np.uint8:
+        if arr.shape[2] != 3:
+            raise ValueError(f"a uint8 image must be (H, W, 3); got shape {arr.shape}")
+        return arr.astype(np.float64)
+    if arr.shape[0] != 3:
+        raise ValueError(f"a float image must be (3, H, W) in [0, 1]; got shape {arr.shape}")
+    return np.clip(arr.transpose(1, 2, 0).astype(np.float64), 0.0, 1.0) * 255.0
+
+
+# ---------------------------------------------------------------------------------------------- segmentation
+def estimate_background(rgb: np.ndarray) -> np.ndarray:
+    """Median colour of the darker half of the image (objects are brighter than the background and cover < half)."""
+    flat = rgb.reshape(-1, 3)
+    bright = flat.mean(1)
+    dark = flat[bright <= np.quantile(bright, 0.5)]
+    return np.median(dark, axis=0)
+
+
+def coverage_maps(rgb: np.ndarray, background: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel and palette colour: coverage a_k (H, W, K) and relative residual (H, W, K)."""
+    bg = estimate_background(rgb) if background is None else background
+    d = rgb - bg
+    cols = np.asarray([PALETTE[c] for c in COLORS], dtype=np.float64) - bg  # (K, 3)
+    norm2 = (cols * cols).sum(1)
+    a = np.einsum("hwc,kc->hwk", d, cols) / norm2
+    resid = d[:, :, None, :] - a[..., None] * cols[None, None]
+    rel = np.sqrt((resid * resid).sum(-1) / norm2)
+    return a, rel
+
+
+def components(mask: np.ndarray) -> list[np.ndarray]:
+    """4-connected components of a boolean mask, each as an (N, 2) array of (row, col)."""
+    seen = np.zeros_like(mask, dtype=bool)
+    h, w = mask.shape
+    out = []
+    for r0, c0 in zip(*np.nonzero(mask)):
+        if seen[r0, c0]:
+            continue
+        seen[r0, c0] = True
+        queue, pix = deque([(r0, c0)]), []
+        while queue:
+            r, c = queue.popleft()
+            pix.append((r, c))
+            for rr, cc in ((r - 1, c), (r + 1, c), (r, c - 1), (r, c + 1)):
+                if 0 <= rr < h and 0 <= cc < w and mask[rr, cc] and not seen[rr, cc]:
+                    seen[rr, cc] = True
+                    queue.append((rr, cc))
+        out.append(np.asarray(pix))
+    return out
+
+
+#: blur levels (Gaussian sigma, pixels) of the templates: generated images have softer edges than renders
+TEMPLATE_BLURS = (0.0, 0.6, 1.0)
+#: pixels of context around a box that the blurred templates spread into
+PAD = 2
+
+
+def _gaussian_blur(x: np.ndarray, sigma: float) -> np.ndarray:
+    if sigma <= 0:
+        return x
+    r = int(np.ceil(3 * sigma))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    k /= k.sum()
+    x = np.apply_along_axis(lambda v: np.convolve(v, k, mode="same"), 0, x)
+    return np.apply_along_axis(lambda v: np.convolve(v, k, mode="same"), 1, x)
+
+
+@functools.lru_cache(maxsize=8192)
+def template(shape: str, width: int, height: int, blur: float = 0.0) -> np.ndarray:
+    """Coverage of ``shape`` stretched to a width x height box, on a canvas with ``PAD`` pixels of margin, blurred
+    with a Gaussian of ``blur`` pixels: float64 (height + 2 PAD, width + 2 PAD)."""
+    us = (np.arange(width * SUPERSAMPLE) + 0.5) / (width * SUPERSAMPLE) * 2 - 1
+    vs = (np.arange(height * SUPERSAMPLE) + 0.5) / (height * SUPERSAMPLE) * 2 - 1
+    u, v = np.meshgrid(us, vs)
+    inside = shape_indicator(shape, u, v).astype(np.float64)
+    cov = np.pad(inside.reshape(height, SUPERSAMPLE, width, SUPERSAMPLE).mean(axis=(1, 3)), PAD)
+    out = _gaussian_blur(cov, blur)
+    out.setflags(write=False)
+    return out
+
+
+def classify(soft: np.ndarray, box: tuple[int, int, int, int]) -> tuple[str, float, tuple[int, int, int, int]]:
+    """Best (shape, soft IoU, box) for an object whose half-coverage mask has the box (x0, y0, x1, y1).
+
+    ``soft`` is the object's coverage over the whole image (0 outside it). It is compared with every shape's
+    template at every blur level, in the box and in the box grown by a pixel on any side (a threshold at half
+    coverage can drop a partly covered row or column); the best fit wins."""
+    h, w = soft.shape
+    x0, y0, x1, y1 = box
+    padded = np.pad(soft, PAD + 1)
+    best: tuple[str, float, tuple[int, int, int, int]] = (SHAPES[0], -1.0, box)
+    for gl, gt, gr, gb in itertools.product((0, 1), repeat=4):
+        bx0, by0, bx1, by1 = x0 - gl, y0 - gt, x1 + gr, y1 + gb
+        crop = padded[by0 + 1: by1 + 1 + 2 * PAD, bx0 + 1: bx1 + 1 + 2 * PAD]  # box + PAD margin
+        stack = _template_stack(bx1 - bx0, by1 - by0)
+        iou = np.minimum(crop, stack).sum((1, 2)) / np.maximum(np.maximum(crop, stack).sum((1, 2)), 1e-9)
+        j = int(np.argmax(iou))
+        if iou[j] > best[1]:
+            best = (SHAPES[j // len(TEMPLATE_BLURS)], float(iou[j]), (max(0, bx0), max(0, by0), min(w, bx1), min(h, by1)))
+    return best
+
+
+@functools.lru_cache(maxsize=1024)
+def _template_stack(width: int, height: int) -> np.ndarray:
+    """All templates of one box size: (len(SHAPES) * len(TEMPLATE_BLURS), height + 2 PAD, width + 2 PAD)."""
+    out = np.stack([template(s, width, height, b) for s in SHAPES for b in TEMPLATE_BLURS])
+    out.setflags(write=False)
+    return out
+
+
+def analyze(image: Any) -> list[Detection]:
+    """Objects in one image, sorted by score (template IoU), highest first.
+
+    ``image``: (3, H, W) float in [0, 1] (tensor or array) or (H, W, 3) uint8.
+    """
+    rgb = to_rgb255(image)
+    a, rel = coverage_maps(rgb)
+    nearest = np.argmin(np.where(a > 0, rel, np.inf), axis=-1)
+    cov = np.clip(np.take_along_axis(a, nearest[..., None], -1)[..., 0], 0.0, 1.0)
+    rk = np.take_along_axis(rel, nearest[..., None], -1)[..., 0]
+    labels = np.where((cov >= COVERAGE_THRESHOLD) & (rk <= RESIDUAL_TOLERANCE), nearest, -1)
+    dets: list[Detection] = []
+    for k, color in enumerate(COLORS):
+        # the anti-aliased rim: partly covered background pixels whose nearest colour is this one
+        rim = np.where((labels == -1) & (nearest == k), cov, 0.0)
+        for pix in components(labels == k):
+            if len(pix) < MIN_AREA:
+                continue
+            soft = rim.copy()
+            soft[pix[:, 0], pix[:, 1]] = cov[pix[:, 0], pix[:, 1]]
+            box = (int(pix[:, 1].min()), int(pix[:, 0].min()), int(pix[:, 1].max()) + 1, int(pix[:, 0].max()) + 1)
+            shape, iou, fitted = classify(soft, box)
+            if iou < MIN_SHAPE_IOU:
+                continue
+            dets.append(Detection(shape, color, fitted, len(pix), iou))
+    dets.sort(key=lambda d: -d.score)
+    return dets
+
+
+# ---------------------------------------------------------------------------------------------- rules
+def relative_position(box_a: Sequence[float], box_b: Sequence[float], margin: float = POSITION_MARGIN) -> set[str]:
+    """Relations of box a to box b (GenEval): centre offset shrunk by margin * (size a + size b) per axis, then
+    normalised by the unshrunk offset's length; "left of" if dx < -0.5, "right of" if dx > 0.5, "above" if
+    dy < -0.5, "below" if dy > 0.5 (image coordinates, y down)."""
+    a = np.asarray(box_a, dtype=np.float64)
+    b = np.asarray(box_b, dtype=np.float64)
+    ca, cb = (a[:2] + a[2:]) / 2, (b[:2] + b[2:]) / 2
+    dim_a, dim_b = a[2:] - a[:2], b[2:] - b[:2]
+    offset = ca - cb
+    revised = np.maximum(np.abs(offset) - margin * (dim_a + dim_b), 0.0) * np.sign(offset)
+    if np.all(np.abs(revised) < 1e-3):
+        return set()
+    dx, dy = revised / np.linalg.norm(offset)
+    rels = set()
+    if dx < -0.5:
+        rels.add("left of")
+    if dx > 0.5:
+        rels.add("right of")
+    if dy < -0.5:
+        rels.add("above")
+    if dy > 0.5:
+        rels.add("below")
+    return rels
+
+
+def judge_detections(detections: Sequence[Detection], metadata: dict[str, Any]) -> tuple[bool, str, int]:
+    """GenEval's verdict on detections: (correct, reason text, reason code of the first failure; 0 if correct)."""
+    include = metadata.get("include")
+    if not include:
+        raise ValueError("metadata must have a non-empty 'include' list of {class, count[, color][, position]}")
+    by_class: dict[str, list[Detection]] = {}
+    for d in detections:  # already sorted by score
+        by_class.setdefault(d.shape, []).append(d)
+    reasons: list[tuple[int, str]] = []
+    matched_groups: list[list[Detection] | None] = []
+    for req in include:
+        cls, count = req["class"], int(req.get("count", 1))
+        found = by_class.get(cls, [])[:count]
+        ok = True
+        if len(found) < count:
+            ok = False
+            reasons.append((1, f"expected {cls}>={count}, found {len(by_class.get(cls, []))}"))
+        else:
+            if "color" in req:
+                got = [d.color for d in found]
+                if got.count(req["color"]) < count:
+                    ok = False
+                    reasons.append((2, f"expected {req['color']} {cls}>={count}, found {'/'.join(got)}"))
+            if "position" in req and ok:
+                rel, target = req["position"]
+                targets = matched_groups[int(target)]
+                if targets is None:
+                    ok = False
+                    reasons.append((4, f"no target for {cls} to be {rel}"))
+                else:
+                    for d in found:
+                        for t in targets:
+                            if rel not in relative_position(d.box, t.box):
+                                ok = False
+                        if not ok:
+                            reasons.append((3, f"expected {cls} {rel} target"))
+                            break
+        matched_groups.append(found if ok else None)
+    for req in metadata.get("exclude", []) or []:
+        cls, count = req["class"], int(req["count"])
+        n = len(by_class.get(cls, []))
+        if n >= count:
+            reasons.append((5, f"expected {cls}<{count}, found {n}"))
+    if not reasons:
+        return True, "correct", 0
+    return False, "; ".join(r for _, r in reasons), reasons[0][0]
+
+
+def judge(image: Any, metadata: dict[str, Any]) -> tuple[bool, str]:
+    """(correct, reason) for one image against GenEval-style metadata."""
+    ok, reason, _ = judge_detections(analyze(image), metadata)
+    return ok, reason
+
+
+# ---------------------------------------------------------------------------------------------- metric
+@register_metric
+class ShapeBenchScore(SampleMetric):
+    """Oracle accuracy on ShapeBench: per-sample ``shapebench`` (1.0 correct / 0.0 wrong) and ``shapebench_reason``
+    (int code of the first failed rule, see :data:`REASONS`); ``compute()`` gives per-task accuracy and the
+    unweighted mean over the tasks."""
+
+    name = "shapebench"
+    tags = TASKS
+
+    def score(self, media: torch.Tensor, prompts: Sequence[str],
+              metadata: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        if media.ndim != 4 or media.shape[1] != 3:
+            raise ValueError(f"media must be images (B, 3, H, W) in [0, 1]; got shape {tuple(media.shape)}")
+        correct, codes = [], []
+        for img, meta in zip(media, metadata):
+            ok, _, code = judge_detections(analyze(img), meta)
+            correct.append(1.0 if ok else 0.0)
+            codes.append(code)
+        return {self.name: torch.tensor(correct, dtype=torch.float32),
+                f"{self.name}_reason": torch.tensor(codes, dtype=torch.int64)}
+
+    def conventions(self) -> dict[str, Any]:
+        return {"oracle": "palette segmentation + template matching", "position_margin": POSITION_MARGIN,
+                "min_shape_iou": MIN_SHAPE_IOU, "reasons": REASONS}

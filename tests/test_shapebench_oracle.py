@@ -1,0 +1,197 @@
+"""The ShapeBench oracle: GenEval rules, validation on ground-truth renders, degraded renders and wrong prompts."""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import pytest
+import torch
+
+from metrics.shapebench import (REASONS, Detection, ShapeBenchScore, analyze, judge, judge_detections,
+                                relative_position)
+from zeta_eval.shapebench import evaluation_set, render_metadata
+from zeta_eval.shapebench import prompts as P
+from zeta_eval.shapebench import world as W
+
+#: degradation of generated images measured on the ShapeBench model's samples (docs/shapebench/README.md):
+#: background tint (per channel, 0..255), pixel noise (std, 0..255), edge blur (Gaussian sigma, pixels)
+MEASURED_TINT = 10.0
+MEASURED_NOISE = 6.0
+MEASURED_BLUR = 0.5
+
+
+def canonical_scene(meta):
+    """What an image must show, whatever the wording ("a A left of a B" = "a B right of a A")."""
+    inc = meta["include"]
+    if meta["tag"] == "position":
+        b, a = inc
+        rel = a["position"][0]
+        mirror = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
+        return frozenset({(a["class"], rel, b["class"]), (b["class"], mirror[rel], a["class"])})
+    return frozenset((c["class"], c.get("color"), c["count"]) for c in inc)
+
+
+def degrade(img: np.ndarray, rng: np.random.Generator, tint: float, noise: float, blur: float) -> np.ndarray:
+    x = img.astype(np.float64) + rng.uniform(-tint, tint, size=3)
+    if blur > 0:
+        r = int(np.ceil(3 * blur))
+        k = np.exp(-0.5 * (np.arange(-r, r + 1) / blur) ** 2)
+        k /= k.sum()
+        for axis in (0, 1):
+            x = np.apply_along_axis(lambda v: np.convolve(np.pad(v, r, mode="edge"), k, "valid"), axis, x)
+    x = x + rng.normal(0.0, noise, x.shape)
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def per_task_accuracy(verdicts):
+    acc = collections.defaultdict(list)
+    for tag, ok in verdicts:
+        acc[tag].append(ok)
+    return {t: float(np.mean(v)) for t, v in acc.items()}
+
+
+# ---------------------------------------------------------------------------------------------- GenEval rules
+def test_relative_position_follows_geneval():
+    a = (0, 10, 10, 20)  # centre (5, 15), 10x10
+    b = (20, 10, 30, 20)  # centre (25, 15)
+    assert relative_position(a, b) == {"left of"}
+    assert relative_position(b, a) == {"right of"}
+    assert relative_position((10, 0, 20, 10), (10, 20, 20, 30)) == {"above"}
+    # diagonal at 45 degrees: dx = dy = (10 - 2) / sqrt(200) = 0.566 > 0.5 -> both relations
+    assert relative_position((0, 0, 10, 10), (10, 10, 20, 20)) == {"left of", "above"}
+    # offset 3 < margin 0.1 * (10 + 10) * ... : shrunk to (1, 0) / 3 = 0.33 -> no relation
+    assert relative_position((0, 0, 10, 10), (3, 0, 13, 10)) == set()
+    # offset 5: (5 - 2) / 5 = 0.6 -> left of
+    assert relative_position((0, 0, 10, 10), (5, 0, 15, 10)) == {"left of"}
+    assert relative_position((0, 0, 10, 10), (0, 0, 10, 10)) == set()
+
+
+def det(shape, color, box, score=0.9):
+    return Detection(shape, color, box, 50, score)
+
+
+def test_judge_rules():
+    two = P.counting("star", 2)
+    stars = [det("star", "red", (0, 0, 10, 10)), det("star", "blue", (20, 0, 30, 10))]
+    assert judge_detections(stars, two)[:2] == (True, "correct")
+    ok, reason, code = judge_detections(stars + [det("star", "red", (0, 20, 10, 30))], two)
+    assert (ok, code) == (False, 5) and "expected star<3, found 3" in reason
+    ok, reason, code = judge_detections(stars[:1], two)
+    assert (ok, code) == (False, 1) and "expected star>=2, found 1" in reason
+    # colour of the top-scoring detection counts (GenEval: top-`count` by confidence)
+    blue = P.colors("star", "blue")
+    assert not judge_detections(stars, blue)[0]
+    assert judge_detections([stars[1], stars[0]], blue)[0]
+    assert judge_detections(stars, blue)[2] == 2
+    pos = P.position("circle", "left of", "cross")
+    circle, cross = det("circle", "red", (0, 10, 10, 20)), det("cross", "green", (20, 10, 30, 20))
+    assert judge_detections([circle, cross], pos)[0]
+    assert judge_detections([circle, det("cross", "green", (0, 10, 10, 20)), det("circle", "red", (20, 10, 30, 20))][1:],
+                            pos)[2] == 3
+    assert judge_detections([circle], pos)[2] == 1
+    # a missing target: the related object is found, but the clause it refers to failed
+    ok, reason, code = judge_detections([circle], {"include": [{"class": "cross", "count": 1},
+                                                               {"class": "circle", "count": 1,
+                                                                "position": ["left of", 0]}]})
+    assert code == 1 and "no target for circle to be left of" in reason
+    assert set(REASONS) == {0, 1, 2, 3, 4, 5}
+    with pytest.raises(ValueError, match="include"):
+        judge_detections(stars, {"tag": "counting"})
+
+
+def test_analyze_finds_exact_objects_on_a_clean_render():
+    objs = [W.ShapeObject("star", "purple", 2, 3, 13), W.ShapeObject("cross", "white", 18, 17, 12)]
+    dets = analyze(W.render(objs))
+    assert sorted((d.shape, d.color) for d in dets) == [("cross", "white"), ("star", "purple")]
+    by = {d.shape: d for d in dets}
+    assert by["star"].box == (2, 3, 15, 16) and by["cross"].box == (18, 17, 30, 29)
+    assert all(d.score > 0.9 for d in dets)
+    # the same image as a float tensor (3, H, W) in [0, 1]
+    t = torch.from_numpy(W.render(objs)).permute(2, 0, 1).float() / 255
+    assert [(d.shape, d.color, d.box) for d in analyze(t)] == [(d.shape, d.color, d.box) for d in dets]
+    assert analyze(np.full((32, 32, 3), 22, np.uint8)) == []
+    with pytest.raises(ValueError, match="image must be"):
+        analyze(np.zeros((32, 32)))
+
+
+# ---------------------------------------------------------------------------------------------- validation
+@pytest.fixture(scope="module")
+def full_set():
+    return evaluation_set("full")
+
+
+def test_oracle_accepts_ground_truth_of_every_item(full_set):
+    verdicts = [(it["tag"], judge(render_metadata(it, it["seed"]), it)[0]) for it in full_set]
+    acc = per_task_accuracy(verdicts)
+    assert set(acc) == set(P.TASKS)
+    for tag, a in acc.items():
+        assert a >= 0.99, (tag, a)
+
+
+def test_oracle_rejects_renders_of_another_prompt(full_set):
+    verdicts = []
+    for it in full_set:
+        prompts = P.task_prompts(it["tag"])
+        k = [p["prompt"] for p in prompts].index(it["prompt"])
+        other = next(prompts[(k + j) % len(prompts)] for j in range(1, len(prompts))
+                     if canonical_scene(prompts[(k + j) % len(prompts)]) != canonical_scene(it))
+        verdicts.append((it["tag"], not judge(render_metadata(other, it["seed"]), it)[0]))
+    for tag, a in per_task_accuracy(verdicts).items():
+        assert a >= 0.98, (tag, a)
+
+
+def test_oracle_accepts_degraded_ground_truth(full_set):
+    rng = np.random.default_rng(0)
+    verdicts = [(it["tag"], judge(degrade(render_metadata(it, it["seed"]), rng, MEASURED_TINT, MEASURED_NOISE,
+                                          MEASURED_BLUR), it)[0]) for it in full_set[::2]]
+    for tag, a in per_task_accuracy(verdicts).items():
+        assert a >= 0.97, (tag, a)
+
+
+def test_oracle_rejects_degraded_wrong_renders(full_set):
+    rng = np.random.default_rng(1)
+    verdicts = []
+    for it in full_set[1::4]:
+        prompts = P.task_prompts(it["tag"])
+        k = [p["prompt"] for p in prompts].index(it["prompt"])
+        other = next(prompts[(k + j) % len(prompts)] for j in range(1, len(prompts))
+                     if canonical_scene(prompts[(k + j) % len(prompts)]) != canonical_scene(it))
+        img = degrade(render_metadata(other, it["seed"]), rng, MEASURED_TINT, MEASURED_NOISE, MEASURED_BLUR)
+        verdicts.append((it["tag"], not judge(img, it)[0]))
+    for tag, a in per_task_accuracy(verdicts).items():
+        assert a >= 0.97, (tag, a)
+
+
+# ---------------------------------------------------------------------------------------------- the metric
+def test_metric_columns_and_per_task_accuracy():
+    items = evaluation_set("smoke")
+    good = torch.stack([torch.from_numpy(render_metadata(it, it["seed"])).permute(2, 0, 1).float() / 255
+                        for it in items])
+    bad = torch.full_like(good, 22 / 255)  # empty background: every item fails with "missing object"
+    m = ShapeBenchScore()
+    cols = m.update(good, [it["prompt"] for it in items], items)
+    assert torch.equal(cols["shapebench"], torch.ones(8))
+    assert torch.equal(cols["shapebench_reason"], torch.zeros(8, dtype=torch.int64))
+    cols = m.update(bad[:2], [it["prompt"] for it in items[:2]], items[:2])  # single_object and two_object wrong
+    assert torch.equal(cols["shapebench"], torch.zeros(2))
+    assert torch.equal(cols["shapebench_reason"], torch.ones(2, dtype=torch.int64))
+    out = m.compute()
+    # single_object: 2 right (smoke has two) + 1 wrong; two_object: 1 right + 1 wrong; others all right
+    assert out["shapebench/single_object"] == pytest.approx(2 / 3)
+    assert out["shapebench/two_object"] == pytest.approx(0.5)
+    assert out["shapebench/position"] == 1.0
+    assert out["shapebench"] == pytest.approx((2 / 3 + 0.5 + 4) / 6)
+    assert ShapeBenchScore.name == "shapebench" and ShapeBenchScore.tags == P.TASKS
+
+
+def test_metric_is_registered_and_rejects_bad_media():
+    from metrics import build_metric
+
+    m = build_metric("shapebench")
+    assert isinstance(m, ShapeBenchScore)
+    item = evaluation_set("smoke")[0]
+    with pytest.raises(ValueError, match="include"):
+        m.update(torch.zeros(1, 3, 32, 32), ["a circle"], [{"tag": "single_object"}])
+    with pytest.raises((ValueError, TypeError)):
+        m.update(torch.zeros(1, 32, 32, 3), [item["prompt"]], [item])
