@@ -279,7 +279,7 @@ def train(args: argparse.Namespace) -> str:
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         ema.update(model, step)
-        acc_loss += float(loss)
+        acc_loss += loss.item()
         acc_n += 1
         done = step + 1
         if done % args.log_every == 0 or done == args.steps:
