@@ -249,6 +249,9 @@ class PromptDataModule(LightningDataModule):
         self.shard_index, self.num_shards, self.shard_origin = resolve_shard(shard_index, num_shards)
         self.skip: Callable[[PromptRecord], bool] | None = None
         self.num_skipped_done = 0
+        # With fewer items left than ranks some ranks get none; Lightning raises on such a rank unless this is set
+        # (it then skips that rank's predict loop: predict_step and the predict epoch hooks do not run there).
+        self.allow_zero_length_dataloader_with_multiple_devices = True
         self._records: list[PromptRecord] | None = None
         self._selection: _Selection | None = None
         self._stream_num_items: int | None = None

@@ -84,8 +84,23 @@ def test_skip_predicate_runs_after_sharding_and_before_the_rank_split(tmp_path):
 
 
 def test_a_rank_may_get_nothing(tmp_path):
+    import torch
+    from lightning.pytorch.utilities.data import has_len_all_ranks
+
     dm = PromptDataModule(str(prompt_file(tmp_path, 2)))
     assert [keys(dm.dataloader(rank=r, world_size=4)) for r in range(4)] == [[("q0", 0)], [("q1", 0)], [], []]
+
+    class OtherRanksHaveItems:  # stands in for the DDP strategy in Lightning's per-rank length check
+        root_device = torch.device("cpu")
+
+        def reduce(self, tensor, reduce_op):
+            return tensor + 2
+
+    empty = dm.dataloader(rank=3, world_size=4)
+    with pytest.raises(RuntimeError, match="within local rank has zero length"):
+        has_len_all_ranks(empty, OtherRanksHaveItems(), False)
+    # the datamodule lets Lightning accept the empty rank (Trainer.predict returns None there)
+    assert has_len_all_ranks(empty, OtherRanksHaveItems(), dm.allow_zero_length_dataloader_with_multiple_devices)
 
 
 def test_slurm_array_defaults(tmp_path, monkeypatch):
