@@ -16,7 +16,7 @@ import importlib.util
 from typing import Any
 
 from .base import METRICS, SampleMetric, WeightsNotFoundError, register_metric
-from . import aesthetic, clip_score, hpsv2, image_reward, pickscore  # noqa: F401  (registration)
+from . import aesthetic, chscore, clip_score, frame_consistency, geneval, hpsv2, image_reward, mtscore, pickscore  # noqa: F401,E501  (registration)
 
 __all__ = ["METRICS", "SampleMetric", "WeightsNotFoundError", "build_metric", "register_metric"]
 
