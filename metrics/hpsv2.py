@@ -17,7 +17,7 @@ import torch
 
 from .base import SampleMetric, register_metric
 from .preprocess import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, normalize, resize_longest_and_pad, to_uint8_levels
-from .weights import cached, freeze, load_state_dict_file, resolve_file
+from .weights import cached, freeze, resolve_file
 
 HPS_REPO = "xswu/HPSv2"
 HPS_FILES = {"v2.0": "HPS_v2_compressed.pt", "v2.1": "HPS_v2.1_compressed.pt"}
@@ -35,13 +35,11 @@ def hps_from_features(image_features: torch.Tensor, text_features: torch.Tensor,
 
 
 def _build(architecture: str, path, device: torch.device, dtype: torch.dtype):
+    """open_clip's own checkpoint path: ``weights_only=True``, the ``state_dict`` wrapper and ``module.`` prefixes
+    removed, ``strict=True``."""
     import open_clip
 
-    model = open_clip.create_model(architecture, pretrained=None, device="cpu")
-    state = load_state_dict_file(path)
-    state = state.get("state_dict", state)
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    model.load_state_dict(state, strict=True)
+    model = open_clip.create_model(architecture, pretrained=str(path), device="cpu")
     return freeze(model, device, dtype), open_clip.get_tokenizer(architecture)
 
 

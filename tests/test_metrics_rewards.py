@@ -300,3 +300,34 @@ def test_clip_score_is_100_cos_per_sample_and_clamps_the_mean(clip_dir):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torchmetrics: compute before update
         assert negative.compute()["clip_score"] == 0.0
+
+
+def test_hps_checkpoint_is_loaded_strictly(tmp_path):
+    path = build_hps_checkpoint(tmp_path)
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["state_dict"].pop("module.ln_final.weight")
+    torch.save(checkpoint, path)
+    metric = build_metric("hpsv2", checkpoint=str(path), architecture=TINY_OPEN_CLIP)
+    with pytest.raises(RuntimeError, match="Missing key.*ln_final.weight"):
+        metric.load("cpu")
+
+
+@pytest.mark.parametrize("name", ["clip_score", "hpsv2", "image_reward"])
+def test_half_precision_scores_match_fp32(name, tmp_path, clip_dir):
+    """The fp16 path (the default on GPU) exercised on CPU: weights cast, inputs follow, values close to fp32."""
+    if name == "clip_score":
+        kwargs = {"clip": clip_dir}
+    elif name == "hpsv2":
+        build_hps_checkpoint(tmp_path)
+        kwargs = {"checkpoint": str(tmp_path), "architecture": TINY_OPEN_CLIP}
+    else:
+        files = build_image_reward(tmp_path)
+        kwargs = {"checkpoint": files["folder"], "tokenizer": files["tokenizer"], "vision_head_dim": 16}
+    images, prompts = torch.rand(2, 3, 40, 36), ["a red cat", "a photo of a dog"]
+    full = build_metric(name, **kwargs).update(images, prompts)[name]
+    half_metric = build_metric(name, dtype="float16", **kwargs)
+    half = half_metric.update(images, prompts)[name]
+    assert half.dtype == torch.float32 and torch.isfinite(half).all()
+    backbone = half_metric.models.get("clip")
+    assert (backbone.dtype if backbone else next(half_metric.models["model"].parameters()).dtype) == torch.float16
+    torch.testing.assert_close(half, full, atol=1.0, rtol=0.02)
