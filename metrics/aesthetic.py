@@ -51,4 +51,5 @@ class Aesthetic(SampleMetric):
 
     def conventions(self) -> dict[str, Any]:
         return {"aesthetic_clip": self.clip, "aesthetic_head": str(self.head),
-                "aesthetic_embedding": "L2-normalised CLIP image embedding", "aesthetic_scale": "raw (1-10)"}
+                "aesthetic_embedding": "L2-normalised CLIP image embedding", "aesthetic_scale": "raw (1-10)",
+                "aesthetic_dtype": f"CLIP {self.precision()}, head float32"}

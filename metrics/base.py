@@ -124,6 +124,12 @@ class SampleMetric(Metric):
     def models(self) -> dict[str, Any]:
         return self._held.models
 
+    def precision(self) -> str:
+        """The dtype the networks were loaded in (``"float16"`` on GPU by default), for :meth:`conventions`."""
+        if self._held.device is None:
+            return "not loaded"
+        return str(self.scoring_dtype(self._held.device)).removeprefix("torch.")
+
     # ------------------------------------------------------------------ to implement
     @abstractmethod
     def score(self, media: torch.Tensor, prompts: Sequence[str],

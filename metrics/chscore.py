@@ -178,6 +178,8 @@ class CHScoreFlow(SampleMetric):
     def conventions(self) -> dict[str, Any]:
         return {"chscore_flow_impl": f"NOT leaderboard-comparable: {self.raft} flow tracks (forward-backward check "
                                      f"alpha {self.fb_alpha}, beta {self.fb_beta}) instead of CoTracker2",
+                "chscore_flow_raft": f"{self.raft} ({self.weights or 'torchvision DEFAULT weights'}), "
+                                     f"{self.num_flow_updates} updates, float32",
                 "chscore_flow_grid": f"{self.grid_size}x{self.grid_size} at {self.resolution}",
                 "chscore_flow_threshold": self.threshold,
                 "chscore_flow_formula": "ChronoMagic TSI: 1/TSI_sum (0 if TSI_sum == 0), fixed normalisation"}

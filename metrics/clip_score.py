@@ -46,5 +46,5 @@ class ClipScore(SampleMetric):
         return out
 
     def conventions(self) -> dict[str, Any]:
-        return {"clip_score_model": self.clip, "clip_score_scale": "100*cos per sample; mean clamped at 0 "
-                                                                  "(torchmetrics CLIPScore)"}
+        return {"clip_score_model": self.clip, "clip_score_dtype": self.precision(),
+                "clip_score_scale": "100*cos per sample; mean clamped at 0 (torchmetrics CLIPScore)"}

@@ -106,7 +106,8 @@ class FrameLPIPS(SampleMetric):
         return {self.name: mean_over_pairs(media.float(), lambda a, b: model(a, b, normalize=True), self.chunk)}
 
     def conventions(self) -> dict[str, Any]:
-        return {"frame_lpips_net": "lpips v0.1 alex", "frame_lpips_input": "[0,1] -> [-1,1], no resize",
+        return {"frame_lpips_net": f"lpips v0.1 alex (backbone {self.backbone}), float32",
+                "frame_lpips_input": "[0,1] -> [-1,1], no resize",
                 "frame_lpips_pairs": "consecutive frames, mean per video"}
 
 

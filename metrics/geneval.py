@@ -305,4 +305,4 @@ class GenEval(SampleMetric):
                 "geneval_color_clip": self.clip,
                 "geneval_thresholds": f"score>{THRESHOLD} (counting>{COUNTING_THRESHOLD}), max {MAX_OBJECTS}/class, "
                                       f"no NMS, position margin {POSITION_THRESHOLD}",
-                "geneval_overall": "unweighted mean of task accuracies"}
+                "geneval_overall": "unweighted mean of task accuracies", "geneval_dtype": self.precision()}

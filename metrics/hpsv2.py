@@ -77,4 +77,5 @@ class HPSv2(SampleMetric):
     def conventions(self) -> dict[str, Any]:
         return {"hpsv2_version": self.version, "hpsv2_scale": self.scale,
                 "hpsv2_checkpoint": f"{self.checkpoint}:{HPS_FILES[self.version]}",
-                "hpsv2_preprocess": "8-bit, resize longest side to 224 (bicubic, antialias) + black pad, no crop"}
+                "hpsv2_preprocess": "8-bit, resize longest side to 224 (bicubic, antialias) + black pad, no crop",
+                "hpsv2_dtype": self.precision()}

@@ -223,4 +223,5 @@ class ImageReward(SampleMetric):
     def conventions(self) -> dict[str, Any]:
         return {"image_reward_checkpoint": f"{self.checkpoint}:{IR_CHECKPOINT}", "image_reward_scale": self.scale,
                 "image_reward_normalisation": f"(r - {IR_MEAN}) / {IR_STD}",
-                "image_reward_impl": "transformers BLIP port of ImageReward v1.0 (strict key conversion)"}
+                "image_reward_impl": "transformers BLIP port of ImageReward v1.0 (strict key conversion)",
+                "image_reward_dtype": self.precision()}

@@ -82,4 +82,5 @@ class MTScoreCLIP(SampleMetric):
     def conventions(self) -> dict[str, Any]:
         return {"mtscore_clip_impl": "NOT leaderboard-comparable: CLIP video embedding (normalised mean of 4 frames) "
                                      "instead of InternVideo2", "mtscore_clip_model": self.clip,
-                "mtscore_clip_rule": "softmax(100*cos) over ChronoMagic's 10 captions, top-5 mass on time-lapse"}
+                "mtscore_clip_rule": "softmax(100*cos) over ChronoMagic's 10 captions, top-5 mass on time-lapse",
+                "mtscore_clip_dtype": self.precision()}

@@ -47,4 +47,4 @@ class PickScore(SampleMetric):
 
     def conventions(self) -> dict[str, Any]:
         return {"pickscore_model": self.model, "pickscore_processor": self.processor,
-                "pickscore_scale": "logit_scale.exp()*cos (not /26, not raw cos)"}
+                "pickscore_scale": "logit_scale.exp()*cos (not /26, not raw cos)", "pickscore_dtype": self.precision()}

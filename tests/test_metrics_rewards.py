@@ -278,6 +278,7 @@ def test_aesthetic_end_to_end_from_local_files(tmp_path, clip_dir):
         expected = head.eval()(embeds / embeds.norm(dim=-1, keepdim=True)).squeeze(-1)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
     assert metric.conventions()["aesthetic_embedding"] == "L2-normalised CLIP image embedding"
+    assert metric.conventions()["aesthetic_dtype"] == "CLIP float32, head float32"  # CPU default
 
 
 # ---------------------------------------------------------------------------------------------- CLIP score
@@ -331,3 +332,4 @@ def test_half_precision_scores_match_fp32(name, tmp_path, clip_dir):
     backbone = half_metric.models.get("clip")
     assert (backbone.dtype if backbone else next(half_metric.models["model"].parameters()).dtype) == torch.float16
     torch.testing.assert_close(half, full, atol=1.0, rtol=0.02)
+    assert half_metric.conventions()[f"{name}_dtype"] == "float16"
