@@ -53,7 +53,7 @@ def _build_cli(args: Sequence[str], plan_only: bool) -> Any:
     from datamodules import PromptDataModule
 
     from . import config as zconfig
-    from .experiment import prepare_output_dir, print_plan, write_report_after_predict
+    from .experiment import finish_after_predict, prepare_output_dir, print_plan
     from .module import SamplingEvaluation
     from .writer import ParquetPartWriter
 
@@ -95,8 +95,7 @@ def _build_cli(args: Sequence[str], plan_only: bool) -> Any:
             prepare_output_dir(self, force=bool(self.config["predict"].get("force")))
 
         def after_predict(self) -> None:
-            if self.config["predict"].get("report", True):
-                write_report_after_predict(self)
+            finish_after_predict(self, write_report=bool(self.config["predict"].get("report", True)))
 
         def _run_subcommand(self, subcommand: str) -> None:
             if plan_only:

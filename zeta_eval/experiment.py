@@ -110,8 +110,8 @@ def print_plan(cli: Any) -> None:
     done = read_done_ids(out) if out.is_dir() else set()
     lines = [f"experiment  -> {out}",
              f"model       {model.adapter.family}: {model.adapter.model} (dtype {model.adapter.dtype_name})",
-             f"prompts     {desc.get('source', '?')}: {items} items "
-             f"({desc.get('num_prompts', '?')} prompts x {desc.get('seeds', desc.get('seed_policy', '?'))})",
+             f"prompts     {desc.get('prompt_set', desc.get('source', '?'))}: {items} items "
+             f"({desc.get('num_prompts', '?')} prompts; seeds: {_seed_rule(desc)})",
              f"schedule    {model.schedule}, default steps {model.steps}",
              "samplers:"]
     total = 0
@@ -136,6 +136,11 @@ def print_plan(cli: Any) -> None:
     print("\n".join(lines))
 
 
+def _seed_rule(desc: dict[str, Any]) -> str:
+    seeds = desc.get("seeds", desc.get("seed_policy", "?"))
+    return seeds.get("rule", str(seeds)) if isinstance(seeds, dict) else str(seeds)
+
+
 def _seconds_per_nfe(out: Path) -> float | None:
     if not out.is_dir() or not list_parts(out):
         return None
@@ -149,22 +154,28 @@ def _seconds_per_nfe(out: Path) -> float | None:
     return secs / nfe if nfe else None
 
 
-def write_report_after_predict(cli: Any) -> None:
-    """Single jobs write the report when every rank is done; array tasks leave it to the merge job."""
-    trainer, dm = cli.trainer, cli.datamodule
-    if int(getattr(dm, "num_shards", 1) or 1) > 1:
-        return
+def finish_after_predict(cli: Any, write_report: bool = True) -> None:
+    """On every rank: the synced metric summary (collective), then, on rank 0, ``live_metrics.json`` and - for a
+    single (non-array) job - the report. Array tasks leave the report to the merge job."""
+    trainer, dm, model = cli.trainer, cli.datamodule, cli.model
+    summary = model.finish_metrics()
     try:
-        trainer.strategy.barrier("zeta_eval_report")
+        trainer.strategy.barrier("zeta_eval_finish")
     except RuntimeError as err:  # a torn-down process group: every rank has already returned
         log.debug("no barrier before the report: %s", err)
     if not trainer.is_global_zero:
         return
-    from .report import ReportError, write_report
+    out = Path(cli.config["predict"]["output_dir"])
+    if summary and out.is_dir():
+        name = f"live_metrics_task{getattr(dm, 'shard_index', 0) or 0}.json"
+        _atomic_text(out / name, json.dumps(summary, indent=2, sort_keys=True))
+        log.info("metrics of this job: %s", ", ".join(f"{k}={v:.4g}" for k, v in sorted(summary.items())))
+    if not write_report or int(getattr(dm, "num_shards", 1) or 1) > 1:
+        return
+    from .report import ReportError, write_report as build_report
 
-    out = cli.config["predict"]["output_dir"]
     try:
-        written = write_report(out)
+        written = build_report(out)
     except ReportError as err:  # e.g. nothing was generated because everything was already done and reported
         log.warning("no report: %s", err)
         return

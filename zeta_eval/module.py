@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 import os
 import time
@@ -256,18 +255,18 @@ class SamplingEvaluation(LightningModule):
             paths.append(rel.as_posix())
         return paths, strips
 
-    def on_predict_epoch_end(self) -> None:
-        # collective under DDP: every rank computes, rank 0 writes the live summary
-        summary = {}
+    def finish_metrics(self) -> dict[str, float]:
+        """Metric means over every rank (a collective: call it on every rank, after ``trainer.predict``).
+
+        Not a Lightning epoch hook: Lightning skips those on a rank that received no items, and the other ranks
+        would then wait for it forever.
+        """
+        summary: dict[str, float] = {}
         if self.score_enabled:
             for m in self.metric_list:
                 summary.update({k: float(v) for k, v in m.compute().items()})
                 m.reset()
-        if self.output_dir is not None and self.trainer.is_global_zero and summary:
-            path = self.output_dir / f"live_metrics_rank0_world{self.trainer.world_size}.json"
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(summary, indent=2, sort_keys=True))
-            os.replace(tmp, path)
+        return summary
 
     # ------------------------------------------------------------------ rows
     def _static_columns(self) -> dict[str, Any]:
