@@ -16,12 +16,18 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 
 from .preprocess import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, CropRounding, clip_preprocess
 from .weights import cached, freeze, resolve_folder
 
 DEFAULT_CLIP = "openai/clip-vit-large-patch14"
 _TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "tokenizer_config.json")
+
+
+def matched_cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity of matching rows of ``(N, D)`` embeddings, ``(N,)`` in float32."""
+    return (F.normalize(a.float(), dim=-1) * F.normalize(b.float(), dim=-1)).sum(-1)
 
 
 def _side(value, default: int) -> int:

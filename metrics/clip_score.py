@@ -10,15 +10,14 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from .base import SampleMetric, register_metric
-from .clip_backbone import DEFAULT_CLIP, load_clip
+from .clip_backbone import DEFAULT_CLIP, load_clip, matched_cosine
 
 
 def clip_score_from_embeddings(image_embeds: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
     """``100 * cos`` of matching rows, ``(N,)``."""
-    return 100.0 * (F.normalize(image_embeds.float(), dim=-1) * F.normalize(text_embeds.float(), dim=-1)).sum(-1)
+    return 100.0 * matched_cosine(image_embeds, text_embeds)
 
 
 @register_metric

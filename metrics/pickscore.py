@@ -7,10 +7,9 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from .base import SampleMetric, register_metric
-from .clip_backbone import load_clip
+from .clip_backbone import load_clip, matched_cosine
 
 PICKSCORE_MODEL = "yuvalkirstain/PickScore_v1"
 PICKSCORE_PROCESSOR = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
@@ -19,7 +18,7 @@ PICKSCORE_PROCESSOR = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
 def pickscore_from_embeddings(image_embeds: torch.Tensor, text_embeds: torch.Tensor,
                               logit_scale: torch.Tensor | float) -> torch.Tensor:
     """``logit_scale * cos`` of matching rows, ``(N,)``; ``logit_scale`` is already exponentiated."""
-    cos = (F.normalize(image_embeds.float(), dim=-1) * F.normalize(text_embeds.float(), dim=-1)).sum(-1)
+    cos = matched_cosine(image_embeds, text_embeds)
     return torch.as_tensor(logit_scale, dtype=cos.dtype, device=cos.device) * cos
 
 
