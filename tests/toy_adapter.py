@@ -7,6 +7,7 @@ toy_adapter.ToyAdapter`` (the tests folder is on sys.path under pytest and in th
 
 from __future__ import annotations
 
+import time
 import zlib
 from typing import Any, Sequence
 
@@ -24,10 +25,11 @@ class ToyAdapter(ModelAdapter):
     ays_family = "sd"
 
     def __init__(self, model: str = "toy", dtype: str = "float32", size: int = 8, nan_prompt: str | None = None,
-                 revision: str | None = None):
+                 revision: str | None = None, delay: float = 0.0):
         super().__init__(model=model, revision=revision, dtype=dtype)
         self.size = size
         self.nan_prompt = nan_prompt
+        self.delay = delay  # seconds per network call: lets tests kill a run mid-way
         self._scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                                         clip_sample=False, set_alpha_to_one=False, steps_offset=1)
         self.load_calls = 0
@@ -42,7 +44,7 @@ class ToyAdapter(ModelAdapter):
         return self._scheduler
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "scheduler": "DDIMScheduler", "size": self.size}
+        return {**super().describe(), "scheduler": "DDIMScheduler", "size": self.size}  # delay: not part of outputs
 
     def encode(self, prompts: Sequence[str]) -> Any:
         comps = [zlib.crc32(p.encode()) % len(COLOURS) for p in prompts]
@@ -60,6 +62,8 @@ class ToyAdapter(ModelAdapter):
         nan = torch.tensor(cond["nan"])
 
         def call(x, t, branches):
+            if self.delay:
+                time.sleep(self.delay)
             outs = den(x.reshape(x.shape[0], -1), t, branches)
             outs = tuple(o.reshape(x.shape) for o in outs)
             if nan.any():

@@ -245,7 +245,7 @@ class SamplingEvaluation(LightningModule):
             item = torch.nan_to_num(media[k].float().cpu(), nan=0.0).clamp(0, 1)
             if self.adapter.is_video:
                 rel, strip = folder / f"{stem}.mp4", folder / f"{stem}_strip.png"
-                save_video(item, self.output_dir / rel)
+                save_video(item, self.output_dir / rel, fps=int(getattr(self.adapter, "fps", 8)))
                 save_frame_strip(item, self.output_dir / strip)
                 strips.append(strip.as_posix())
             else:

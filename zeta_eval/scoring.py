@@ -37,11 +37,11 @@ def _parse_settings(items: Sequence[str]) -> dict[str, dict[str, Any]]:
 
 
 def _load_media(path: Path, kind: str) -> torch.Tensor:
-    from .media import load_image, load_video
+    from .media import read_image, read_video
 
     if not path.is_file():
         raise FileNotFoundError(f"media file {path} is missing")
-    return load_video(path) if kind == "video" else load_image(path)
+    return read_video(path) if kind == "video" else read_image(path)
 
 
 def score_run(out_dir: str | Path, metric_names: Sequence[str], settings: dict[str, dict[str, Any]] | None = None,
