@@ -36,7 +36,9 @@ import importlib.util
 from typing import Any
 
 from .base import METRICS, SampleMetric, WeightsNotFoundError, register_metric
-from . import aesthetic, chscore, clip_score, frame_consistency, geneval, hpsv2, image_reward, mtscore, pickscore  # noqa: F401,E501  (registration)
+# importing the modules registers their metrics
+from . import aesthetic, chscore, clip_score, frame_consistency, geneval, hpsv2, image_reward  # noqa: F401
+from . import mtscore, pickscore  # noqa: F401
 
 __all__ = ["METRICS", "SampleMetric", "WeightsNotFoundError", "build_metric", "register_metric"]
 

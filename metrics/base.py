@@ -143,8 +143,8 @@ class SampleMetric(Metric):
     # ------------------------------------------------------------------ torchmetrics
     def _check_media(self, media: torch.Tensor) -> None:
         if not isinstance(media, torch.Tensor) or not media.is_floating_point():
-            raise TypeError(f"{self.name}: media must be a float tensor in [0, 1], got "
-                            f"{type(media).__name__}{'' if not isinstance(media, torch.Tensor) else ' ' + str(media.dtype)}")
+            got = f"a {media.dtype} tensor" if isinstance(media, torch.Tensor) else type(media).__name__
+            raise TypeError(f"{self.name}: media must be a float tensor in [0, 1], got {got}")
         if self.media_kind == "image":
             if media.ndim == 5:
                 raise ValueError(f"{self.name} scores images (B, 3, H, W) but got a video batch {tuple(media.shape)}; "

@@ -165,7 +165,8 @@ def evaluate_geneval(objects: dict[str, list[Detection]], metadata: dict[str, An
 
 
 # ---------------------------------------------------------------------------------------------- colour
-def object_crops(image: torch.Tensor, objects: Sequence[Detection], background: float = BACKGROUND_GREY) -> list[torch.Tensor]:
+def object_crops(image: torch.Tensor, objects: Sequence[Detection],
+                 background: float = BACKGROUND_GREY) -> list[torch.Tensor]:
     """Each object on a flat grey background outside its mask, cropped to its (rounded) box; ``image`` (3, H, W)."""
     crops = []
     for obj in objects:

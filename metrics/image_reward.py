@@ -97,7 +97,8 @@ def blip_vision_config(vision_state: dict[str, torch.Tensor], head_dim: int = 64
     layers = 1 + max(int(k.split(".")[2]) for k in vision_state if k.startswith("encoder.layers."))
     if width % head_dim:
         raise ValueError(f"image_reward: vision width {width} is not a multiple of head_dim {head_dim}")
-    return BlipVisionConfig(hidden_size=width, intermediate_size=vision_state["encoder.layers.0.mlp.fc1.weight"].shape[0],
+    return BlipVisionConfig(hidden_size=width,
+                            intermediate_size=vision_state["encoder.layers.0.mlp.fc1.weight"].shape[0],
                             num_hidden_layers=layers, num_attention_heads=width // head_dim, image_size=grid * patch,
                             patch_size=patch, layer_norm_eps=1e-6, hidden_act="gelu", attention_dropout=0.0)
 

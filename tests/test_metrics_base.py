@@ -12,7 +12,6 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-import metrics
 from metrics import METRICS, WeightsNotFoundError, build_metric
 from metrics.weights import resolve_file, resolve_folder
 from tiny_scorers import TaggedEcho, build_clip, sync_child, sync_rank

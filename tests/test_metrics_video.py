@@ -216,3 +216,24 @@ def test_mtscore_clip_end_to_end(tmp_path):
     torch.testing.assert_close(out["mtscore_clip"], expected, atol=1e-4, rtol=1e-4)
     with pytest.raises(ValueError, match="needs at least 4 frames"):
         metric.update(torch.rand(1, 3, 3, 32, 32), ["a"])
+
+
+def test_default_weight_names_load_from_the_torch_cache(tmp_path, monkeypatch, alexnet_file):
+    """With no weight option, frame_lpips and chscore_flow (raft_large) read torchvision's file names from
+    $TORCH_HOME/hub/checkpoints, where torchvision itself would have downloaded them."""
+    import shutil
+
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    shutil.copy(alexnet_file, cache / "alexnet-owt-7be5be79.pth")
+    build_raft(cache / "raft_large_C_T_SKHT_V2-ff5fadd5.pth", "raft_large")
+    lpips_metric = build_metric("frame_lpips")
+    assert lpips_metric.update(smooth_frames(2, 3, size=32)[None], ["a"])["frame_lpips"].item() > 0
+    flow_metric = build_metric("chscore_flow", grid_size=4, resolution=(128, 128), num_flow_updates=1)
+    out = flow_metric.update(smooth_frames(3, 4, size=32)[None], ["a"])
+    assert torch.isfinite(out["chscore_flow"]).all()
+    from torchvision.models.optical_flow import raft_large
+
+    count = sum(p.numel() for p in flow_metric.models["raft"].parameters())
+    assert count == sum(p.numel() for p in raft_large(weights=None).parameters())  # the large variant was built

@@ -10,7 +10,6 @@ torch, so a folder is the same on every run. Also home of the worker of the two-
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
