@@ -70,7 +70,7 @@ class SlurmPlan:
         lines += [f"#SBATCH {a}" for a in self.sbatch_args]
         configs = " ".join(f"--config {shlex.quote(c)}" for c in self.configs)
         trainer = (f"--trainer.accelerator gpu --trainer.devices {self.gpus} --trainer.strategy ddp"
-                   if self.gpus else "--trainer.accelerator cpu --trainer.devices 1")
+                   if self.gpus else "--trainer.accelerator cpu --trainer.devices 1 --trainer.strategy auto")
         overrides = " ".join(shlex.quote(o) for o in self.overrides)
         lines += [
             "",
@@ -144,7 +144,7 @@ def main(argv: Sequence[str]) -> int:
     stem = Path(args.config[0]).stem
     configs = list(args.config)
     overlay = Path(__file__).resolve().parents[1] / "configs" / "slurm.yaml"
-    if not args.no_slurm_overlay and args.gpus and overlay.is_file() and str(overlay) not in configs:
+    if not args.no_slurm_overlay and overlay.is_file() and str(overlay) not in configs:
         configs.append(str(overlay))
     config_args = [a for c in configs for a in ("--config", c)]
     check_config_files(config_args)
