@@ -190,7 +190,8 @@ def _configure_logging() -> None:
     # known-harmless warnings of the stack, each said once per run otherwise
     for pattern in (r".*LightningCLI's args parameter is intended.*", r".*treespec, LeafSpec.*",
                     r".*overridden `transfer_batch_to_device`.*", r".*does not have many workers.*",
-                    r".*Total length of `DataLoader` across ranks is zero.*"):
+                    r".*Total length of `DataLoader` across ranks is zero.*",
+                    r".*The `srun` command is available on your system but is not used.*"):
         warnings.filterwarnings("ignore", message=pattern)
 
 

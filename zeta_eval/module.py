@@ -261,10 +261,15 @@ class SamplingEvaluation(LightningModule):
         Not a Lightning epoch hook: Lightning skips those on a rank that received no items, and the other ranks
         would then wait for it forever.
         """
+        import warnings
+
         summary: dict[str, float] = {}
         if self.score_enabled:
             for m in self.metric_list:
-                summary.update({k: float(v) for k, v in m.compute().items()})
+                with warnings.catch_warnings():  # a resumed rank may have nothing new: still part of the collective
+                    warnings.filterwarnings("ignore", message=".*was called before the ``update`` method.*")
+                    values = m.compute()
+                summary.update({k: float(v) for k, v in values.items() if v == v})  # drop NaN (no samples)
                 m.reset()
         return summary
 
