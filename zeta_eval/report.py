@@ -31,8 +31,8 @@ from .parts import CorruptPartError, list_parts, read_parts
 #: numeric columns that describe a sample rather than score it
 NON_METRIC = {"seed", "sample_index", "steps", "gamma1", "gamma2", "gamma_eff", "nfe", "seconds", "decode_seconds",
               "peak_memory_mb", "rank", "world_size", "array_task", "array_tasks", "sampler_index"}
-#: metrics whose papers report them x100 (stored raw in the rows)
-REPORT_SCALE = {"hpsv2": 100.0, "image_reward": 100.0, "shapebench": 100.0, "geneval": 100.0}
+#: 0/1 accuracies shown as percentages (HPS v2 and ImageReward are stored x100 already: see their conventions)
+REPORT_SCALE = {"shapebench": 100.0, "geneval": 100.0}
 LOWER_IS_BETTER = {"frame_lpips"}
 PAIR_KEY = ("prompt_set", "prompt_id", "seed", "sample_index")
 
@@ -275,7 +275,8 @@ def write_markdown(rep: Report, summary: list[dict[str, Any]]) -> str:
     lines += ["", "## How these numbers were made", "",
               "- Each sample is one (prompt, seed, sampler setting); rows are deduplicated by `sample_id` (latest wins).",
               "- mean ± half-width of the 95% confidence interval: Student t for continuous scores, Wilson for 0/1 scores.",
-              "- Scores marked ×100 are stored unscaled in `samples.parquet` and multiplied by 100 here.",
+              "- Scores marked ×100 are 0/1 per sample in `samples.parquet` and shown here as percentages; HPS v2 and "
+              "ImageReward are stored ×100 already, as their papers report them (see the conventions).",
               "- NFE counts network evaluations per sample (a batched [uncond, cond] call is 2); s/sample is the "
               "sampling wall time per sample (CUDA-synchronised on GPU), decoding excluded.",
               "- γ_eff is the first-order equivalent CFG scale (2γ1 − γ2 for the zigzag family): compare zigzag "
