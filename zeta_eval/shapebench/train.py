@@ -212,14 +212,13 @@ def plot_loss(log_path: str, png_path: str) -> None:
     steps = np.array([r["step"] for r in rows])
     loss = np.array([r["loss"] for r in rows])
     hours = np.array([r["seconds"] for r in rows]) / 3600
-    smooth = np.empty_like(loss)
-    acc = loss[0]
-    for k, v in enumerate(loss):
-        acc = 0.95 * acc + 0.05 * v
-        smooth[k] = acc
+    window = max(1, len(loss) // 50)  # trailing mean over 2% of the run
+    csum = np.concatenate([[0.0], np.cumsum(loss)])
+    lo = np.maximum(np.arange(1, len(loss) + 1) - window, 0)
+    smooth = (csum[1:] - csum[lo]) / (np.arange(1, len(loss) + 1) - lo)
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(steps, loss, lw=0.5, alpha=0.35, label="loss (mean of the logged interval)")
-    ax.plot(steps, smooth, lw=1.5, label="moving average")
+    ax.plot(steps, smooth, lw=1.5, label="trailing mean (2% of the run)")
     ax.set_xlabel("step")
     ax.set_ylabel("v-prediction MSE")
     ax.set_yscale("log")
