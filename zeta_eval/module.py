@@ -37,12 +37,17 @@ class SamplingEvaluation(LightningModule):
             clip_score, geneval, frame_lpips, frame_ssim, chscore_flow, mtscore_clip, shapebench).
         score: False defers scoring to ``python -m zeta_eval score OUT_DIR`` (e.g. on a 24 GB card).
         save_media: write PNG / MP4 files under ``OUT_DIR/media``.
+        layout_invariant: evaluate each sample on its own (text encoder, network, decoder, scorers), so that media
+            and scores are bit-identical whatever the batch size, rank count or array layout. Batched CPU/GPU kernels
+            round differently for different batch shapes (differences around 1e-6); this removes that, at the
+            cost of batching. Default off.
         output_dir: set by the command line (``--output_dir``, default ``outputs/<config stem>``).
     """
 
     def __init__(self, adapter: ModelAdapter, samplers: list[Sampler], steps: int = 50,
                  schedule: str | list[int] = "default", metrics: list[SampleMetric] | None = None,
-                 score: bool = True, save_media: bool = True, output_dir: str | None = None):
+                 score: bool = True, save_media: bool = True, layout_invariant: bool = False,
+                 output_dir: str | None = None):
         super().__init__()
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"model.steps must be a positive integer, got {steps!r}")
@@ -55,6 +60,7 @@ class SamplingEvaluation(LightningModule):
         self.metric_list = torch.nn.ModuleList(metrics or [])
         self.score_enabled = bool(score)
         self.save_media = bool(save_media)
+        self.layout_invariant = bool(layout_invariant)
         self.output_dir = Path(output_dir) if output_dir else None
         self._validate()
         self._solvers: dict[int, LinearSolver] = {}
@@ -146,16 +152,15 @@ class SamplingEvaluation(LightningModule):
 
     def predict_step(self, batch: Sequence[PromptRecord], batch_idx: int = 0, dataloader_idx: int = 0) -> list[dict]:
         records = list(batch)
-        if not records:
-            return []
-        prompts = [r.prompt for r in records]
-        metas = [dict(r.meta) for r in records]
-        cond = self.adapter.encode(prompts)  # shared by every sampler of the batch
         rows: list[dict] = []
-        for index, sampler in enumerate(self.samplers):
-            for row in self._run_sampler(sampler, records, prompts, metas, cond):
-                row["sampler_index"] = index
-                rows.append(row)
+        for group in ([[r] for r in records] if self.layout_invariant else [records] if records else []):
+            prompts = [r.prompt for r in group]
+            metas = [dict(r.meta) for r in group]
+            cond = self.adapter.encode(prompts)  # shared by every sampler of the group
+            for index, sampler in enumerate(self.samplers):
+                for row in self._run_sampler(sampler, group, prompts, metas, cond):
+                    row["sampler_index"] = index
+                    rows.append(row)
         return rows
 
     def _run_sampler(self, sampler: Sampler, records: list[PromptRecord], prompts: list[str],
