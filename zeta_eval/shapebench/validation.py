@@ -1,0 +1,87 @@
+"""Helpers to validate the ShapeBench oracle: image degradation like a generated sample's, prompt equivalence, and
+the validation tables (ground truth accepted, renders of another prompt rejected, both under degradation).
+
+    python -m zeta_eval.shapebench.validation --tint 10 --noise 6 --blur 0.5
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Callable
+
+import numpy as np
+
+from .prompts import TASKS, evaluation_set, task_prompts
+from .world import render_metadata
+
+MIRROR = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
+
+
+def degrade(img: np.ndarray, rng: np.random.Generator, tint: float, noise: float, blur: float) -> np.ndarray:
+    """uint8 (H, W, 3) with a uniform colour shift in [-tint, tint] per channel, a Gaussian blur of ``blur`` pixels
+    and Gaussian pixel noise of std ``noise`` (0..255 units)."""
+    x = img.astype(np.float64) + rng.uniform(-tint, tint, size=3)
+    if blur > 0:
+        r = int(np.ceil(3 * blur))
+        k = np.exp(-0.5 * (np.arange(-r, r + 1) / blur) ** 2)
+        k /= k.sum()
+        for axis in (0, 1):
+            x = np.apply_along_axis(lambda v: np.convolve(np.pad(v, r, mode="edge"), k, "valid"), axis, x)
+    x = x + rng.normal(0.0, noise, x.shape)
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def canonical_scene(meta: dict[str, Any]) -> frozenset:
+    """What an image must show, whatever the wording ("a A left of a B" = "a B right of a A")."""
+    inc = meta["include"]
+    if meta["tag"] == "position":
+        b, a = inc
+        rel = a["position"][0]
+        return frozenset({(a["class"], rel, b["class"]), (b["class"], MIRROR[rel], a["class"])})
+    return frozenset((c["class"], c.get("color"), c["count"]) for c in inc)
+
+
+def other_prompt(item: dict[str, Any]) -> dict[str, Any]:
+    """The next evaluation prompt of the item's task that asks for a different scene."""
+    prompts = task_prompts(item["tag"])
+    k = [p["prompt"] for p in prompts].index(item["prompt"])
+    for j in range(1, len(prompts)):
+        cand = prompts[(k + j) % len(prompts)]
+        if canonical_scene(cand) != canonical_scene(item):
+            return cand
+    raise ValueError(f"task {item['tag']} has no prompt that differs from {item['prompt']!r}")
+
+
+def validation_table(judge: Callable[[Any, dict[str, Any]], tuple[bool, str]], tint: float = 0.0,
+                     noise: float = 0.0, blur: float = 0.0, stride: int = 1, seed: int = 0) -> dict[str, dict[str, float]]:
+    """Per task: fraction of ground-truth renders accepted and of another prompt's renders rejected."""
+    rng = np.random.default_rng(seed)
+    degraded = tint > 0 or noise > 0 or blur > 0
+    out: dict[str, dict[str, list[bool]]] = {t: {"accept": [], "reject": []} for t in TASKS}
+    for it in evaluation_set("full")[::stride]:
+        good = render_metadata(it, it["seed"])
+        bad = render_metadata(other_prompt(it), it["seed"])
+        if degraded:
+            good, bad = degrade(good, rng, tint, noise, blur), degrade(bad, rng, tint, noise, blur)
+        out[it["tag"]]["accept"].append(judge(good, it)[0])
+        out[it["tag"]]["reject"].append(not judge(bad, it)[0])
+    return {t: {k: float(np.mean(v)) for k, v in d.items()} for t, d in out.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    from metrics.shapebench import judge
+
+    p = argparse.ArgumentParser(prog="python -m zeta_eval.shapebench.validation", description=__doc__.split("\n")[0])
+    p.add_argument("--tint", type=float, default=0.0)
+    p.add_argument("--noise", type=float, default=0.0)
+    p.add_argument("--blur", type=float, default=0.0)
+    args = p.parse_args(argv)
+    table = validation_table(judge, args.tint, args.noise, args.blur)
+    print(f"tint {args.tint:g}, noise {args.noise:g}, blur {args.blur:g}")
+    print(f"{'task':>14} {'accepted':>9} {'rejected':>9}")
+    for t, row in table.items():
+        print(f"{t:>14} {row['accept']:>9.3f} {row['reject']:>9.3f}")
+
+
+if __name__ == "__main__":
+    main()
