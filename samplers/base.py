@@ -191,6 +191,25 @@ class Sampler(ABC):
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"
 
 
+class ZigzagGuidance(Sampler):
+    """The zigzag family's guidance: denoising guidance gamma1 and inversion (zag) guidance gamma2.
+
+    To first order a zigzag step acts like CFG at gamma_eff = 2 gamma1 - gamma2 (ALGORITHMS.md section 5).
+    """
+
+    def __init__(self, gamma1: float = 5.5, gamma2: float = 0.0, steps: int | None = None, label: str | None = None):
+        super().__init__(gamma1=gamma1, steps=steps, label=label)
+        self._gamma2 = check_gamma("gamma2", gamma2)
+
+    @property
+    def gamma2(self) -> float:
+        return self._gamma2
+
+    @property
+    def gamma_eff(self) -> float:
+        return 2 * self.gamma1 - self._gamma2
+
+
 def build_sampler(name: str, **params: Any) -> Sampler:
     """Instantiate a registered sampler by name."""
     if name not in SAMPLERS:

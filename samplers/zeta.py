@@ -30,12 +30,12 @@ from typing import Any
 
 import torch
 
-from .base import (Denoiser, Network, Sampler, SamplerOutput, StepCallback, check_gamma, check_int, guide,
+from .base import (Denoiser, Network, SamplerOutput, StepCallback, ZigzagGuidance, check_int, guide,
                    per_sample_cosine, per_sample_relative_error, zigzag_shift)
 from .solvers import LinearSolver
 
 
-class Zeta(Sampler):
+class Zeta(ZigzagGuidance):
     """zeta-sampling (2 NFE per step).
 
     Args:
@@ -56,8 +56,7 @@ class Zeta(Sampler):
                  rescale_surrogate: bool = False, adaptive_warmup: bool = False, adaptive_threshold: float = 0.9,
                  max_warmup_steps: int | None = None, probe: bool = False,
                  steps: int | None = None, label: str | None = None):
-        super().__init__(gamma1=gamma1, steps=steps, label=label)
-        self._gamma2 = check_gamma("gamma2", gamma2)
+        super().__init__(gamma1=gamma1, gamma2=gamma2, steps=steps, label=label)
         self.warmup_steps = check_int("warmup_steps", warmup_steps, 1)
         self.window_start = None if window_start is None else check_int("window_start", window_start, 0)
         self.window_end = None if window_end is None else check_int("window_end", window_end, 0)
@@ -75,14 +74,6 @@ class Zeta(Sampler):
         if self.max_warmup_steps is not None and self.max_warmup_steps < self.warmup_steps:
             raise ValueError(f"max_warmup_steps ({self.max_warmup_steps}) must be >= warmup_steps ({self.warmup_steps})")
         self.probe = bool(probe)
-
-    @property
-    def gamma2(self) -> float:
-        return self._gamma2
-
-    @property
-    def gamma_eff(self) -> float:
-        return 2 * self.gamma1 - self._gamma2
 
     def window(self, num_steps: int) -> tuple[int, int]:
         start = self.warmup_steps if self.window_start is None else self.window_start

@@ -16,26 +16,18 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from .base import UC, Denoiser, Network, Sampler, SamplerOutput, StepCallback, check_gamma, check_int, guide, zigzag_shift
+from .base import (UC, Denoiser, Network, SamplerOutput, StepCallback, ZigzagGuidance, check_int, guide,
+                   zigzag_shift)
 from .solvers import LinearSolver
 
 
-class _ZigzagFamily(Sampler):
+class _ZigzagFamily(ZigzagGuidance):
     """Shared parameters: inversion guidance g2 and the number of zigzag steps lambda (counted from step 0)."""
 
     def __init__(self, gamma1: float = 5.5, gamma2: float = 0.0, lambda_steps: int | None = None,
                  steps: int | None = None, label: str | None = None):
-        super().__init__(gamma1=gamma1, steps=steps, label=label)
-        self._gamma2 = check_gamma("gamma2", gamma2)
+        super().__init__(gamma1=gamma1, gamma2=gamma2, steps=steps, label=label)
         self.lambda_steps = None if lambda_steps is None else check_int("lambda_steps", lambda_steps, 0)
-
-    @property
-    def gamma2(self) -> float:
-        return self._gamma2
-
-    @property
-    def gamma_eff(self) -> float:
-        return 2 * self.gamma1 - self._gamma2
 
     def zigzag_steps(self, num_steps: int) -> int:
         """lambda: zigzag on steps i < lambda; default T - 1 (every step but the last)."""
