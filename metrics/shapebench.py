@@ -39,6 +39,8 @@ RESIDUAL_TOLERANCE = 0.45
 MIN_AREA = 14
 #: a component is an object of the best-matching class if the soft IoU with that template is at least this
 MIN_SHAPE_IOU = 0.6
+#: every ShapeBench shape fills a square box: a blob whose box is more elongated than this is no object
+MAX_ASPECT = 1.5
 #: GenEval's position margin
 POSITION_MARGIN = 0.1
 
@@ -128,8 +130,10 @@ def _gaussian_blur(x: np.ndarray, sigma: float) -> np.ndarray:
     r = int(np.ceil(3 * sigma))
     k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
     k /= k.sum()
-    x = np.apply_along_axis(lambda v: np.convolve(v, k, mode="same"), 0, x)
-    return np.apply_along_axis(lambda v: np.convolve(v, k, mode="same"), 1, x)
+    # zero padding then "valid" keeps the shape even when the kernel is longer than the array (a thin blob)
+    for axis in (0, 1):
+        x = np.apply_along_axis(lambda v: np.convolve(np.pad(v, r), k, mode="valid"), axis, x)
+    return x
 
 
 @functools.lru_cache(maxsize=8192)
@@ -197,7 +201,8 @@ def analyze(image: Any) -> list[Detection]:
             soft[pix[:, 0], pix[:, 1]] = cov[pix[:, 0], pix[:, 1]]
             box = (int(pix[:, 1].min()), int(pix[:, 0].min()), int(pix[:, 1].max()) + 1, int(pix[:, 0].max()) + 1)
             shape, iou, fitted = classify(soft, box)
-            if iou < MIN_SHAPE_IOU:
+            w, h = fitted[2] - fitted[0], fitted[3] - fitted[1]
+            if iou < MIN_SHAPE_IOU or max(w, h) > MAX_ASPECT * min(w, h):
                 continue
             dets.append(Detection(shape, color, fitted, len(pix), iou))
     dets.sort(key=lambda d: -d.score)

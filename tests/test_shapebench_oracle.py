@@ -89,6 +89,10 @@ def test_analyze_finds_exact_objects_on_a_clean_render():
     t = torch.from_numpy(W.render(objs)).permute(2, 0, 1).float() / 255
     assert [(d.shape, d.color, d.box) for d in analyze(t)] == [(d.shape, d.color, d.box) for d in dets]
     assert analyze(np.full((32, 32, 3), 22, np.uint8)) == []
+    # a one-pixel-wide streak (generated images have them): no object, and no crash on its narrow box
+    streak = np.full((32, 32, 3), 22, np.uint8)
+    streak[5:25, 10] = W.PALETTE["red"]
+    assert analyze(streak) == []
     with pytest.raises(ValueError, match="image must be"):
         analyze(np.zeros((32, 32)))
 
