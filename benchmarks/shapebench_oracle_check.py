@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 import numpy as np
 import torch
@@ -80,6 +81,7 @@ def main() -> None:
     p.add_argument("--grid", default="docs/shapebench/oracle_check_grid.png")
     p.add_argument("--json", default=None)
     p.add_argument("--degradation-n", type=int, default=240, help="images measured for the degradation levels")
+    p.add_argument("--images", help="reuse (if it exists) or save the generated images in this .npz")
     args = p.parse_args()
     torch.set_num_threads(1)
     adapter = ShapeBenchAdapter(model=args.model)
@@ -87,7 +89,12 @@ def main() -> None:
     full = evaluation_set("full")
     step = max(1, len(full) // args.degradation_n)
     items = full[::step][: args.degradation_n]
-    images = generate(adapter, items, build_sampler("standard", gamma1=args.guidance), args.steps, 48)
+    if args.images and os.path.isfile(args.images):
+        images = torch.from_numpy(np.load(args.images)["images"])
+    else:
+        images = generate(adapter, items, build_sampler("standard", gamma1=args.guidance), args.steps, 48)
+        if args.images:
+            np.savez_compressed(args.images, images=images.numpy(), ids=[it["id"] for it in items])
     levels = [degradation(img) for img in images]
     summary = {k: {"median": float(np.nanmedian([l[k] for l in levels])),
                    "p90": float(np.nanpercentile([l[k] for l in levels], 90))} for k in ("tint", "noise", "blur")}

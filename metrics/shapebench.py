@@ -39,6 +39,8 @@ RESIDUAL_TOLERANCE = 0.45
 MIN_AREA = 14
 #: a component is an object of the best-matching class if the soft IoU with that template is at least this
 MIN_SHAPE_IOU = 0.6
+#: the world draws no box smaller than 9 px: a blob whose fitted box is under this is no object
+MIN_SIDE = 8
 #: every ShapeBench shape fills a square box: a blob whose box is more elongated than this is no object
 MAX_ASPECT = 1.5
 #: GenEval's position margin
@@ -179,6 +181,20 @@ def _template_stack(width: int, height: int) -> np.ndarray:
     return out
 
 
+def _detect(pix: np.ndarray, cov: np.ndarray, rim_mask: np.ndarray, color: str) -> Detection | None:
+    """The object formed by pixels ``pix`` (N, 2) with its anti-aliased rim, or None if it is no shape."""
+    if len(pix) < MIN_AREA:
+        return None
+    soft = np.where(rim_mask, cov, 0.0)
+    soft[pix[:, 0], pix[:, 1]] = cov[pix[:, 0], pix[:, 1]]
+    box = (int(pix[:, 1].min()), int(pix[:, 0].min()), int(pix[:, 1].max()) + 1, int(pix[:, 0].max()) + 1)
+    shape, iou, fitted = classify(soft, box)
+    w, h = fitted[2] - fitted[0], fitted[3] - fitted[1]
+    if iou < MIN_SHAPE_IOU or max(w, h) > MAX_ASPECT * min(w, h) or max(w, h) < MIN_SIDE:
+        return None
+    return Detection(shape, color, fitted, len(pix), iou)
+
+
 def analyze(image: Any) -> list[Detection]:
     """Objects in one image, sorted by score (template IoU), highest first.
 
@@ -191,20 +207,25 @@ def analyze(image: Any) -> list[Detection]:
     rk = np.take_along_axis(rel, nearest[..., None], -1)[..., 0]
     labels = np.where((cov >= COVERAGE_THRESHOLD) & (rk <= RESIDUAL_TOLERANCE), nearest, -1)
     dets: list[Detection] = []
-    for k, color in enumerate(COLORS):
-        # the anti-aliased rim: partly covered background pixels whose nearest colour is this one
-        rim = np.where((labels == -1) & (nearest == k), cov, 0.0)
-        for pix in components(labels == k):
-            if len(pix) < MIN_AREA:
-                continue
-            soft = rim.copy()
-            soft[pix[:, 0], pix[:, 1]] = cov[pix[:, 0], pix[:, 1]]
-            box = (int(pix[:, 1].min()), int(pix[:, 0].min()), int(pix[:, 1].max()) + 1, int(pix[:, 0].max()) + 1)
-            shape, iou, fitted = classify(soft, box)
-            w, h = fitted[2] - fitted[0], fitted[3] - fitted[1]
-            if iou < MIN_SHAPE_IOU or max(w, h) > MAX_ASPECT * min(w, h):
-                continue
-            dets.append(Detection(shape, color, fitted, len(pix), iou))
+    for blob in components(labels >= 0):
+        if len(blob) < MIN_AREA:
+            continue
+        in_blob = np.zeros(labels.shape, dtype=bool)
+        in_blob[blob[:, 0], blob[:, 1]] = True
+        colours = sorted({int(k) for k in labels[in_blob]})
+        parts = []
+        for k in colours:
+            for pix in components((labels == k) & in_blob):
+                det = _detect(pix, cov, (labels == -1) & (nearest == k), COLORS[k])
+                if det is not None:
+                    parts.append(det)
+        if len(colours) > 1:
+            # one shape drawn in two colours (a gradient) or two touching shapes: the better explanation wins
+            counts = np.bincount(labels[in_blob], minlength=len(COLORS))
+            whole = _detect(blob, cov, (labels == -1) & np.isin(nearest, colours), COLORS[int(np.argmax(counts))])
+            if whole is not None and whole.score >= max((d.score for d in parts), default=0.0):
+                parts = [whole]
+        dets.extend(parts)
     dets.sort(key=lambda d: -d.score)
     return dets
 

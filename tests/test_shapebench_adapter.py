@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -148,3 +149,6 @@ def test_evaluate_command_writes_the_table(random_model, tmp_path, capsys):
     # a random network draws noise: the oracle finds nothing right
     assert row["overall"] == 0.0 and row["nfe_per_sample"] == 4
     assert "overall" in capsys.readouterr().out
+    saved = np.load(tmp_path / "img_g3.npz")
+    assert saved["images"].shape == (8, 3, 32, 32) and float(saved["guidance"]) == 3.0
+    assert (tmp_path / "img_g1.npz").is_file()

@@ -3,7 +3,7 @@
     python -m zeta_eval.shapebench.evaluate --model zeta_eval/assets/shapebench --steps 20 --guidance 1 3 5 7.5
 
 Prints one table row per guidance scale (per-task accuracy and the overall = unweighted mean of the six tasks);
-``--json`` also writes the numbers, ``--save-images`` the generated images (npz) for inspection.
+``--json`` also writes the numbers, ``--save-images`` the generated images (one npz per guidance) for inspection.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch-size", type=int, default=48)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", help="write the table to this JSON file")
-    p.add_argument("--save-images", help="write images, prompts and verdicts of the last guidance to this .npz")
+    p.add_argument("--save-images", help="write images, prompts and verdicts to <this stem>_g<guidance>.npz")
     args = p.parse_args(argv)
     if args.steps < 1 or args.batch_size < 1 or args.threads < 1:
         p.error("--steps, --batch-size and --threads must be >= 1")
@@ -80,8 +80,9 @@ def main(argv: list[str] | None = None) -> None:
         rows.append({"guidance": g, **table, "seconds": seconds, "nfe_per_sample": sampler.expected_nfe(args.steps)})
         print(f"{g:>8g} " + " ".join(f"{table.get(t, float('nan')):>13.3f}" for t in TASKS)
               + f" {table['overall']:>8.3f} {seconds:>8.1f}", flush=True)
-        if args.save_images:
-            np.savez_compressed(args.save_images, images=images.numpy(), ids=[it["id"] for it in items],
+        if args.save_images:  # one file per guidance scale: <stem>_g<guidance>.npz
+            stem = args.save_images[:-4] if args.save_images.endswith(".npz") else args.save_images
+            np.savez_compressed(f"{stem}_g{g:g}.npz", images=images.numpy(), ids=[it["id"] for it in items],
                                 prompts=[it["prompt"] for it in items], correct=[v[0] for v in verdicts],
                                 reasons=[v[1] for v in verdicts], guidance=g)
     if args.json:
