@@ -118,6 +118,14 @@ class Report:
 
 
 def metric_columns(table: pa.Table) -> list[str]:
+    """The scores to report: the primary columns of the run's metrics (the keys of ``metric_conventions``); rows
+    written without metric records (e.g. by other tools) fall back to every numeric non-descriptive column."""
+    declared: list[str] = []
+    if "metric_conventions" in table.column_names:
+        for text in table.column("metric_conventions").unique().to_pylist():
+            declared += [k for k in json.loads(text or "{}") if k not in declared]
+    if declared:
+        return [c for c in declared if c in table.column_names]
     cols = []
     for f in table.schema:
         if f.name in NON_METRIC or f.name.startswith("diag_") or f.name.startswith("__"):
