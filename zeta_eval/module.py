@@ -66,6 +66,7 @@ class SamplingEvaluation(LightningModule):
         self._solvers: dict[int, LinearSolver] = {}
         self._done: set[str] = set()
         self._static: dict[str, Any] = {}
+        self._loaded_identity: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ configuration checks
     def _resolve_nfe_matching(self) -> None:
@@ -115,7 +116,8 @@ class SamplingEvaluation(LightningModule):
         return ident
 
     def sample_id(self, record: PromptRecord, sampler: Sampler) -> str:
-        return sample_id(record, self.model_identity(), sampler, self.steps, self.schedule)
+        identity = self._loaded_identity or self.model_identity()  # fixed once the weights are loaded
+        return sample_id(record, identity, sampler, self.steps, self.schedule)
 
     def record_done(self, record: PromptRecord) -> bool:
         """Every sampler's output for this record is already written (used by the datamodule to skip it)."""
@@ -129,6 +131,7 @@ class SamplingEvaluation(LightningModule):
         device = self.trainer.strategy.root_device if self._trainer is not None else torch.device("cpu")
         if not self.adapter.loaded:
             self.adapter.load(device)
+        self._loaded_identity = self.model_identity()
         for s in self.samplers:  # solver-dependent checks before the first sample is drawn
             s.check_solver(self.solver_for(s))
         if self.score_enabled:
