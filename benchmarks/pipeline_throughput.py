@@ -35,7 +35,7 @@ def build_pipeline(folder: Path, width: int, size: int) -> str:
     torch.manual_seed(0)
     tok = clip_tokenizer()
     unet = UNet2DConditionModel(
-        sample_size=size // 4, in_channels=4, out_channels=4, layers_per_block=1,
+        sample_size=size // 2, in_channels=4, out_channels=4, layers_per_block=1,  # the tiny VAE downsamples by 2
         block_out_channels=(width, 2 * width), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=16, attention_head_dim=8,
         norm_num_groups=min(32, width)).eval()
@@ -96,7 +96,8 @@ def main(argv=None) -> int:
     (work / "prompts.jsonl").write_text("".join(json.dumps({"id": k, "prompt": p}) + "\n" for k, p in enumerate(prompts)))
     config = work / "exp.yaml"
     config.write_text(yaml.safe_dump({
-        "model": {"adapter": {"name": "sd", "model": str(work / "model"), "dtype": args.dtype},
+        "model": {"adapter": {"name": "sd", "model": str(work / "model"), "dtype": args.dtype,
+                              "height": args.size, "width": args.size},
                   "steps": args.steps, "samplers": [{"name": "standard", "gamma1": 5.5}]},
         "data": {"source": str(work / "prompts.jsonl"), "batch_size": args.batch, "seeds": "per_prompt_index"},
         "trainer": {"accelerator": "gpu" if args.device == "cuda" else "cpu", "devices": 1,
