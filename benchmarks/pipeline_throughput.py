@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--width", type=int, default=64, help="UNet channels of the first block")
-    ap.add_argument("--size", type=int, default=64, help="image size (latents are size/8)")
+    ap.add_argument("--size", type=int, default=64, help="image size (the tiny VAE halves it: latents are size/2)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--threads", type=int, default=2)
