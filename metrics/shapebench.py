@@ -30,6 +30,7 @@ from zeta_eval.shapebench.prompts import TASKS
 from zeta_eval.shapebench.world import COLORS, PALETTE, SHAPES, SUPERSAMPLE, shape_indicator
 
 from .base import SampleMetric, register_metric
+from .geneval import POSITION_THRESHOLD, relative_position  # GenEval's position rule, shared
 
 #: a pixel is foreground of colour k where its coverage a_k >= this
 COVERAGE_THRESHOLD = 0.5
@@ -44,7 +45,7 @@ MIN_SIDE = 8
 #: every ShapeBench shape fills a square box: a blob whose box is more elongated than this is no object
 MAX_ASPECT = 1.5
 #: GenEval's position margin
-POSITION_MARGIN = 0.1
+POSITION_MARGIN = POSITION_THRESHOLD
 
 REASONS: dict[int, str] = {0: "correct", 1: "missing object", 2: "wrong colour", 3: "wrong position",
                            4: "no position target", 5: "too many objects"}
@@ -231,31 +232,6 @@ def analyze(image: Any) -> list[Detection]:
 
 
 # ---------------------------------------------------------------------------------------------- rules
-def relative_position(box_a: Sequence[float], box_b: Sequence[float], margin: float = POSITION_MARGIN) -> set[str]:
-    """Relations of box a to box b (GenEval): centre offset shrunk by margin * (size a + size b) per axis, then
-    normalised by the unshrunk offset's length; "left of" if dx < -0.5, "right of" if dx > 0.5, "above" if
-    dy < -0.5, "below" if dy > 0.5 (image coordinates, y down)."""
-    a = np.asarray(box_a, dtype=np.float64)
-    b = np.asarray(box_b, dtype=np.float64)
-    ca, cb = (a[:2] + a[2:]) / 2, (b[:2] + b[2:]) / 2
-    dim_a, dim_b = a[2:] - a[:2], b[2:] - b[:2]
-    offset = ca - cb
-    revised = np.maximum(np.abs(offset) - margin * (dim_a + dim_b), 0.0) * np.sign(offset)
-    if np.all(np.abs(revised) < 1e-3):
-        return set()
-    dx, dy = revised / np.linalg.norm(offset)
-    rels = set()
-    if dx < -0.5:
-        rels.add("left of")
-    if dx > 0.5:
-        rels.add("right of")
-    if dy < -0.5:
-        rels.add("above")
-    if dy > 0.5:
-        rels.add("below")
-    return rels
-
-
 def judge_detections(detections: Sequence[Detection], metadata: dict[str, Any]) -> tuple[bool, str, int]:
     """GenEval's verdict on detections: (correct, reason text, reason code of the first failure; 0 if correct)."""
     include = metadata.get("include")
