@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
 
+from .base import SampleMetric
 from .preprocess import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, CropRounding, clip_preprocess
 from .weights import cached, freeze, resolve_folder
 
@@ -120,3 +121,14 @@ def load_clip(model: str, device: torch.device, dtype: torch.dtype, *, metric: s
                                        needs=(_TOKENIZER_FILES,))
     key = ("clip", str(model_dir.resolve()), str(processor_dir.resolve()), str(device), dtype)
     return cached(key, lambda: _build(model_dir, processor_dir, str(model), str(processor or model), device, dtype))
+
+
+class ClipMetric(SampleMetric):
+    """A metric whose only weights are one shared CLIP: the ``clip`` option (hub id or local folder)."""
+
+    def __init__(self, clip: str = DEFAULT_CLIP, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.clip = clip
+
+    def _load(self, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
+        return {"clip": load_clip(self.clip, device, dtype, metric=self.name, option="clip")}

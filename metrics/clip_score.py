@@ -11,8 +11,8 @@ from typing import Any, Sequence
 
 import torch
 
-from .base import SampleMetric, register_metric
-from .clip_backbone import DEFAULT_CLIP, load_clip, matched_cosine
+from .base import register_metric
+from .clip_backbone import ClipMetric, matched_cosine
 
 
 def clip_score_from_embeddings(image_embeds: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
@@ -21,17 +21,10 @@ def clip_score_from_embeddings(image_embeds: torch.Tensor, text_embeds: torch.Te
 
 
 @register_metric
-class ClipScore(SampleMetric):
+class ClipScore(ClipMetric):
     """``clip``: a transformers CLIP (hub id or folder with weights, tokenizer and ``preprocessor_config.json``)."""
 
     name = "clip_score"
-
-    def __init__(self, clip: str = DEFAULT_CLIP, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.clip = clip
-
-    def _load(self, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
-        return {"clip": load_clip(self.clip, device, dtype, metric=self.name, option="clip")}
 
     def score(self, media: torch.Tensor, prompts: Sequence[str],
               metadata: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:

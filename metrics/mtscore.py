@@ -16,8 +16,8 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from .base import SampleMetric, register_metric
-from .clip_backbone import DEFAULT_CLIP, load_clip
+from .base import register_metric
+from .clip_backbone import ClipMetric
 
 # the 10 captions of the reference, in its order: 0-4 normal video, 5-9 time-lapse
 MT_CAPTIONS = (
@@ -57,19 +57,12 @@ def mtscore_from_embeddings(video_embeds: torch.Tensor, caption_embeds: torch.Te
 
 
 @register_metric
-class MTScoreCLIP(SampleMetric):
+class MTScoreCLIP(ClipMetric):
     """``clip``: a transformers CLIP (hub id or folder), shared with the other CLIP metrics."""
 
     name = "mtscore_clip"
     media_kind = "video"
     min_frames = 4
-
-    def __init__(self, clip: str = DEFAULT_CLIP, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.clip = clip
-
-    def _load(self, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
-        return {"clip": load_clip(self.clip, device, dtype, metric=self.name, option="clip")}
 
     def score(self, media: torch.Tensor, prompts: Sequence[str],
               metadata: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:

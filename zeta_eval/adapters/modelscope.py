@@ -15,9 +15,10 @@ from typing import Any
 import torch
 
 from .pipeline_adapter import PipelineAdapter, check_positive_int
+from .sd import OneTextEncoderUNet
 
 
-class ModelScopeAdapter(PipelineAdapter):
+class ModelScopeAdapter(OneTextEncoderUNet, PipelineAdapter):
     """Args (besides the common ones): ``num_frames`` (default 16, the pipeline's), ``fps`` (for saved MP4s: 8)."""
 
     family = "modelscope"
@@ -43,16 +44,6 @@ class ModelScopeAdapter(PipelineAdapter):
         h, w = self.resolution
         f = self._vae_scale_factor()
         return self.pipe.unet.config.in_channels, self.num_frames, h // f, w // f
-
-    def _encode(self, prompts: list[str]):
-        neg = self._negative()
-        cond, uncond = self.pipe.encode_prompt(
-            prompts, self.device, 1, True, negative_prompt=None if neg is None else [neg] * len(prompts))
-        return {"encoder_hidden_states": uncond}, {"encoder_hidden_states": cond}
-
-    def _network(self, x, t, kwargs):
-        return self.pipe.unet(x, self._timestep(t), encoder_hidden_states=kwargs["encoder_hidden_states"],
-                              return_dict=False)[0]
 
     def _decode(self, latents: torch.Tensor) -> torch.Tensor:
         video = self.pipe.decode_latents(latents.to(self.pipe.vae.dtype))  # (B, 3, F, H, W), float32

@@ -83,7 +83,22 @@ class UNetImageAdapter(PipelineAdapter):
         return info
 
 
-class SDAdapter(UNetImageAdapter):
+class OneTextEncoderUNet:
+    """``_encode`` / ``_network`` of pipelines whose single CLIP text encoder feeds the UNet's cross-attention
+    (SD 1.x/2.x, ModelScope); mixed in before :class:`PipelineAdapter`."""
+
+    def _encode(self, prompts: list[str]):
+        neg = self._negative()
+        cond, uncond = self.pipe.encode_prompt(
+            prompts, self.device, 1, True, negative_prompt=None if neg is None else [neg] * len(prompts))
+        return {"encoder_hidden_states": uncond}, {"encoder_hidden_states": cond}
+
+    def _network(self, x, t, kwargs):
+        return self.pipe.unet(x, self._timestep(t), encoder_hidden_states=kwargs["encoder_hidden_states"],
+                              return_dict=False)[0]
+
+
+class SDAdapter(OneTextEncoderUNet, UNetImageAdapter):
     """Stable Diffusion 1.x / 2.x (``StableDiffusionPipeline``; SD-2.1: v-prediction DDIM at 768 x 768).
 
     The safety checker is not loaded: it blanks images, which would corrupt the metrics.
@@ -96,13 +111,3 @@ class SDAdapter(UNetImageAdapter):
     def _load_kwargs(self, dtype: torch.dtype) -> dict[str, Any]:
         return {**super()._load_kwargs(dtype), "safety_checker": None, "feature_extractor": None,
                 "requires_safety_checker": False}
-
-    def _encode(self, prompts: list[str]):
-        neg = self._negative()
-        cond, uncond = self.pipe.encode_prompt(
-            prompts, self.device, 1, True, negative_prompt=None if neg is None else [neg] * len(prompts))
-        return {"encoder_hidden_states": uncond}, {"encoder_hidden_states": cond}
-
-    def _network(self, x, t, kwargs):
-        return self.pipe.unet(x, self._timestep(t), encoder_hidden_states=kwargs["encoder_hidden_states"],
-                              return_dict=False)[0]
