@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Sequence
 
 import torch
 
-from samplers import LinearSolver, Sampler, solver_from_scheduler
+from samplers import BRANCHES, LinearSolver, Sampler, solver_from_scheduler
 
 DTYPES = {"float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
@@ -33,6 +33,19 @@ def parse_dtype(value: str | torch.dtype) -> torch.dtype:
     if value not in DTYPES:
         raise ValueError(f"dtype must be one of float16, bfloat16, float32; got {value!r}")
     return DTYPES[value]
+
+
+def check_branches(branches: Sequence[str], allowed: Sequence[str] = BRANCHES, family: str | None = None
+                   ) -> tuple[str, ...]:
+    """``branches`` as a tuple, or a ValueError if it is empty or names a branch outside ``allowed``."""
+    branches = tuple(branches)
+    if not branches:
+        raise ValueError("the denoiser needs at least one branch")
+    for b in branches:
+        if b not in allowed:
+            where = f" for the {family} family" if family else ""
+            raise ValueError(f"unknown branch {b!r}{where}; its branches are {tuple(allowed)} (all: {BRANCHES})")
+    return branches
 
 
 class ModelLoadError(RuntimeError):

@@ -22,7 +22,7 @@ from samplers import BRANCHES
 from samplers.solvers import SUPPORTED_SCHEDULERS
 
 from . import seg as seg_hook
-from .base import ModelAdapter, ModelLoadError, hub_error_message
+from .base import ModelAdapter, ModelLoadError, check_branches, hub_error_message
 
 log = logging.getLogger(__name__)
 
@@ -126,12 +126,7 @@ class PipelineDenoiser:
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, t: float, branches: Sequence[str]) -> tuple[torch.Tensor, ...]:
-        branches = tuple(branches)
-        if not branches:
-            raise ValueError("the denoiser needs at least one branch")
-        for b in branches:
-            if b not in BRANCHES:
-                raise ValueError(f"unknown branch {b!r}; branches are {BRANCHES}")
+        branches = check_branches(branches)
         if "perturbed" in branches and self._seg is None:
             raise ValueError("the 'perturbed' branch needs a perturbation; build the denoiser with the sampler's "
                              "perturbation (adapter.denoiser(cond, sampler.perturbation))")

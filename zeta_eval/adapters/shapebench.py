@@ -14,9 +14,7 @@ from typing import Any, Sequence
 
 import torch
 
-from samplers import BRANCHES
-
-from .base import ModelAdapter, ModelLoadError
+from .base import ModelAdapter, ModelLoadError, check_branches
 
 #: the packaged model, resolved relative to the zeta_eval package
 DEFAULT_MODEL = str(Path(__file__).resolve().parents[1] / "assets" / "shapebench")
@@ -45,13 +43,7 @@ class ShapeBenchDenoiser:
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, t: float, branches: Sequence[str]) -> tuple[torch.Tensor, ...]:
-        branches = tuple(branches)
-        if not branches:
-            raise ValueError("the denoiser needs at least one branch")
-        for b in branches:
-            if b not in ("uncond", "cond"):
-                raise ValueError(f"branch must be 'uncond' or 'cond' for the shapebench family, got {b!r} "
-                                 f"(known branches: {BRANCHES}; the shapebench family has no perturbed branch)")
+        branches = check_branches(branches, ("uncond", "cond"), family="shapebench")
         if x.shape[0] != self.cond.batch_size:
             raise ValueError(f"latent batch {x.shape[0]} does not match the conditioning batch {self.cond.batch_size}")
         net = self.adapter.network
