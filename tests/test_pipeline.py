@@ -15,7 +15,7 @@ from PIL import Image
 from zeta_eval.cli import main
 from zeta_eval.config import expand_config
 from zeta_eval.parts import list_parts, read_parts, write_part
-from zeta_eval.report import mean_ci, wilson, win_rate
+from zeta_eval.report import mean_ci, paired_difference, wilson, win_rate
 
 PROMPTS = [
     {"id": "p0", "prompt": "a red thing", "tag": "x", "category": "x"},
@@ -260,8 +260,12 @@ def test_report_numbers_by_hand(tmp_path):
     assert float(z[header.index("score_ci95")]) == pytest.approx(half)
     # wins: 0.0<0.5 loss, tie, loss, win -> (1 + 0.5) / 4
     assert float(z[header.index("score_winrate")]) == pytest.approx(0.375)
+    diffs = np.array(ours) - np.array(theirs)  # -0.5, 0, -0.2, 0.8
+    assert float(z[header.index("score_delta")]) == pytest.approx(diffs.mean())
+    assert float(z[header.index("score_delta_ci95")]) == pytest.approx(t.ppf(0.975, 3) * diffs.std(ddof=1) / 2)
     md = (out / "summary.md").read_text()
     assert "## Win rate against base" in md and "## score per category" in md
+    assert "## Paired difference against base" in md and f"{diffs.mean():.2f} ±" in md
     assert f"{np.mean(ours[:2]):.2f}" in md and f"{np.mean(ours[2:]):.2f}" in md
 
 
@@ -272,6 +276,11 @@ def test_statistics_helpers():
     # Wilson at p = 0.5, n = 100: 0.5 +- 0.0960 (textbook value)
     lo, hi = wilson(0.5, 100)
     assert (hi - lo) / 2 == pytest.approx(0.0960, abs=2e-4)
+    # 0/1 scores: the paired difference uses Student t on -1/0/1 values, never Wilson; lower-is-better flips the sign
+    d, dhalf, dn = paired_difference(np.array([1.0, 1.0, 0.0, 1.0, np.nan]), np.array([0.0, 1.0, 0.0, 0.0, 1.0]))
+    assert (d, dn) == (0.5, 4) and dhalf == pytest.approx(3.182446 * np.std([1, 0, 0, 1], ddof=1) / 2, rel=1e-6)
+    assert paired_difference(np.array([1.0, 3.0]), np.array([2.0, 2.0]), higher_is_better=False)[0] == 0.0
+    assert paired_difference(np.array([1.0, 1.0]), np.array([2.0, 3.0]), higher_is_better=False)[0] == 1.5
     p, _, n = win_rate(np.array([1.0, 2.0, np.nan]), np.array([0.0, 2.0, 1.0]))
     assert (p, n) == (0.75, 2)
     p, _, _ = win_rate(np.array([1.0, 2.0]), np.array([0.0, 3.0]), higher_is_better=False)

@@ -3,7 +3,8 @@
 Outputs (all written atomically, only after every input was read):
   samples.parquet   every sample once (latest row per sample_id), with the experiment and config in its metadata
   summary.md        model x sampler: each metric's mean +- 95% CI, NFE, s/sample, gamma_eff; paired win rates
-                    against the standard baseline; per-category breakdowns; how each number was made
+                    and paired mean differences (95% CI) against the standard baseline; per-category breakdowns;
+                    how each number was made
   summary.csv       the same numbers, one row per (model, sampler setting), machine-readable
   pareto.png        each metric against seconds per sample, one point per sampler setting (the paper's Fig. 7b)
   grid.png          prompts x samplers on the same seeds (Fig. 5)
@@ -81,6 +82,23 @@ def win_rate(ours: np.ndarray, base: np.ndarray, higher_is_better: bool = True) 
     p = float(wins / n)
     lo, hi = wilson(p, n)
     return p, (hi - lo) / 2, n
+
+
+def paired_difference(ours: np.ndarray, base: np.ndarray, higher_is_better: bool = True) -> tuple[float, float, int]:
+    """Mean of ``ours - base`` over finite pairs (sign flipped for lower-is-better metrics, so > 0 is always
+    better) and the half-width of its 95% Student-t interval; also for 0/1 scores, whose differences are -1/0/1."""
+    ok = np.isfinite(ours) & np.isfinite(base)
+    d = ours[ok] - base[ok]
+    if not higher_is_better:
+        d = -d
+    n = len(d)
+    if n == 0:
+        return float("nan"), float("nan"), 0
+    if n == 1:
+        return float(d[0]), float("nan"), 1
+    from scipy.stats import t
+
+    return float(d.mean()), float(t.ppf(0.975, n - 1) * d.std(ddof=1) / math.sqrt(n)), n
 
 
 # ---------------------------------------------------------------------------------------------- the model
@@ -220,8 +238,11 @@ def summary_rows(rep: Report) -> list[dict[str, Any]]:
             mean, half, n = mean_ci(_values(s, m))
             row.update({f"{m}_mean": mean, f"{m}_ci95": half, f"{m}_n": n})
             if rep.baseline is not None and s is not rep.baseline:
-                wr, whalf, wn = win_rate(*_pairs(s, rep.baseline, m), higher_is_better=m not in LOWER_IS_BETTER)
-                row.update({f"{m}_winrate": wr, f"{m}_winrate_ci95": whalf, f"{m}_pairs": wn})
+                pairs = _pairs(s, rep.baseline, m)
+                wr, whalf, wn = win_rate(*pairs, higher_is_better=m not in LOWER_IS_BETTER)
+                dm, dhalf, _ = paired_difference(*pairs, higher_is_better=m not in LOWER_IS_BETTER)
+                row.update({f"{m}_winrate": wr, f"{m}_winrate_ci95": whalf, f"{m}_pairs": wn,
+                            f"{m}_delta": dm, f"{m}_delta_ci95": dhalf})
         rows.append(row)
     return rows
 
@@ -261,6 +282,20 @@ def write_markdown(rep: Report, summary: list[dict[str, Any]]) -> str:
             cells = [row["sampler_label"]] + [
                 _fmt(row.get(f"{m}_winrate", float("nan")), row.get(f"{m}_winrate_ci95", float("nan")), 100, 1) + "%"
                 if math.isfinite(row.get(f"{m}_winrate", float("nan"))) else "-" for m in rep.metrics]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines += ["", f"## Paired difference against {rep.baseline.label}", "",
+                  "Mean of (sampler − baseline) over identical (prompt, seed), signed so that > 0 is better; "
+                  "± is the 95% Student-t interval of the paired differences.", ""]
+        head = ["sampler"] + [f"Δ {m}{' ×' + format(rep.scale(m), 'g') if rep.scale(m) != 1 else ''}"
+                              for m in rep.metrics]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for row in summary:
+            if row["sampler_key"] == rep.baseline.key:
+                continue
+            cells = [row["sampler_label"]] + [
+                ("+" if row.get(f"{m}_delta", float("nan")) > 0 else "")
+                + _fmt(row.get(f"{m}_delta", float("nan")), row.get(f"{m}_delta_ci95", float("nan")), rep.scale(m))
+                for m in rep.metrics]
             lines.append("| " + " | ".join(cells) + " |")
     cats = sorted({c for s in rep.settings for c in categories(s)})
     if cats and rep.metrics:
