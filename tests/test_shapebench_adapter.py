@@ -131,8 +131,8 @@ def test_packaged_model_draws_single_objects():
     out = sampler.sample(a.denoiser(a.encode([it["prompt"] for it in items])),
                          a.initial_latents([it["seed"] for it in items], solver), solver)
     correct = [judge(img, it)[0] for img, it in zip(a.decode(out.latents), items)]
-    # the snapshot at 3,279 steps gets 8 of 10 (a random network 0); raise this with the final weights
-    assert sum(correct) >= 6, correct
+    # the packaged weights (step 7,000) get 8 of 10, a random network 0; one flip of slack for other CPUs' kernels
+    assert sum(correct) >= 7, correct
 
 
 def test_evaluate_command_writes_the_table(random_model, tmp_path, capsys):
