@@ -320,3 +320,28 @@ def test_every_shipped_config_validates_offline(capsys):
             assert "network evaluations" in capsys.readouterr().out
     finally:
         del os.environ["ZETA_EVAL_PROMPTS_DIR"]
+
+
+def test_lambda_sweeps_group_settings_that_differ_only_in_lambda():
+    """winrate_vs_lambda.png draws one line per group of settings that differ only in λ; settings that also differ
+    in γ1 (or anything else) are not joined into one line."""
+    from zeta_eval.report import Setting, lambda_sweeps
+
+    def setting(key, name, **params):
+        return Setting(model="m", key=key, label=key, name=name, index=0,
+                       rows={"sample_id": ["x"], "steps": [20]}, params={"gamma2": 0.0, **params})
+
+    base = setting("std", "standard", gamma1=3.0)
+    z = [setting("z3", "zeta", gamma1=3.0, warmup_steps=3),                  # λ = 19 - 3 = 16
+         setting("z3w1", "zeta", gamma1=3.0, warmup_steps=1),                # 18
+         setting("z3e10", "zeta", gamma1=3.0, warmup_steps=3, window_end=10),  # 7
+         setting("z15", "zeta", gamma1=1.5, warmup_steps=3),                 # alone at γ1 = 1.5
+         setting("z3ad", "zeta", gamma1=3.0, warmup_steps=3, adaptive_warmup=True),  # alone: adaptive
+         setting("zz5", "zigzag", gamma1=3.0, lambda_steps=5), setting("zz9", "zigzag", gamma1=3.0, lambda_steps=9)]
+    sweeps = lambda_sweeps([base, *z], exclude=base)
+    assert {label: [(lam, s.key) for lam, s in pts] for label, pts in sweeps.items()} == {
+        "zeta": [(7, "z3e10"), (16, "z3"), (18, "z3w1")], "zigzag": [(5, "zz5"), (9, "zz9")]}
+    # two γ1 values each swept: two zeta lines, told apart by their fixed parameters
+    two = lambda_sweeps([*z[:3], setting("a", "zeta", gamma1=1.5, warmup_steps=1), z[3]])
+    assert sorted(two) == ["zeta gamma1=1.5, gamma2=0", "zeta gamma1=3, gamma2=0"]
+    assert lambda_sweeps([z[0], z[3]]) == {}

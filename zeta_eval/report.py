@@ -464,16 +464,39 @@ def lambda_of(setting: Setting) -> int | None:
     return None
 
 
+#: the parameters that set λ; a λ sweep varies only these
+LAMBDA_PARAMS = {"lambda_steps", "window_start", "window_end", "warmup_steps"}
+
+
+def lambda_sweeps(settings: Sequence[Setting], exclude: Setting | None = None) -> dict[str, list[tuple[int, Setting]]]:
+    """Groups of settings that differ only in λ (same sampler and every other parameter, e.g. γ1), with at least
+    two distinct λ, sorted by λ; keyed by a legend label (the sampler name, plus the fixed parameters that tell the
+    groups apart when there are several)."""
+    groups: dict[tuple[str, str], list[tuple[int, Setting]]] = {}
+    for s in settings:
+        lam = lambda_of(s)
+        if lam is not None and s is not exclude:
+            rest = {k: v for k, v in s.params.items() if k not in LAMBDA_PARAMS}
+            groups.setdefault((s.name, json.dumps(rest, sort_keys=True, default=str)), []).append((lam, s))
+    groups = {k: sorted(v, key=lambda t: t[0]) for k, v in groups.items() if len({lam for lam, _ in v}) >= 2}
+    names = [name for name, _ in groups]
+    out = {}
+    for (name, rest), points in groups.items():
+        label = name
+        if names.count(name) > 1:
+            fixed = json.loads(rest)
+            label += " " + ", ".join(f"{k}={fixed[k]:g}" if isinstance(fixed[k], float) else f"{k}={fixed[k]}"
+                                     for k in sorted(fixed) if fixed[k] is not None)
+        out[label] = points
+    return out
+
+
 def plot_winrate_vs_lambda(rep: Report, summary: list[dict[str, Any]], path: Path) -> bool:
     if rep.baseline is None or not rep.metrics:
         return False
-    families: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     by_key = {row["sampler_key"]: row for row in summary}
-    for s in rep.settings:
-        lam = lambda_of(s)
-        if lam is not None and s is not rep.baseline:
-            families.setdefault(s.name, []).append((lam, by_key[s.key]))
-    families = {k: sorted(v, key=lambda t: t[0]) for k, v in families.items() if len({lam for lam, _ in v}) >= 2}
+    families = {label: [(lam, by_key[s.key]) for lam, s in points]
+                for label, points in lambda_sweeps(rep.settings, exclude=rep.baseline).items()}
     if not families:
         return False
     plt = _figure()
