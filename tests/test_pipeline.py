@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -264,6 +265,9 @@ def test_report_numbers_by_hand(tmp_path):
     assert float(z[header.index("score_delta")]) == pytest.approx(diffs.mean())
     assert float(z[header.index("score_delta_ci95")]) == pytest.approx(t.ppf(0.975, 3) * diffs.std(ddof=1) / 2)
     md = (out / "summary.md").read_text()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (out / "summary.md").stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
     assert "## Win rate against base" in md and "## score per category" in md
     assert "## Paired difference against base" in md and f"{diffs.mean():.2f} ±" in md
     assert f"{np.mean(ours[:2]):.2f}" in md and f"{np.mean(ours[2:]):.2f}" in md

@@ -519,11 +519,21 @@ def plot_winrate_vs_lambda(rep: Report, summary: list[dict[str, Any]], path: Pat
 
 
 # ---------------------------------------------------------------------------------------------- entry points
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
+
+
 def _atomic_write(path: Path, data: bytes | str) -> None:
     mode = "wb" if isinstance(data, bytes) else "w"
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, mode) as fh:
         fh.write(data)
+    os.chmod(tmp, _FILE_MODE)  # mkstemp creates 0600; a report is shared like any file the umask allows
     os.replace(tmp, path)
 
 
