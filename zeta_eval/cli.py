@@ -175,12 +175,28 @@ class _DropTips(logging.Filter):
         return "Tip:" not in str(record.msg)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each message (notebooks, pytest and wrappers replace it
+    between calls; a handler that kept the first stream would write to a closed file)."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def _configure_logging() -> None:
     """zeta_eval's own messages once, on stderr; Lightning keeps its handler; its advertising tips are dropped."""
     import warnings
 
     if not log.handlers:
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
