@@ -43,21 +43,27 @@ class ReportError(ValueError):
 
 
 # ---------------------------------------------------------------------------------------------- statistics
-def mean_ci(values: np.ndarray) -> tuple[float, float, int]:
-    """Mean and the half-width of its 95% confidence interval (Student t; Wilson for 0/1 data)."""
+def t_interval(values: np.ndarray) -> tuple[float, float, int]:
+    """Mean of the finite values and the half-width of its 95% Student-t interval (NaN for fewer than 2)."""
     v = values[np.isfinite(values)]
     n = len(v)
     if n == 0:
         return float("nan"), float("nan"), 0
-    m = float(v.mean())
     if n == 1:
-        return m, float("nan"), 1
-    if np.isin(v, (0.0, 1.0)).all():
-        lo, hi = wilson(m, n)
-        return m, (hi - lo) / 2, n
+        return float(v[0]), float("nan"), 1
     from scipy.stats import t
 
-    return m, float(t.ppf(0.975, n - 1) * v.std(ddof=1) / math.sqrt(n)), n
+    return float(v.mean()), float(t.ppf(0.975, n - 1) * v.std(ddof=1) / math.sqrt(n)), n
+
+
+def mean_ci(values: np.ndarray) -> tuple[float, float, int]:
+    """Mean and the half-width of its 95% confidence interval (Student t; Wilson for 0/1 data)."""
+    v = values[np.isfinite(values)]
+    if len(v) > 1 and np.isin(v, (0.0, 1.0)).all():
+        m = float(v.mean())
+        lo, hi = wilson(m, len(v))
+        return m, (hi - lo) / 2, len(v)
+    return t_interval(v)
 
 
 def wilson(p: float, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
@@ -87,18 +93,8 @@ def win_rate(ours: np.ndarray, base: np.ndarray, higher_is_better: bool = True) 
 def paired_difference(ours: np.ndarray, base: np.ndarray, higher_is_better: bool = True) -> tuple[float, float, int]:
     """Mean of ``ours - base`` over finite pairs (sign flipped for lower-is-better metrics, so > 0 is always
     better) and the half-width of its 95% Student-t interval; also for 0/1 scores, whose differences are -1/0/1."""
-    ok = np.isfinite(ours) & np.isfinite(base)
-    d = ours[ok] - base[ok]
-    if not higher_is_better:
-        d = -d
-    n = len(d)
-    if n == 0:
-        return float("nan"), float("nan"), 0
-    if n == 1:
-        return float(d[0]), float("nan"), 1
-    from scipy.stats import t
-
-    return float(d.mean()), float(t.ppf(0.975, n - 1) * d.std(ddof=1) / math.sqrt(n)), n
+    d = ours - base  # NaN where either side is missing
+    return t_interval(d if higher_is_better else -d)
 
 
 # ---------------------------------------------------------------------------------------------- the model
