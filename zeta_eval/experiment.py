@@ -5,13 +5,12 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .parts import list_parts, read_done_ids
+from .parts import atomic_text, list_parts, read_done_ids
 
 log = logging.getLogger("zeta_eval")
 
@@ -25,12 +24,6 @@ def data_identity(dm: Any) -> dict[str, Any]:
         return dm.identity()
     desc = dict(dm.describe())
     return {k: v for k, v in desc.items() if k not in _LAYOUT_KEYS}
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def prepare_output_dir(cli: Any, force: bool = False) -> None:
@@ -64,9 +57,9 @@ def prepare_output_dir(cli: Any, force: bool = False) -> None:
     if trainer.is_global_zero:
         out.mkdir(parents=True, exist_ok=True)
         record["updated_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
-        _atomic_text(path, json.dumps(record, indent=2, sort_keys=True, default=str))
+        atomic_text(path, json.dumps(record, indent=2, sort_keys=True, default=str))
         full = yaml.safe_load(cli.parser.dump(cli.config, skip_none=False, format="yaml"))
-        _atomic_text(out / "config.yaml", yaml.safe_dump(full.get("predict", full), sort_keys=False, allow_unicode=True))
+        atomic_text(out / "config.yaml", yaml.safe_dump(full.get("predict", full), sort_keys=False, allow_unicode=True))
     done = len(read_done_ids(out))
     if done:
         log.info("resuming in %s: %d samples already written will be skipped", out, done)
@@ -168,7 +161,7 @@ def finish_after_predict(cli: Any, write_report: bool = True) -> None:
     out = Path(cli.config["predict"]["output_dir"])
     if summary and out.is_dir():
         name = f"live_metrics_task{getattr(dm, 'shard_index', 0) or 0}.json"
-        _atomic_text(out / name, json.dumps(summary, indent=2, sort_keys=True))
+        atomic_text(out / name, json.dumps(summary, indent=2, sort_keys=True))
         log.info("metrics of this job: %s", ", ".join(f"{k}={v:.4g}" for k, v in sorted(summary.items())))
     if not write_report or int(getattr(dm, "num_shards", 1) or 1) > 1:
         return

@@ -47,6 +47,15 @@ def rows_to_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
     return table
 
 
+def atomic_text(path: str | os.PathLike, text: str) -> None:
+    """Write a small text file atomically: a temporary name of this process, then a rename (the file gets the
+    mode the umask allows, like any other file written here)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def write_part(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike, stem: str) -> Path:
     """Write rows as one new part file, atomically; returns its path."""
     folder = parts_dir(out_dir)

@@ -18,7 +18,6 @@ import argparse
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -27,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .parts import CorruptPartError, list_parts, read_parts
+from .parts import CorruptPartError, atomic_text, list_parts, read_parts
 
 #: numeric columns that describe a sample rather than score it
 NON_METRIC = {"seed", "sample_index", "steps", "gamma1", "gamma2", "gamma_eff", "nfe", "seconds", "decode_seconds",
@@ -515,24 +514,6 @@ def plot_winrate_vs_lambda(rep: Report, summary: list[dict[str, Any]], path: Pat
 
 
 # ---------------------------------------------------------------------------------------------- entry points
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_FILE_MODE = 0o666 & ~_umask()
-
-
-def _atomic_write(path: Path, data: bytes | str) -> None:
-    mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, mode) as fh:
-        fh.write(data)
-    os.chmod(tmp, _FILE_MODE)  # mkstemp creates 0600; a report is shared like any file the umask allows
-    os.replace(tmp, path)
-
-
 def _atomic_figure(path: Path, draw) -> bool:
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     ok = draw(tmp)
@@ -559,8 +540,8 @@ def write_report(out_dir: str | os.PathLike, skip_corrupt: bool = False, baselin
     pq.write_table(table, tmp, compression="zstd")
     os.replace(tmp, out / "samples.parquet")
     written["samples"] = out / "samples.parquet"
-    _atomic_write(out / "summary.md", md)
-    _atomic_write(out / "summary.csv", csv_text)
+    atomic_text(out / "summary.md", md)
+    atomic_text(out / "summary.csv", csv_text)
     written.update(summary_md=out / "summary.md", summary_csv=out / "summary.csv")
     if _atomic_figure(out / "pareto.png", lambda p: plot_pareto(rep, summary, p)):
         written["pareto"] = out / "pareto.png"
