@@ -207,25 +207,32 @@ def analyze(image: Any) -> list[Detection]:
     cov = np.clip(np.take_along_axis(a, nearest[..., None], -1)[..., 0], 0.0, 1.0)
     rk = np.take_along_axis(rel, nearest[..., None], -1)[..., 0]
     labels = np.where((cov >= COVERAGE_THRESHOLD) & (rk <= RESIDUAL_TOLERANCE), nearest, -1)
+    unlabelled = labels == -1
+    # the anti-aliased rim of colour k: partly covered pixels, not foreground, whose nearest colour is k
+    rims = [unlabelled & (nearest == k) for k in range(len(COLORS))]
     dets: list[Detection] = []
     for blob in components(labels >= 0):
         if len(blob) < MIN_AREA:
             continue
+        blob_labels = labels[blob[:, 0], blob[:, 1]]
+        colours = np.unique(blob_labels)
+        if len(colours) == 1:  # a one-colour blob is that colour's component
+            det = _detect(blob, cov, rims[colours[0]], COLORS[colours[0]])
+            dets.extend([det] if det is not None else [])
+            continue
         in_blob = np.zeros(labels.shape, dtype=bool)
         in_blob[blob[:, 0], blob[:, 1]] = True
-        colours = sorted({int(k) for k in labels[in_blob]})
         parts = []
         for k in colours:
             for pix in components((labels == k) & in_blob):
-                det = _detect(pix, cov, (labels == -1) & (nearest == k), COLORS[k])
+                det = _detect(pix, cov, rims[k], COLORS[k])
                 if det is not None:
                     parts.append(det)
-        if len(colours) > 1:
-            # one shape drawn in two colours (a gradient) or two touching shapes: the better explanation wins
-            counts = np.bincount(labels[in_blob], minlength=len(COLORS))
-            whole = _detect(blob, cov, (labels == -1) & np.isin(nearest, colours), COLORS[int(np.argmax(counts))])
-            if whole is not None and whole.score >= max((d.score for d in parts), default=0.0):
-                parts = [whole]
+        # one shape drawn in two colours (a gradient) or two touching shapes: the better explanation wins
+        counts = np.bincount(blob_labels, minlength=len(COLORS))
+        whole = _detect(blob, cov, np.logical_or.reduce([rims[k] for k in colours]), COLORS[int(np.argmax(counts))])
+        if whole is not None and whole.score >= max((d.score for d in parts), default=0.0):
+            parts = [whole]
         dets.extend(parts)
     dets.sort(key=lambda d: -d.score)
     return dets
