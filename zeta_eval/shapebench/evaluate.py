@@ -81,8 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{g:>8g} " + " ".join(f"{table.get(t, float('nan')):>13.3f}" for t in TASKS)
               + f" {table['overall']:>8.3f} {seconds:>8.1f}", flush=True)
         if args.save_images:  # one file per guidance scale: <stem>_g<guidance>.npz
-            stem = args.save_images[:-4] if args.save_images.endswith(".npz") else args.save_images
-            np.savez_compressed(f"{stem}_g{g:g}.npz", images=images.numpy(), ids=[it["id"] for it in items],
+            np.savez_compressed(f"{args.save_images.removesuffix('.npz')}_g{g:g}.npz", images=images.numpy(), ids=[it["id"] for it in items],
                                 prompts=[it["prompt"] for it in items], correct=[v[0] for v in verdicts],
                                 reasons=[v[1] for v in verdicts], guidance=g)
     if args.json:
