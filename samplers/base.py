@@ -38,11 +38,14 @@ class SamplerOutput:
     """The final latent and what it cost.
 
     ``diagnostics`` maps a name to a (batch, steps) float tensor (NaN where a value is undefined for a step).
+    ``zigzag_steps``: for the zigzag family, the number of steps each sample actually zigzagged (a (batch,) integer
+    tensor; it can differ per sample with an adaptive warm-up); None for samplers that never zigzag.
     """
 
     latents: torch.Tensor
     nfe: int
     diagnostics: dict[str, torch.Tensor] = field(default_factory=dict)
+    zigzag_steps: torch.Tensor | None = None
 
 
 StepCallback = Callable[[int, dict[str, Any]], None]
@@ -96,6 +99,11 @@ def check_gamma(name: str, value: float) -> float:
     if math.isnan(value) or value < 0 or math.isinf(value):
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return value
+
+
+def scale_count(value: int, factor: float, lo: int, hi: int) -> int:
+    """A step count scaled by ``factor``, rounded half up and clamped to [lo, hi] (lo wins if hi < lo)."""
+    return max(lo, min(hi, math.floor(value * factor + 0.5)))
 
 
 def check_int(name: str, value: Any, lo: int, hi: int | None = None) -> int:
@@ -162,6 +170,18 @@ class Sampler(ABC):
     def check_solver(self, solver: LinearSolver) -> None:
         """Raise ValueError if this sampler cannot run on ``solver`` (called before the first batch)."""
 
+    def scale_steps(self, old: int, new: int) -> None:
+        """Rescale every step-counted setting from an experiment of ``old`` steps to one of ``new`` steps (the
+        pipeline's ``max_steps``, e.g. a smoke run of a 50-step config at 10 steps): a per-sampler ``steps`` and what
+        counts steps inside it (warm-up, window, λ), rounded and kept valid."""
+        before = self.num_steps(old)
+        if self.steps is not None:
+            self.steps = scale_count(self.steps, new / old, 1, self.steps)
+        self._scale_step_settings(before, self.num_steps(new))
+
+    def _scale_step_settings(self, before: int, after: int) -> None:
+        """Subclasses with step-counted parameters rescale them from ``before`` to ``after`` steps."""
+
     @abstractmethod
     def expected_nfe(self, num_steps: int) -> int:
         """Network evaluations per sample for ``num_steps`` steps."""
@@ -208,6 +228,13 @@ class ZigzagGuidance(Sampler):
     @property
     def gamma_eff(self) -> float:
         return 2 * self.gamma1 - self._gamma2
+
+    def no_zigzag_error(self, what: str) -> ValueError:
+        """The refusal of a setting that zigzags on no step: its output is plain CFG at gamma1, so its rows would
+        carry a gamma_eff (and a label) that does not describe what ran."""
+        return ValueError(f"{self.name}: {what} leaves no zigzag step, so it would run standard CFG at "
+                          f"γ1 = {self.gamma1:g} under the label γ_eff = {self.gamma_eff:g}; use the standard sampler "
+                          "for that, or change the setting")
 
 
 def build_sampler(name: str, **params: Any) -> Sampler:

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from .base import (Denoiser, Network, SamplerOutput, StepCallback, ZigzagGuidance, check_int, guide,
-                   per_sample_cosine, per_sample_relative_error, zigzag_shift)
+                   per_sample_cosine, per_sample_relative_error, scale_count, zigzag_shift)
 from .solvers import LinearSolver
 
 
@@ -75,6 +75,11 @@ class Zeta(ZigzagGuidance):
             raise ValueError(f"max_warmup_steps ({self.max_warmup_steps}) must be >= warmup_steps ({self.warmup_steps})")
         self.probe = bool(probe)
 
+    @property
+    def gamma_eff(self) -> float:
+        """The shift is (b/a)(g1 - g2) s C: to first order CFG at g1 + s (g1 - g2) (2 g1 - g2 for the paper's s = 1)."""
+        return self.gamma1 + self.surrogate_scale * (self.gamma1 - self._gamma2)
+
     def window(self, num_steps: int) -> tuple[int, int]:
         start = self.warmup_steps if self.window_start is None else self.window_start
         end = num_steps - 1 if self.window_end is None else self.window_end
@@ -95,6 +100,23 @@ class Zeta(ZigzagGuidance):
                              "the cache is empty before the warm-up ends")
         if self.adaptive_warmup and self.max_warmup_steps is not None and self.max_warmup_steps >= num_steps:
             raise ValueError(f"max_warmup_steps must be < steps ({num_steps}), got {self.max_warmup_steps}")
+        # adaptive: samples enter the window at warmup_steps at the earliest
+        first = self.warmup_steps if self.adaptive_warmup else start
+        if first >= end:
+            defaults = "" if explicit else f" (warmup_steps {self.warmup_steps} to steps - 1)"
+            raise self.no_zigzag_error(f"the window [{first}, {end}){defaults} at {num_steps} steps")
+
+    def _scale_step_settings(self, before: int, after: int) -> None:
+        factor = after / before
+        self.warmup_steps = scale_count(self.warmup_steps, factor, 1, max(1, after - 2))
+        if self.window_start is not None:
+            last = after - 1 if self.window_end is not None else after - 2  # the default end is after - 1
+            self.window_start = scale_count(self.window_start, factor, self.warmup_steps, last)
+        if self.window_end is not None:
+            start = self.window_start if self.window_start is not None else self.warmup_steps
+            self.window_end = scale_count(self.window_end, factor, start + 1, after)
+        if self.max_warmup_steps is not None:
+            self.max_warmup_steps = scale_count(self.max_warmup_steps, factor, self.warmup_steps, after - 1)
 
     def expected_nfe(self, num_steps: int) -> int:
         if not self.probe:
@@ -176,7 +198,7 @@ class Zeta(ZigzagGuidance):
             del delta
             if callback is not None:
                 callback(i, {"x": x, "cache": cache})
-        return SamplerOutput(x, net.nfe, diag)
+        return SamplerOutput(x, net.nfe, diag, zigzag_steps=diag["zigzag"].sum(1).round().long())
 
 
 def _expand(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

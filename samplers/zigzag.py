@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import torch
+
 from .base import (UC, Denoiser, Network, SamplerOutput, StepCallback, ZigzagGuidance, check_int, guide,
-                   zigzag_shift)
+                   scale_count, zigzag_shift)
 from .solvers import LinearSolver
 
 
@@ -38,6 +40,14 @@ class _ZigzagFamily(ZigzagGuidance):
         if self.lambda_steps is not None and self.lambda_steps >= num_steps:
             raise ValueError(f"lambda_steps must be in [0, {num_steps - 1}] for {num_steps} steps "
                              f"(the last step cannot zigzag), got {self.lambda_steps}")
+        if self.zigzag_steps(num_steps) == 0:
+            what = ("lambda_steps 0" if self.lambda_steps is not None
+                    else f"{num_steps} step (the last step cannot zigzag)")
+            raise self.no_zigzag_error(what)
+
+    def _scale_step_settings(self, before: int, after: int) -> None:
+        if self.lambda_steps is not None:
+            self.lambda_steps = scale_count(self.lambda_steps, after / before, min(self.lambda_steps, 1), after - 1)
 
     def params(self) -> dict[str, Any]:
         return {"gamma1": self.gamma1, "gamma2": self._gamma2, "lambda_steps": self.lambda_steps}
@@ -139,7 +149,7 @@ class Zigzag(_ZigzagFamily):
             x = y
             if callback is not None:
                 callback(i, {"x": x})
-        return SamplerOutput(x, net.nfe)
+        return SamplerOutput(x, net.nfe, zigzag_steps=_per_sample(x, min(lam, solver.num_steps)))
 
 
 class ImplicitZigzag(_ZigzagFamily):
@@ -162,4 +172,8 @@ class ImplicitZigzag(_ZigzagFamily):
             x = solver.step(x, guide(u, c, self.gamma1), i)
             if callback is not None:
                 callback(i, {"x": x})
-        return SamplerOutput(x, net.nfe)
+        return SamplerOutput(x, net.nfe, zigzag_steps=_per_sample(x, min(lam, solver.num_steps)))
+
+
+def _per_sample(x: torch.Tensor, count: int) -> torch.Tensor:
+    return torch.full((x.shape[0],), count, dtype=torch.long)

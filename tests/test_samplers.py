@@ -394,3 +394,60 @@ def test_registry_and_gamma_eff():
     assert build_sampler("zeta", gamma1=5.5).gamma_eff == 11.0
     assert build_sampler("zigzag", gamma1=5.5, gamma2=1.0).gamma_eff == 10.0
     assert Standard(gamma1=5.5).gamma_eff == 5.5
+
+
+# ------------------------------------------------------------------------------------------- what actually ran
+@pytest.mark.parametrize("sampler,steps,match", [
+    (Zigzag(lambda_steps=0), 10, "lambda_steps 0 leaves no zigzag step"),
+    (ImplicitZigzag(lambda_steps=0), 10, "lambda_steps 0 leaves no zigzag step"),
+    (Zigzag(), 1, "no zigzag step"),  # the default λ = T - 1 = 0
+    (Zeta(warmup_steps=9), 10, r"window \[9, 9\) .* no zigzag step"),  # default window [τ, T-1) is empty
+    (Zeta(warmup_steps=12), 10, "no zigzag step"),
+    (Zeta(), 4, r"window \[3, 3\) .* no zigzag step"),  # only the default τ = 3 leaves none at 4 steps
+    (Zeta(warmup_steps=2, adaptive_warmup=True), 3, "no zigzag step"),
+])
+def test_settings_that_leave_no_zigzag_step_are_refused(sampler, steps, match):
+    """Such a setting is plain CFG at γ1; run as zigzag/zeta its rows would say γ_eff = 2γ1 - γ2."""
+    with pytest.raises(ValueError, match=match):
+        sampler.validate(steps)
+
+
+def test_outputs_report_the_zigzag_steps_actually_applied():
+    den, solver, x = setup("ddim_eps", steps=10)
+    assert Zigzag().sample(den, x, solver).zigzag_steps.tolist() == [9] * len(PROMPTS)
+    assert ImplicitZigzag(lambda_steps=4).sample(den, x, solver).zigzag_steps.tolist() == [4] * len(PROMPTS)
+    assert Zeta(warmup_steps=3).sample(den, x, solver).zigzag_steps.tolist() == [6] * len(PROMPTS)  # [3, 9)
+    assert Zeta(warmup_steps=3, window_end=5).sample(den, x, solver).zigzag_steps.tolist() == [2] * len(PROMPTS)
+    # adaptive warm-up whose threshold is never reached and no latest start: nothing zigzagged, per sample
+    never = Zeta(warmup_steps=2, adaptive_warmup=True, adaptive_threshold=1.0).sample(den, x, solver)
+    assert never.zigzag_steps.tolist() == [0] * len(PROMPTS)
+    assert Standard().sample(den, x, solver).zigzag_steps is None
+
+
+def test_gamma_eff_follows_the_surrogate_scale():
+    """ζ's shift is (b/a)(γ1 - γ2)·s·C: to first order CFG at γ1 + s(γ1 - γ2) (s = 0 is plain CFG at γ1)."""
+    assert Zeta(gamma1=5.5).gamma_eff == 11.0
+    assert Zeta(gamma1=5.5, surrogate_scale=0.0).gamma_eff == 5.5
+    assert Zeta(gamma1=4.0, gamma2=1.0, surrogate_scale=0.5).gamma_eff == 5.5
+
+
+def test_step_settings_scale_to_fewer_steps_and_stay_valid():
+    """`model.max_steps` (the smoke overlay) scales each sampler's step-counted settings from T to T'."""
+    cases = [
+        (Zeta(warmup_steps=10), 50, 10, dict(warmup_steps=2, window_start=None, window_end=None)),
+        (Zeta(warmup_steps=20), 50, 10, dict(warmup_steps=4)),
+        (Zeta(warmup_steps=3, window_end=8), 50, 10, dict(warmup_steps=1, window_end=2)),
+        (Zeta(warmup_steps=3, window_start=5, window_end=13), 50, 10, dict(warmup_steps=1, window_start=1,
+                                                                            window_end=3)),
+        (Zeta(warmup_steps=3, adaptive_warmup=True, max_warmup_steps=20), 50, 10, dict(warmup_steps=1,
+                                                                                        max_warmup_steps=4)),
+        (Zigzag(lambda_steps=49), 50, 10, dict(lambda_steps=9)),
+        (Zigzag(lambda_steps=5), 50, 10, dict(lambda_steps=1)),
+        (ImplicitZigzag(lambda_steps=1), 50, 10, dict(lambda_steps=1)),  # never scaled down to 0
+        (Standard(steps=124), 50, 10, dict(steps=25)),
+    ]
+    for sampler, old, new, expected in cases:
+        sampler.scale_steps(old, new)
+        for name, value in expected.items():
+            assert getattr(sampler, name) == value, (sampler, name)
+        sampler.validate(sampler.num_steps(new))

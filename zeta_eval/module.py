@@ -32,6 +32,10 @@ class SamplingEvaluation(LightningModule):
             modelscope, shapebench).
         samplers: the samplers to compare (short names: standard, zigzag, implicit_zigzag, zeta, cfgpp, seg).
         steps: solver steps (a sampler's own ``steps`` overrides it, e.g. for NFE-matched baselines).
+        max_steps: run at most this many steps (the smoke overlay sets 10). When ``steps`` is larger, every
+            step-counted sampler setting (a sampler's own ``steps``, ζ's warm-up, window and latest warm-up, the
+            zigzag's λ) is scaled by ``max_steps / steps`` with it, so that every zigzag setting still zigzags;
+            settings that become identical run once (a warning names them).
         schedule: ``default``, ``leading | trailing | linspace``, ``ays`` or an explicit list of timesteps.
         metrics: scores computed on the generating device (short names: hpsv2, pickscore, image_reward, aesthetic,
             clip_score, geneval, frame_lpips, frame_ssim, chscore_flow, mtscore_clip, shapebench).
@@ -47,16 +51,21 @@ class SamplingEvaluation(LightningModule):
     def __init__(self, adapter: ModelAdapter, samplers: list[Sampler], steps: int = 50,
                  schedule: str | list[int] = "default", metrics: list[SampleMetric] | None = None,
                  score: bool = True, save_media: bool = True, layout_invariant: bool = False,
-                 output_dir: str | None = None):
+                 max_steps: int | None = None, output_dir: str | None = None):
         super().__init__()
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"model.steps must be a positive integer, got {steps!r}")
+        for name, value in (("steps", steps), ("max_steps", 1 if max_steps is None else max_steps)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"model.{name} must be a positive integer, got {value!r}")
         if not samplers:
             raise ValueError("model.samplers is empty: configure at least one sampler")
         self.adapter = adapter
         self.samplers = list(samplers)
         self.steps = steps
         self.schedule = schedule
+        #: the configured steps when max_steps scaled the experiment down (None: not scaled)
+        self.scaled_from: int | None = None
+        if max_steps is not None and steps > max_steps:
+            self._scale_steps(max_steps)
         self.metric_list = torch.nn.ModuleList(metrics or [])
         self.score_enabled = bool(score)
         self.save_media = bool(save_media)
@@ -69,6 +78,26 @@ class SamplingEvaluation(LightningModule):
         self._loaded_identity: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ configuration checks
+    def _scale_steps(self, new: int) -> None:
+        """Run ``new`` steps instead of ``self.steps``, every sampler's step-counted settings scaled with them."""
+        old, self.scaled_from, self.steps = self.steps, self.steps, new
+        for s in self.samplers:
+            before = (s.params(), s.steps)
+            s.scale_steps(old, new)
+            if s.label and (s.params(), s.steps) != before and getattr(s, "match_nfe", None) is None:
+                s.label = None  # a hand-written label may name the old values; the derived one names the new
+        self._resolve_nfe_matching()
+        kept: dict[str, tuple[int, Sampler]] = {}
+        for k, s in enumerate(self.samplers):
+            key = sampler_key(s, self.steps, self.schedule)
+            if key in kept:
+                j, first = kept[key]
+                log.warning("samplers[%d] (%s) is the same setting at %d steps as samplers[%d] (%s): it runs once",
+                            k, s.display_name(), new, j, first.display_name())
+                continue
+            kept[key] = (k, s)
+        self.samplers = [s for _, s in kept.values()]
+
     def _resolve_nfe_matching(self) -> None:
         """Give every ``match_nfe`` sampler the fewest steps whose NFE reaches its target's NFE."""
         for s in self.samplers:
@@ -178,6 +207,7 @@ class SamplingEvaluation(LightningModule):
         start = time.perf_counter()
         with torch.inference_mode():
             out = sampler.sample(denoiser, x, solver)
+        zigzag = out.zigzag_steps.tolist() if out.zigzag_steps is not None else [None] * len(records)
         if cuda:
             torch.cuda.synchronize(self.adapter.device)
         seconds = (time.perf_counter() - start) / len(records)
@@ -207,7 +237,9 @@ class SamplingEvaluation(LightningModule):
                 "sampler_key": sampler_key(sampler, self.steps, self.schedule), "sampler_params": to_json(params),
                 "steps": sampler.num_steps(self.steps), "schedule": to_json(self.schedule),
                 "gamma1": float(sampler.gamma1), "gamma2": None if sampler.gamma2 is None else float(sampler.gamma2),
-                "gamma_eff": float(sampler.gamma_eff), "nfe": int(out.nfe),
+                # a sample that zigzagged on no step (an adaptive warm-up that never started) is CFG at gamma1
+                "gamma_eff": float(sampler.gamma1 if zigzag[k] == 0 else sampler.gamma_eff),
+                "zigzag_steps": zigzag[k], "nfe": int(out.nfe),
                 "seconds": seconds, "decode_seconds": decode_seconds, "peak_memory_mb": peak_mb,
                 "media_path": paths[k], "media_strip_path": strips[k], "nonfinite": not bool(finite[k]),
                 "status": "ok" if bool(finite[k]) else "nonfinite",
