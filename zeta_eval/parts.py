@@ -11,7 +11,7 @@ import logging
 import os
 import uuid
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -47,13 +47,34 @@ def rows_to_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
     return table
 
 
-def atomic_text(path: str | os.PathLike, text: str) -> None:
-    """Write a small text file atomically: a temporary name of this process, then a rename (the file gets the
-    mode the umask allows, like any other file written here)."""
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> bool:
+    """Create or replace ``path`` so that readers only ever see the old file or the whole new one.
+
+    ``write(tmp)`` fills a temporary file of a name unique to this call (hidden, in the same folder, with the same
+    suffix so that writers that pick a format by suffix still work); its bytes are made durable, then it is renamed
+    over ``path``. Concurrent writers of one path (two reports at once) each rename a whole file; the last one wins.
+    If ``write`` raises (a full disk, a kill leaves at most the hidden temporary) nothing replaces ``path`` and the
+    temporary file is removed. If ``write`` returns False (nothing to write) nothing is written and False returned.
+    Files get the mode the umask allows, like any other file written here.
+    """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+    try:
+        if write(tmp) is False:
+            tmp.unlink(missing_ok=True)
+            return False
+        with open(tmp, "rb") as fh:  # durable bytes before the name appears
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return True
+
+
+def atomic_text(path: str | os.PathLike, text: str) -> None:
+    """Write a text file (UTF-8) with :func:`atomic_write`."""
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def write_part(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike, stem: str) -> Path:

@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .parts import CorruptPartError, atomic_text, list_parts, read_parts
+from .parts import CorruptPartError, atomic_text, atomic_write, list_parts, read_parts
 
 #: numeric columns that describe a sample rather than score it
 NON_METRIC = {"seed", "sample_index", "steps", "gamma1", "gamma2", "gamma_eff", "nfe", "seconds", "decode_seconds",
@@ -514,16 +514,6 @@ def plot_winrate_vs_lambda(rep: Report, summary: list[dict[str, Any]], path: Pat
 
 
 # ---------------------------------------------------------------------------------------------- entry points
-def _atomic_figure(path: Path, draw) -> bool:
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    ok = draw(tmp)
-    if ok is False:
-        tmp.unlink(missing_ok=True)
-        return False
-    os.replace(tmp, path)
-    return True
-
-
 def write_report(out_dir: str | os.PathLike, skip_corrupt: bool = False, baseline: str | None = None) -> dict[str, Path]:
     """Build every report file of ``out_dir``; returns what was written."""
     out = Path(out_dir)
@@ -536,18 +526,16 @@ def write_report(out_dir: str | os.PathLike, skip_corrupt: bool = False, baselin
         meta[b"zeta_eval.config"] = (out / "config.yaml").read_bytes()
     table = rep.table.replace_schema_metadata(meta)
     written: dict[str, Path] = {}
-    tmp = out / ".samples.parquet.tmp"
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, out / "samples.parquet")
+    atomic_write(out / "samples.parquet", lambda tmp: pq.write_table(table, tmp, compression="zstd"))
     written["samples"] = out / "samples.parquet"
     atomic_text(out / "summary.md", md)
     atomic_text(out / "summary.csv", csv_text)
     written.update(summary_md=out / "summary.md", summary_csv=out / "summary.csv")
-    if _atomic_figure(out / "pareto.png", lambda p: plot_pareto(rep, summary, p)):
+    if atomic_write(out / "pareto.png", lambda tmp: plot_pareto(rep, summary, tmp)):
         written["pareto"] = out / "pareto.png"
-    if _atomic_figure(out / "grid.png", lambda p: plot_grid(rep, out, p)):
+    if atomic_write(out / "grid.png", lambda tmp: plot_grid(rep, out, tmp)):
         written["grid"] = out / "grid.png"
-    if _atomic_figure(out / "winrate_vs_lambda.png", lambda p: plot_winrate_vs_lambda(rep, summary, p)):
+    if atomic_write(out / "winrate_vs_lambda.png", lambda tmp: plot_winrate_vs_lambda(rep, summary, tmp)):
         written["winrate_vs_lambda"] = out / "winrate_vs_lambda.png"
     return written
 

@@ -1,0 +1,111 @@
+"""The report (issue 11): completeness, intervals inside the metric's range, non-finite scores counted, atomic and
+concurrent writes."""
+
+import datetime as dt
+import json
+import multiprocessing
+import threading
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from test_pipeline import run
+from zeta_eval.parts import atomic_write, write_part
+
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def hand_rows(scores: dict[str, list[float | None]], metric: str = "score") -> list[dict]:
+    """Rows of a run written by hand: one sampler setting per entry of ``scores``, paired on (prompt, seed)."""
+    rows = []
+    for index, (label, values) in enumerate(scores.items()):
+        name = "standard" if index == 0 else "zeta"
+        for k, v in enumerate(values):
+            rows.append(dict(sample_id=f"{label}-{k}", prompt_set="s", prompt_id=str(k), prompt=f"p{k}", seed=k,
+                             sample_index=0, model="m", steps=10, gamma1=5.5, gamma2=None, gamma_eff=5.5, nfe=20,
+                             seconds=0.5, metadata="{}", media_path=None, sampler_params="{}", sampler=name,
+                             sampler_label=label, sampler_key=f"{name}-{index}", sampler_index=index, category=None,
+                             created_at=NOW, metric_conventions=json.dumps({metric: {}}), **{metric: v}))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------- 15. concurrency
+def test_atomic_write_gives_concurrent_writers_their_own_temporary_file(tmp_path):
+    """Writer A is still filling its temporary file when writer B finishes: both must land, whole."""
+    target = tmp_path / "summary.md"
+    inside, release = threading.Event(), threading.Event()
+    errors = []
+
+    def slow(tmp: Path) -> None:
+        tmp.write_text("A" * 1000)
+        inside.set()
+        release.wait(10)
+
+    def writer_a():
+        try:
+            atomic_write(target, slow)
+        except Exception as err:  # noqa: BLE001 - recorded for the assertion below
+            errors.append(err)
+
+    thread = threading.Thread(target=writer_a)
+    thread.start()
+    assert inside.wait(10)
+    atomic_write(target, lambda tmp: tmp.write_text("B" * 10))
+    assert target.read_text() == "B" * 10
+    release.set()
+    thread.join(10)
+    assert not errors and target.read_text() == "A" * 1000
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.md"]  # no temporary file left
+
+
+def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
+    target = tmp_path / "grid.png"
+    target.write_bytes(b"old")
+
+    def fail(tmp: Path) -> None:
+        tmp.write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        atomic_write(target, fail)
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["grid.png"]
+
+
+def _report_in_step(out: str, barrier) -> None:
+    """A report whose samples.parquet writer waits for the other report's at the barrier (both temporary files
+    exist at once), as two jobs that finish together do."""
+    import os
+
+    import zeta_eval.report as report
+
+    real = report.pq.write_table
+
+    def write_table(table, where, **kw):
+        real(table, where, **kw)
+        barrier.wait(30)
+
+    report.pq.write_table = write_table
+    try:
+        report.write_report(out)
+    except BaseException as err:  # noqa: BLE001 - the exit code tells the parent
+        print(f"report failed: {type(err).__name__}: {err}", flush=True)
+        os._exit(1)
+    os._exit(0)
+
+
+def test_two_reports_at_once_both_succeed_and_leave_whole_files(tmp_path):
+    out = tmp_path / "run"
+    write_part(hand_rows({"base": [0.1, 0.5, 0.3, 0.9], "ours": [0.2, 0.6, 0.1, 0.8]}), out, "part-a")
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(2)
+    procs = [ctx.Process(target=_report_in_step, args=(str(out), barrier)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert pq.read_table(out / "samples.parquet").num_rows == 8
+    assert (out / "summary.md").read_text().endswith("\n") and (out / "summary.csv").read_text().count("\n") == 3
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left
