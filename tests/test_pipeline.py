@@ -258,36 +258,40 @@ def test_report_numbers_by_hand(tmp_path):
     assert float(z[header.index("score_mean")]) == pytest.approx(np.mean(ours))
     from scipy.stats import t
     half = t.ppf(0.975, 3) * np.std(ours, ddof=1) / 2
-    assert float(z[header.index("score_ci95")]) == pytest.approx(half)
+    assert float(z[header.index("score_lo")]) == pytest.approx(np.mean(ours) - half)
+    assert float(z[header.index("score_hi")]) == pytest.approx(np.mean(ours) + half)
     # wins: 0.0<0.5 loss, tie, loss, win -> (1 + 0.5) / 4
     assert float(z[header.index("score_winrate")]) == pytest.approx(0.375)
     diffs = np.array(ours) - np.array(theirs)  # -0.5, 0, -0.2, 0.8
     assert float(z[header.index("score_delta")]) == pytest.approx(diffs.mean())
-    assert float(z[header.index("score_delta_ci95")]) == pytest.approx(t.ppf(0.975, 3) * diffs.std(ddof=1) / 2)
+    dhalf = t.ppf(0.975, 3) * diffs.std(ddof=1) / 2
+    assert float(z[header.index("score_delta_lo")]) == pytest.approx(diffs.mean() - dhalf)
+    assert float(z[header.index("score_delta_hi")]) == pytest.approx(diffs.mean() + dhalf)
     md = (out / "summary.md").read_text()
     umask = os.umask(0)
     os.umask(umask)
     assert (out / "summary.md").stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
     assert "## Win rate against base" in md and "## score per category" in md
-    assert "## Paired difference against base" in md and f"{diffs.mean():.2f} ±" in md
+    assert "## Paired difference against base" in md
+    assert f"{diffs.mean():+.2f} [{diffs.mean() - dhalf:.2f}, {diffs.mean() + dhalf:.2f}]" in md
     assert f"{np.mean(ours[:2]):.2f}" in md and f"{np.mean(ours[2:]):.2f}" in md
 
 
 def test_statistics_helpers():
-    m, half, n = mean_ci(np.array([1.0, 0.0, 1.0, 1.0]))
-    lo, hi = wilson(0.75, 4)
-    assert (m, n) == (0.75, 4) and half == pytest.approx((hi - lo) / 2)
+    m, lo, hi, n = mean_ci(np.array([1.0, 0.0, 1.0, 1.0]))
+    assert (m, lo, hi, n) == (0.75, *wilson(0.75, 4), 4)
     # Wilson at p = 0.5, n = 100: 0.5 +- 0.0960 (textbook value)
     lo, hi = wilson(0.5, 100)
     assert (hi - lo) / 2 == pytest.approx(0.0960, abs=2e-4)
     # 0/1 scores: the paired difference uses Student t on -1/0/1 values, never Wilson; lower-is-better flips the sign
-    d, dhalf, dn = paired_difference(np.array([1.0, 1.0, 0.0, 1.0, np.nan]), np.array([0.0, 1.0, 0.0, 0.0, 1.0]))
-    assert (d, dn) == (0.5, 4) and dhalf == pytest.approx(3.182446 * np.std([1, 0, 0, 1], ddof=1) / 2, rel=1e-6)
+    d, dlo, dhi, dn = paired_difference(np.array([1.0, 1.0, 0.0, 1.0, np.nan]), np.array([0.0, 1.0, 0.0, 0.0, 1.0]))
+    half = 3.182446 * np.std([1, 0, 0, 1], ddof=1) / 2
+    assert (d, dn) == (0.5, 4) and (dlo, dhi) == pytest.approx((max(-1, 0.5 - half), min(1, 0.5 + half)), rel=1e-6)
     assert paired_difference(np.array([1.0, 3.0]), np.array([2.0, 2.0]), higher_is_better=False)[0] == 0.0
     assert paired_difference(np.array([1.0, 1.0]), np.array([2.0, 3.0]), higher_is_better=False)[0] == 1.5
-    p, _, n = win_rate(np.array([1.0, 2.0, np.nan]), np.array([0.0, 2.0, 1.0]))
+    p, _, _, n = win_rate(np.array([1.0, 2.0, np.nan]), np.array([0.0, 2.0, 1.0]))
     assert (p, n) == (0.75, 2)
-    p, _, _ = win_rate(np.array([1.0, 2.0]), np.array([0.0, 3.0]), higher_is_better=False)
+    p, _, _, _ = win_rate(np.array([1.0, 2.0]), np.array([0.0, 3.0]), higher_is_better=False)
     assert p == 0.5
 
 

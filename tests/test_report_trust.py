@@ -109,3 +109,75 @@ def test_two_reports_at_once_both_succeed_and_leave_whole_files(tmp_path):
     assert pq.read_table(out / "samples.parquet").num_rows == 8
     assert (out / "summary.md").read_text().endswith("\n") and (out / "summary.csv").read_text().count("\n") == 3
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+# ---------------------------------------------------------------------------------------------- 4. intervals
+def csv_rows(out: Path) -> dict[str, dict[str, str]]:
+    import csv
+
+    with open(out / "summary.csv", newline="") as fh:
+        return {r["sampler_label"]: r for r in csv.DictReader(fh)}
+
+
+def test_binary_metrics_report_wilson_bounds_that_stay_in_zero_one(tmp_path):
+    """7 of 8 correct: Wilson's interval is [0.5291, 0.9776], not 0.875 ± 0.2242 (which reaches 109.9%)."""
+    from zeta_eval.report import mean_ci, wilson
+
+    out = tmp_path / "run"
+    ours = [1.0] * 7 + [0.0]
+    base = [1.0] * 8
+    write_part(hand_rows({"base": base, "ours": ours}, metric="shapebench"), out, "part-a")
+    assert run("report", out) == 0
+    lo, hi = wilson(7 / 8, 8)
+    assert (lo, hi) == pytest.approx((0.5291, 0.9776), abs=1e-4)
+    assert mean_ci(np.array(ours)) == (0.875, lo, hi, 8)
+    row = csv_rows(out)["ours"]
+    assert float(row["shapebench_mean"]) == 0.875
+    assert (float(row["shapebench_lo"]), float(row["shapebench_hi"])) == pytest.approx((lo, hi))
+    assert "shapebench_ci95" not in row
+    base_row = csv_rows(out)["base"]  # 8 of 8: the interval ends at 1, never beyond
+    assert float(base_row["shapebench_hi"]) == 1.0 and float(base_row["shapebench_lo"]) < 1.0
+    md = (out / "summary.md").read_text()
+    assert f"87.50 [{lo * 100:.2f}, {hi * 100:.2f}]" in md and "±" not in md.split("## How")[0]
+    # paired differences of 0/1 scores lie in [-1, 1]; win rates in [0, 1]
+    for key in ("shapebench_delta", "shapebench_winrate"):
+        low, high = float(row[f"{key}_lo"]), float(row[f"{key}_hi"])
+        assert low <= float(row[key]) <= high
+        assert (-1.0 if key.endswith("delta") else 0.0) <= low and high <= 1.0
+
+
+def test_intervals_never_leave_the_range_of_a_binary_metric():
+    from zeta_eval.report import mean_ci, paired_difference, win_rate
+
+    for values in ([1.0, 1.0], [0.0, 0.0, 0.0], [1.0, 0.0], [1.0] * 30 + [0.0]):
+        _, lo, hi, _ = mean_ci(np.array(values))
+        assert 0.0 <= lo <= hi <= 1.0, values
+    d, lo, hi, n = paired_difference(np.array([1.0, 1.0]), np.array([0.0, 1.0]))  # t with 1 dof: ±6.35 unclipped
+    assert (d, lo, hi, n) == (0.5, -1.0, 1.0, 2)
+    p, lo, hi, n = win_rate(np.array([1.0, 2.0, 3.0]), np.array([0.0, 0.0, 0.0]))
+    assert p == 1.0 and hi == 1.0 and 0.0 < lo < 1.0 and n == 3
+
+
+def test_pareto_error_bars_are_the_asymmetric_bounds():
+    from zeta_eval.report import error_bar
+
+    row = {"m_mean": 0.875, "m_lo": 0.5291, "m_hi": 0.9776}
+    below, above = error_bar(row, "m", 100.0)
+    assert below == pytest.approx(34.59) and above == pytest.approx(10.26)
+    assert error_bar({"m_mean": 0.5, "m_lo": float("nan"), "m_hi": float("nan")}, "m", 1.0) == (0.0, 0.0)
+
+
+# ---------------------------------------------------------------------------------------------- 9. non-finite
+def test_non_finite_scores_are_counted_per_metric_with_one_warning(tmp_path, capsys):
+    out = tmp_path / "run"
+    write_part(hand_rows({"base": [0.1, float("nan"), 0.3, 0.4], "ours": [float("inf"), float("nan"), 0.2, None]}),
+               out, "part-a")
+    capsys.readouterr()
+    assert run("report", out) == 0
+    err = capsys.readouterr().err
+    assert len([line for line in err.splitlines() if "non-finite" in line]) == 1
+    rows = csv_rows(out)
+    assert (rows["base"]["score_nonfinite"], rows["ours"]["score_nonfinite"]) == ("1", "2")
+    assert (rows["base"]["score_n"], rows["ours"]["score_n"]) == ("3", "1")  # None = not scored, not counted
+    md = (out / "summary.md").read_text()
+    assert "3 non-finite `score` values" in md

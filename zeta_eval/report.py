@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -28,9 +29,11 @@ import pyarrow.parquet as pq
 
 from .parts import CorruptPartError, atomic_text, atomic_write, list_parts, read_parts
 
+log = logging.getLogger("zeta_eval")
+
 #: numeric columns that describe a sample rather than score it
 NON_METRIC = {"seed", "sample_index", "steps", "gamma1", "gamma2", "gamma_eff", "nfe", "seconds", "decode_seconds",
-              "peak_memory_mb", "rank", "world_size", "array_task", "array_tasks", "sampler_index"}
+              "peak_memory_mb", "rank", "world_size", "array_task", "array_tasks", "sampler_index", "zigzag_steps"}
 #: 0/1 accuracies shown as percentages (HPS v2 and ImageReward are stored x100 already: see their conventions)
 REPORT_SCALE = {"shapebench": 100.0, "geneval": 100.0}
 LOWER_IS_BETTER = {"frame_lpips"}
@@ -42,58 +45,85 @@ class ReportError(ValueError):
 
 
 # ---------------------------------------------------------------------------------------------- statistics
-def t_interval(values: np.ndarray) -> tuple[float, float, int]:
-    """Mean of the finite values and the half-width of its 95% Student-t interval (NaN for fewer than 2)."""
+# Every estimate comes as (estimate, lo, hi, n): the bounds of its 95% confidence interval, NaN where undefined
+# (fewer than 2 values for Student t). Bounds never leave the range of what they bound: 0/1 scores and win rates
+# stay in [0, 1], paired differences of 0/1 scores in [-1, 1].
+Interval = tuple[float, float, float, int]
+
+
+def t_interval(values: np.ndarray, bounds: tuple[float, float] | None = None) -> Interval:
+    """Mean of the finite values and its 95% Student-t interval, clipped to ``bounds`` when given."""
     v = values[np.isfinite(values)]
     n = len(v)
     if n == 0:
-        return float("nan"), float("nan"), 0
+        return float("nan"), float("nan"), float("nan"), 0
+    mean = float(v.mean())
     if n == 1:
-        return float(v[0]), float("nan"), 1
+        return mean, float("nan"), float("nan"), 1
     from scipy.stats import t
 
-    return float(v.mean()), float(t.ppf(0.975, n - 1) * v.std(ddof=1) / math.sqrt(n)), n
+    half = float(t.ppf(0.975, n - 1) * v.std(ddof=1) / math.sqrt(n))
+    lo, hi = mean - half, mean + half
+    if bounds is not None:
+        lo, hi = max(bounds[0], lo), min(bounds[1], hi)
+    return mean, lo, hi, n
 
 
-def mean_ci(values: np.ndarray) -> tuple[float, float, int]:
-    """Mean and the half-width of its 95% confidence interval (Student t; Wilson for 0/1 data)."""
+def is_binary(values: np.ndarray) -> bool:
+    """Every finite value is 0 or 1 (accuracies such as GenEval and ShapeBench)."""
     v = values[np.isfinite(values)]
-    if len(v) > 1 and np.isin(v, (0.0, 1.0)).all():
+    return len(v) > 0 and bool(np.isin(v, (0.0, 1.0)).all())
+
+
+def mean_ci(values: np.ndarray) -> Interval:
+    """Mean and its 95% interval: Wilson for 0/1 scores (not centred on the mean), Student t otherwise."""
+    v = values[np.isfinite(values)]
+    if is_binary(v):
         m = float(v.mean())
         lo, hi = wilson(m, len(v))
-        return m, (hi - lo) / 2, len(v)
+        return m, lo, hi, len(v)
     return t_interval(v)
 
 
 def wilson(p: float, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Wilson's score interval of a proportion p out of n; inside [0, 1], and ending at 0 or 1 when p does."""
     if n == 0:
         return float("nan"), float("nan")
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return centre - half, centre + half
+    lo = 0.0 if p <= 0 else max(0.0, centre - half)
+    hi = 1.0 if p >= 1 else min(1.0, centre + half)
+    return lo, hi
 
 
-def win_rate(ours: np.ndarray, base: np.ndarray, higher_is_better: bool = True) -> tuple[float, float, int]:
-    """Fraction of paired samples where ours beats the baseline (ties count half) and its 95% CI half-width."""
+def win_rate(ours: np.ndarray, base: np.ndarray, higher_is_better: bool = True) -> Interval:
+    """Fraction of paired samples where ours beats the baseline (ties count half) and its 95% Wilson interval."""
     ok = np.isfinite(ours) & np.isfinite(base)
     a, b = ours[ok], base[ok]
     n = len(a)
     if n == 0:
-        return float("nan"), float("nan"), 0
+        return float("nan"), float("nan"), float("nan"), 0
     if not higher_is_better:
         a, b = -a, -b
     wins = (a > b).sum() + 0.5 * (a == b).sum()
     p = float(wins / n)
     lo, hi = wilson(p, n)
-    return p, (hi - lo) / 2, n
+    return p, lo, hi, n
 
 
-def paired_difference(ours: np.ndarray, base: np.ndarray, higher_is_better: bool = True) -> tuple[float, float, int]:
+def paired_difference(ours: np.ndarray, base: np.ndarray, higher_is_better: bool = True) -> Interval:
     """Mean of ``ours - base`` over finite pairs (sign flipped for lower-is-better metrics, so > 0 is always
-    better) and the half-width of its 95% Student-t interval; also for 0/1 scores, whose differences are -1/0/1."""
+    better) and its 95% Student-t interval; for 0/1 scores the differences are -1/0/1 and the interval is clipped to
+    [-1, 1]."""
     d = ours - base  # NaN where either side is missing
-    return t_interval(d if higher_is_better else -d)
+    bounds = (-1.0, 1.0) if is_binary(ours) and is_binary(base) else None
+    return t_interval(d if higher_is_better else -d, bounds)
+
+
+def nonfinite_count(values: Sequence[Any]) -> int:
+    """Scores that were computed but are NaN or infinite (None, a sample that was not scored, is not counted)."""
+    return sum(1 for v in values if v is not None and not math.isfinite(v))
 
 
 # ---------------------------------------------------------------------------------------------- the model
@@ -211,12 +241,25 @@ def categories(setting: Setting) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------- writing
-def _fmt(mean: float, half: float, scale: float = 1.0, digits: int = 2) -> str:
+def _fmt(mean: float, lo: float = float("nan"), hi: float = float("nan"), scale: float = 1.0, digits: int = 2,
+         sign: bool = False) -> str:
+    """``mean [lo, hi]`` (``mean`` alone when the interval is undefined, ``-`` when the mean is)."""
     if not math.isfinite(mean):
         return "-"
-    if not math.isfinite(half):
-        return f"{mean * scale:.{digits}f}"
-    return f"{mean * scale:.{digits}f} ± {half * scale:.{digits}f}"
+    text = f"{mean * scale:+.{digits}f}" if sign else f"{mean * scale:.{digits}f}"
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return text
+    return f"{text} [{lo * scale:.{digits}f}, {hi * scale:.{digits}f}]"
+
+
+def error_bar(row: dict[str, Any], key: str, scale: float = 1.0) -> tuple[float, float]:
+    """(below, above): the distances from ``row[key_mean]`` (or ``row[key]``) to its interval's bounds, for
+    matplotlib's asymmetric error bars; (0, 0) where the interval is undefined."""
+    mean = row.get(f"{key}_mean", row.get(key, float("nan")))
+    lo, hi = row.get(f"{key}_lo", float("nan")), row.get(f"{key}_hi", float("nan"))
+    if not all(math.isfinite(v) for v in (mean, lo, hi)):
+        return 0.0, 0.0
+    return (mean - lo) * scale, (hi - mean) * scale
 
 
 def summary_rows(rep: Report) -> list[dict[str, Any]]:
@@ -230,16 +273,23 @@ def summary_rows(rep: Report) -> list[dict[str, Any]]:
             "nonfinite": int(sum(bool(v) for v in s.rows.get("nonfinite", []))),
         }
         for m in rep.metrics:
-            mean, half, n = mean_ci(_values(s, m))
-            row.update({f"{m}_mean": mean, f"{m}_ci95": half, f"{m}_n": n})
+            mean, lo, hi, n = mean_ci(_values(s, m))
+            row.update({f"{m}_mean": mean, f"{m}_lo": lo, f"{m}_hi": hi, f"{m}_n": n,
+                        f"{m}_nonfinite": nonfinite_count(s.rows[m])})
             if rep.baseline is not None and s is not rep.baseline:
                 pairs = _pairs(s, rep.baseline, m)
-                wr, whalf, wn = win_rate(*pairs, higher_is_better=m not in LOWER_IS_BETTER)
-                dm, dhalf, _ = paired_difference(*pairs, higher_is_better=m not in LOWER_IS_BETTER)
-                row.update({f"{m}_winrate": wr, f"{m}_winrate_ci95": whalf, f"{m}_pairs": wn,
-                            f"{m}_delta": dm, f"{m}_delta_ci95": dhalf})
+                wr, wlo, whi, wn = win_rate(*pairs, higher_is_better=m not in LOWER_IS_BETTER)
+                dm, dlo, dhi, _ = paired_difference(*pairs, higher_is_better=m not in LOWER_IS_BETTER)
+                row.update({f"{m}_winrate": wr, f"{m}_winrate_lo": wlo, f"{m}_winrate_hi": whi, f"{m}_pairs": wn,
+                            f"{m}_delta": dm, f"{m}_delta_lo": dlo, f"{m}_delta_hi": dhi})
         rows.append(row)
     return rows
+
+
+def nonfinite_scores(rep: Report, summary: list[dict[str, Any]]) -> dict[str, int]:
+    """Per metric, how many computed scores are NaN or infinite (only metrics that have any)."""
+    counts = {m: sum(row[f"{m}_nonfinite"] for row in summary) for m in rep.metrics}
+    return {m: n for m, n in counts.items() if n}
 
 
 def write_markdown(rep: Report, summary: list[dict[str, Any]]) -> str:
@@ -257,6 +307,12 @@ def write_markdown(rep: Report, summary: list[dict[str, Any]]) -> str:
     lines.append(f"Written by ranks of world sizes {ranks or '?'}, array task counts {tasks or '?'}.")
     if rep.skipped:
         lines.append("**Skipped corrupt parts:** " + ", ".join(p.name for p in rep.skipped))
+    bad = nonfinite_scores(rep, summary)
+    if bad:
+        lines.append("**Non-finite scores** (left out of every mean): " + "; ".join(
+            f"{count} non-finite `{m}` values (" + ", ".join(
+                f"{row['sampler_label']}: {row[f'{m}_nonfinite']}" for row in summary if row[f"{m}_nonfinite"]) + ")"
+            for m, count in bad.items()) + ".")
     lines += ["", "## Results", ""]
     arrow = {m: ("↓" if m in LOWER_IS_BETTER else "↑") for m in rep.metrics}
     head = ["sampler", "n", "γ_eff", "NFE", "s/sample"] + [f"{m}{' ×' + format(rep.scale(m), 'g') if rep.scale(m) != 1 else ''} {arrow[m]}" for m in rep.metrics]
@@ -264,23 +320,25 @@ def write_markdown(rep: Report, summary: list[dict[str, Any]]) -> str:
     for row in summary:
         cells = [row["sampler_label"], str(row["n"]), f"{row['gamma_eff']:g}", f"{row['nfe']:g}",
                  f"{row['seconds_per_sample']:.3g}"]
-        cells += [_fmt(row[f"{m}_mean"], row[f"{m}_ci95"], rep.scale(m)) for m in rep.metrics]
+        cells += [_fmt(row[f"{m}_mean"], row[f"{m}_lo"], row[f"{m}_hi"], rep.scale(m)) for m in rep.metrics]
         lines.append("| " + " | ".join(cells) + " |")
     if rep.baseline is not None and len(rep.settings) > 1 and rep.metrics:
         lines += ["", f"## Win rate against {rep.baseline.label}", "",
-                  "Paired on identical (prompt, seed); ties count half; ± is the 95% Wilson interval.", ""]
+                  "Paired on identical (prompt, seed); ties count half; [lo, hi] is the 95% Wilson interval.", ""]
         head = ["sampler"] + rep.metrics
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for row in summary:
             if row["sampler_key"] == rep.baseline.key:
                 continue
             cells = [row["sampler_label"]] + [
-                _fmt(row.get(f"{m}_winrate", float("nan")), row.get(f"{m}_winrate_ci95", float("nan")), 100, 1) + "%"
+                _fmt(row.get(f"{m}_winrate", float("nan")), row.get(f"{m}_winrate_lo", float("nan")),
+                     row.get(f"{m}_winrate_hi", float("nan")), 100, 1) + " %"
                 if math.isfinite(row.get(f"{m}_winrate", float("nan"))) else "-" for m in rep.metrics]
             lines.append("| " + " | ".join(cells) + " |")
         lines += ["", f"## Paired difference against {rep.baseline.label}", "",
                   "Mean of (sampler − baseline) over identical (prompt, seed), signed so that > 0 is better; "
-                  "± is the 95% Student-t interval of the paired differences.", ""]
+                  "[lo, hi] is the 95% Student-t interval of the paired differences (clipped to [-1, 1] for 0/1 "
+                  "scores).", ""]
         head = ["sampler"] + [f"Δ {m}{' ×' + format(rep.scale(m), 'g') if rep.scale(m) != 1 else ''}"
                               for m in rep.metrics]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -288,8 +346,8 @@ def write_markdown(rep: Report, summary: list[dict[str, Any]]) -> str:
             if row["sampler_key"] == rep.baseline.key:
                 continue
             cells = [row["sampler_label"]] + [
-                ("+" if row.get(f"{m}_delta", float("nan")) > 0 else "")
-                + _fmt(row.get(f"{m}_delta", float("nan")), row.get(f"{m}_delta_ci95", float("nan")), rep.scale(m))
+                _fmt(row.get(f"{m}_delta", float("nan")), row.get(f"{m}_delta_lo", float("nan")),
+                     row.get(f"{m}_delta_hi", float("nan")), rep.scale(m), sign=True)
                 for m in rep.metrics]
             lines.append("| " + " | ".join(cells) + " |")
     cats = sorted({c for s in rep.settings for c in categories(s)})
@@ -304,22 +362,24 @@ def write_markdown(rep: Report, summary: list[dict[str, Any]]) -> str:
                 means = []
                 cells = [s.label]
                 for c in cats:
-                    mean, half, n = mean_ci(vals[cat == c])
+                    mean, lo, hi, n = mean_ci(vals[cat == c])
                     means.append(mean)
-                    cells.append(_fmt(mean, half, rep.scale(m)) + (f" (n={n})" if n else ""))
+                    cells.append(_fmt(mean, lo, hi, rep.scale(m)) + (f" (n={n})" if n else ""))
                 finite = [v for v in means if math.isfinite(v)]
-                cells.append(_fmt(sum(finite) / len(finite), float("nan"), rep.scale(m)) if finite else "-")
+                cells.append(_fmt(sum(finite) / len(finite), scale=rep.scale(m)) if finite else "-")
                 lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "## How these numbers were made", "",
               "- Each sample is one (prompt, seed, sampler setting); rows are deduplicated by `sample_id` (latest wins).",
-              "- mean ± half-width of the 95% confidence interval: Student t for continuous scores, Wilson for 0/1 scores.",
+              "- mean [lo, hi]: the mean and the bounds of its 95% confidence interval: Student t for continuous scores, "
+              "Wilson for 0/1 scores (not centred on the mean; never outside [0, 1]).",
               "- Scores marked ×100 are 0/1 per sample in `samples.parquet` and shown here as percentages; HPS v2 and "
               "ImageReward are stored ×100 already, as their papers report them (see the conventions).",
               "- NFE counts network evaluations per sample (a batched [uncond, cond] call is 2); s/sample is the "
               "sampling wall time per sample (CUDA-synchronised on GPU), decoding excluded.",
               "- γ_eff is the first-order equivalent CFG scale (2γ1 − γ2 for the zigzag family): compare zigzag "
               "variants with standard CFG at γ_eff too, and with NFE-matched standard CFG.",
-              "- Samples with non-finite latents or media are flagged (`nonfinite`) and not scored."]
+              "- Samples with non-finite latents or media are flagged (`nonfinite`) and not scored; scores that came out "
+              "non-finite are counted (`<metric>_nonfinite` in summary.csv) and left out of every mean."]
     conv = _conventions(rep)
     if conv:
         lines += ["", "## Metric conventions", ""] + [f"- `{k}`: {json.dumps(v, sort_keys=True)}" for k, v in conv.items()]
@@ -376,8 +436,8 @@ def plot_pareto(rep: Report, summary: list[dict[str, Any]], path: Path) -> None:
         sc = rep.scale(m)
         for k, row in enumerate(summary):
             y = row.get(f"{m}_mean", row.get(m))
-            err = row.get(f"{m}_ci95", 0.0)
-            ax.errorbar([row["seconds_per_sample"]], [y * sc], yerr=[err * sc if math.isfinite(err) else 0.0],
+            below, above = error_bar(row, m, sc)
+            ax.errorbar([row["seconds_per_sample"]], [y * sc], yerr=[[below], [above]],
                         fmt=markers[k % len(markers)], capsize=3, label=row["sampler_label"])
         ax.set_xlabel("seconds per sample")
         ax.set_ylabel(m + (" (×100)" if sc != 1 else ""))
@@ -500,8 +560,8 @@ def plot_winrate_vs_lambda(rep: Report, summary: list[dict[str, Any]], path: Pat
     for name, points in families.items():
         xs = [lam for lam, _ in points]
         ys = [row.get(f"{m}_winrate", float("nan")) * 100 for _, row in points]
-        es = [row.get(f"{m}_winrate_ci95", 0.0) * 100 for _, row in points]
-        ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=name)
+        bars = [error_bar(row, f"{m}_winrate", 100.0) for _, row in points]
+        ax.errorbar(xs, ys, yerr=[[b for b, _ in bars], [a for _, a in bars]], marker="o", capsize=3, label=name)
     ax.axhline(50, color="grey", lw=0.8, ls="--")
     ax.set_xlabel("zigzag steps λ")
     ax.set_ylabel(f"{m} win rate vs {rep.baseline.label} (%)")
@@ -519,6 +579,10 @@ def write_report(out_dir: str | os.PathLike, skip_corrupt: bool = False, baselin
     out = Path(out_dir)
     rep = build(out, skip_corrupt=skip_corrupt, baseline=baseline)
     summary = summary_rows(rep)
+    bad = nonfinite_scores(rep, summary)
+    if bad:
+        log.warning("%s: non-finite scores are left out of the means: %s (counted in summary.md and summary.csv)",
+                    out, ", ".join(f"{m} {n}" for m, n in bad.items()))
     md, csv_text = write_markdown(rep, summary), write_csv(summary)
     meta = dict(rep.table.schema.metadata or {})
     meta[b"zeta_eval.experiment"] = json.dumps(rep.experiment).encode()

@@ -13,6 +13,6 @@ print("| A | B | n | A | B | Δ = A − B (×100, 95% t CI) | A wins / B wins |"
 print("|---|---|---|---|---|---|---|")
 for a, b in pairs:
     x, y = piv[a].to_numpy(float), piv[b].to_numpy(float)
-    d, h, n = paired_difference(x, y)
-    print(f"| {a} | {b} | {n} | {100*np.nanmean(x):.2f} | {100*np.nanmean(y):.2f} | {100*d:+.2f} ± {100*h:.2f} "
+    d, lo, hi, n = paired_difference(x, y)
+    print(f"| {a} | {b} | {n} | {100*np.nanmean(x):.2f} | {100*np.nanmean(y):.2f} | {100*d:+.2f} [{100*lo:.2f}, {100*hi:.2f}] "
           f"| {int(((x > y)).sum())} / {int((y > x).sum())} |")
