@@ -174,7 +174,14 @@ class SampleMetric(Metric):
         self.load(media.device)
         with torch.no_grad():
             values = self.score(media, prompts, metadata)
-        primary = values[self.name].detach().to(self.total.device, torch.float64)
+        self.accumulate(values[self.name], metadata)
+        return {k: v.detach().cpu() for k, v in values.items()}
+
+    def accumulate(self, primary: torch.Tensor, metadata: Sequence[dict[str, Any]]) -> None:
+        """Add per-sample primary scores to the running sums that :meth:`compute` reduces (non-finite values are
+        left out). ``update`` calls it with fresh scores; a resumed run calls it with the stored scores of earlier
+        runs, so that its summary covers every sample of the task."""
+        primary = primary.detach().to(self.total.device, torch.float64)
         finite = torch.isfinite(primary)
         self.total += primary[finite].sum()
         self.count += finite.sum()
@@ -185,7 +192,6 @@ class SampleMetric(Metric):
                     j = self.tags.index(tag)
                     self.tag_total[j] += primary[k]
                     self.tag_count[j] += 1
-        return {k: v.detach().cpu() for k, v in values.items()}
 
     def compute(self) -> dict[str, float]:
         """``{name: mean}``; with tags also ``{name/<tag>: mean}`` and ``name`` = unweighted mean over tags seen."""

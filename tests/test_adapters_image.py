@@ -12,6 +12,7 @@ import samplers
 from tiny_models import TinyZoo, build_sdxl_unet, build_vae, run_adapter, run_pipeline
 from zeta_eval.adapters import build_adapter
 from zeta_eval.adapters.base import ModelLoadError
+from zeta_eval.identity import folder_digest
 
 IMAGE_FAMILIES = ["sd", "sdxl", "hunyuan_dit"]
 SEG_FAMILIES = ["sd", "sdxl"]
@@ -265,7 +266,7 @@ def test_gpu_load_offloads_onto_the_adapters_own_device_and_upcasts_the_sdxl_vae
     adapter = build_adapter("sdxl", model=zoo.folder("sdxl"), dtype="float16", offload="model", vae=fixed)
     adapter.load("cuda:1")
     assert adapter.pipe.vae.dtype == torch.float16
-    assert adapter.describe()["vae_upcast"] is False and adapter.describe()["vae"] == fixed
+    assert adapter.describe()["vae_upcast"] is False and adapter.describe()["vae"] == f"sha256:{folder_digest(fixed)}"
 
 
 def test_dtype_float16_on_cpu_runs_float32(zoo):
@@ -280,9 +281,9 @@ def test_unet_override(zoo):
     base = zoo.adapter("sdxl")
     tuned = zoo.adapter("sdxl", unet=dpo)
     ref = build_adapter("sdxl", model=zoo.folder("sdxl"), dtype="float32", unet=dpo).describe()
-    assert ref["unet"] == dpo
+    assert ref["unet"] == f"sha256:{folder_digest(dpo)}"  # a local folder by its content, not its path
     info = tuned.describe()
-    assert info["unet"] == dpo and info["unet_subfolder"] == "unet" and base.describe()["unet"] is None
+    assert info["unet"] == ref["unet"] and info["unet_subfolder"] == "unet" and base.describe()["unet"] is None
     w_base = next(base.pipe.unet.parameters())
     w_tuned = next(tuned.pipe.unet.parameters())
     assert not torch.equal(w_base, w_tuned)
@@ -307,7 +308,8 @@ def test_nan_latents_decode_without_crashing(zoo):
 
 def test_describe_records_provenance(zoo):
     sd = zoo.adapter("sd").describe()
-    assert sd["family"] == "sd" and sd["model"] == zoo.folder("sd") and sd["model_revision"] is None
+    assert sd["family"] == "sd" and sd["model"] == f"sha256:{folder_digest(zoo.folder('sd'))}"
+    assert sd["model_revision"] is None and zoo.adapter("sd").model_path == zoo.folder("sd")
     assert sd["scheduler"] == "DDIMScheduler" and sd["scheduler_config"]["prediction_type"] == "v_prediction"
     assert sd["scheduler_config"]["timestep_spacing"] == "leading" and sd["scheduler_note"] is None
     assert sd["dtype"] == "float32" and sd["vae"] == zoo.folder("sd") and sd["unet"] is None

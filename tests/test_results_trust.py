@@ -87,3 +87,296 @@ def test_cogvideox_smoke_keeps_zeta_a_zigzag(capsys):
                "--output_dir", "/nonexistent/trust_a") == 0
     zeta = [line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("zeta")]
     assert len(zeta) == 1 and "τ=2" in zeta[0] and "γ_eff 12" in zeta[0]
+
+
+# ---------------------------------------------------------------------------------------------- 5. media names
+def test_prompt_ids_that_sanitise_alike_get_their_own_media(tmp_path):
+    prompts = [{"id": "a/b", "prompt": "a red thing", "seed": 0}, {"id": "a_b", "prompt": "a blue thing", "seed": 0}]
+    cfg = write_experiment(tmp_path, prompts=prompts, samplers=["standard"])
+    data = yaml.safe_load(cfg.read_text())
+    data["data"]["seeds"] = 0
+    cfg.write_text(yaml.safe_dump(data))
+    out = tmp_path / "out"
+    assert run("predict", "--config", cfg, "--output_dir", out) == 0
+    rows = read_parts(out)[0].to_pylist()
+    assert len({r["media_path"] for r in rows}) == 2
+    for r in rows:
+        png = np.asarray(Image.open(out / r["media_path"]), dtype=float) / 255
+        assert abs(png.mean() - r["brightness"]) < 1 / 255  # each row points at its own image
+        assert r["sample_id"][:8] in r["media_path"] and Path(r["media_path"]).name.startswith("a_b_seed0")
+
+
+def test_a_media_file_of_another_sample_is_never_overwritten(tmp_path):
+    import torch
+
+    from zeta_eval.media import MediaWriteError, save_image
+
+    path = tmp_path / "x.png"
+    save_image(torch.zeros(3, 4, 4), path, owner="sample-one")
+    save_image(torch.ones(3, 4, 4), path, owner="sample-one")  # the same sample may be written again (a rerun)
+    with pytest.raises(MediaWriteError, match="belongs to sample sample-one"):
+        save_image(torch.zeros(3, 4, 4), path, owner="sample-two")
+    assert np.asarray(Image.open(path)).min() == 255  # left as the first sample wrote it
+
+
+def test_a_failed_media_write_leaves_no_file_and_says_so_in_one_line(tmp_path, monkeypatch):
+    import torch
+    from PIL import PngImagePlugin
+
+    from zeta_eval.media import MediaWriteError, save_image
+
+    def full_disk(im, fp, filename, *args, **kwargs):
+        fp.write(b"\x89PNG half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setitem(Image.SAVE, "PNG", full_disk)
+    with pytest.raises(MediaWriteError) as err:
+        save_image(torch.zeros(3, 4, 4), tmp_path / "y.png", owner="s")
+    assert "No space left on device" in str(err.value) and "y.png" in str(err.value) and "\n" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []  # neither a 0-byte PNG nor a temporary file
+    del PngImagePlugin
+
+
+# ---------------------------------------------------------------------------------------------- 6, 7, 11. identity
+def shapebench_experiment(tmp: Path, model: Path, name="sb.yaml") -> Path:
+    cfg = {"model": {"adapter": {"name": "shapebench", "model": str(model)}, "steps": 4,
+                     "samplers": ["standard", {"name": "zeta", "warmup_steps": 1}]},
+           "data": {"source": "shapebench", "subset": "smoke", "limit": 2, "batch_size": 2},
+           "trainer": {"accelerator": "cpu"}}
+    path = tmp / name
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_the_same_model_in_another_folder_is_the_same_experiment(tmp_path):
+    import shutil
+
+    from zeta_eval.adapters.shapebench import DEFAULT_MODEL, ShapeBenchAdapter
+
+    clones = [tmp_path / "clone1" / "shapebench", tmp_path / "clone2" / "models" / "sb"]
+    for c in clones:
+        shutil.copytree(DEFAULT_MODEL, c)
+    a, b = (ShapeBenchAdapter(model=str(c)).describe() for c in clones)
+    assert a == b and str(tmp_path) not in json.dumps(a)
+    out = tmp_path / "out"
+    assert run("predict", "--config", shapebench_experiment(tmp_path, clones[0]), "--output_dir", out) == 0
+    parts = sorted(p.name for p in list_parts(out))
+    assert run("predict", "--config", shapebench_experiment(tmp_path, clones[1], "b.yaml"), "--output_dir", out) == 0
+    assert sorted(p.name for p in list_parts(out)) == parts  # nothing refused, nothing computed again
+    rows = read_parts(out)[0].to_pylist()
+    assert len({r["model"] for r in rows}) == 1 and rows[0]["model_path"] == str(clones[0])
+    assert (out / "summary.md").read_text().count("## Sampler settings") == 1
+    # a changed weight file is a different model
+    weights = clones[1] / "unet" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
+    assert ShapeBenchAdapter(model=str(clones[1])).describe() != a
+
+
+def test_weight_digests_are_cached_by_path_size_and_mtime(tmp_path, monkeypatch):
+    import hashlib
+
+    from zeta_eval import identity
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    folder = tmp_path / "model"
+    (folder / "unet").mkdir(parents=True)
+    (folder / "unet" / "w.safetensors").write_bytes(b"1234" * 1000)
+    (folder / "model_index.json").write_text("{}")
+    (folder / ".cache").mkdir()
+    (folder / ".cache" / "junk").write_text("not part of the model")
+    identity.clear_digest_cache()
+    calls = []
+    real = identity._hash_file
+    monkeypatch.setattr(identity, "_hash_file", lambda p: calls.append(p) or real(p))
+    files = identity.folder_sha256(folder)
+    assert files == {"model_index.json": hashlib.sha256(b"{}").hexdigest(),
+                     "unet/w.safetensors": hashlib.sha256(b"1234" * 1000).hexdigest()}
+    assert len(calls) == 2
+    identity.clear_digest_cache()  # a new process: read from the cache file, hash nothing
+    assert identity.folder_sha256(folder) == files and len(calls) == 2
+    (folder / "unet" / "w.safetensors").write_bytes(b"4321" * 1000)  # same size, new mtime: hashed again
+    assert identity.folder_sha256(folder)["unet/w.safetensors"] == hashlib.sha256(b"4321" * 1000).hexdigest()
+    assert len(calls) == 3
+
+
+def test_sample_ids_follow_every_input_that_changes_the_output():
+    from datamodules.records import PromptRecord
+    from samplers import Standard
+    from zeta_eval.adapters import build_adapter
+    from zeta_eval.module import SamplingEvaluation
+
+    def sid(record=None, **options):
+        adapter = build_adapter("sd", model="org/name", **options)
+        module = SamplingEvaluation(adapter=adapter, samplers=[Standard()], steps=4, save_media=False)
+        return module.sample_id(record or PromptRecord("s", "p0", "a cat", seed=1), module.samplers[0])
+
+    base = sid()
+    assert sid(PromptRecord("s", "p0", "a dog", seed=1)) != base  # the prompt text (same id)
+    for change in (dict(negative_prompt="blurry"), dict(height=512), dict(width=512), dict(scheduler="euler"),
+                   dict(revision="v2"), dict(variant="fp16")):
+        assert sid(**change) != base, change
+    assert sid(vae_tiling=True) == base  # memory options change no output
+
+
+def test_hashing_for_ids_refuses_values_that_are_not_plain_json():
+    from datamodules.records import PromptRecord
+    from samplers import Standard
+    from zeta_eval.identity import sample_id, strict_hash
+
+    assert strict_hash({"b": 1, "a": [1.5, "x", None, True]}) == strict_hash({"a": [1.5, "x", None, True], "b": 1})
+    for bad in ({"x": object()}, {"x": float("nan")}, {"x": {1, 2}}):
+        with pytest.raises(ValueError, match="not plain JSON"):
+            strict_hash(bad)
+    with pytest.raises(ValueError, match="not plain JSON"):
+        sample_id(PromptRecord("s", "p", "t", 0), {"model": Path("/x")}, Standard(), 4, "default")
+
+
+def test_edited_prompt_is_computed_again_and_replaces_the_old_result(tmp_path):
+    cfg = write_experiment(tmp_path, samplers=["standard"])
+    out = tmp_path / "out"
+    assert run("predict", "--config", cfg, "--output_dir", out) == 0
+    edited = [dict(p, prompt="a yellow thing") if p["id"] == "p0" else p for p in PROMPTS]
+    cfg = write_experiment(tmp_path, samplers=["standard"], prompts=edited)
+    assert run("predict", "--config", cfg, "--output_dir", out, "--force", "true") == 0
+    table = read_parts(out)[0]
+    assert table.num_rows == 6  # the old p0 row is still in the parts ...
+    import pyarrow.parquet as pq
+    merged = pq.read_table(out / "samples.parquet").to_pylist()
+    assert sorted(r["prompt"] for r in merged) == sorted(p["prompt"] for p in edited)  # ... but not in the report
+    assert "1 row of other experiments" in (out / "summary.md").read_text()
+
+
+def test_rows_carry_code_and_weight_provenance(tmp_path):
+    import hashlib
+
+    from zeta_eval.adapters.shapebench import DEFAULT_MODEL
+
+    out = tmp_path / "out"
+    assert run("predict", "--config", shapebench_experiment(tmp_path, Path(DEFAULT_MODEL)), "--output_dir", out) == 0
+    row = read_parts(out)[0].to_pylist()[0]
+    versions = json.loads(row["versions"])
+    assert versions["zeta_eval"] and "torch" in versions
+    assert len(versions["zeta_eval_git_commit"]) == 40 and isinstance(versions["zeta_eval_git_dirty"], bool)
+    weights = json.loads(row["weights_sha256"])
+    unet = Path(DEFAULT_MODEL) / "unet" / "diffusion_pytorch_model.safetensors"
+    assert weights["model/unet/diffusion_pytorch_model.safetensors"] == hashlib.sha256(unet.read_bytes()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------- 2. completeness
+def partial_copy(out: Path, dest: Path, drop: str = "-b000002-") -> Path:
+    """A copy of a finished run without the parts whose names contain ``drop`` (the last batch: one item)."""
+    import shutil
+
+    shutil.copytree(out, dest, ignore=shutil.ignore_patterns("summary.*", "samples.parquet", "*.png"))
+    for p in list_parts(dest):
+        if drop in p.name:
+            p.unlink()
+    return dest
+
+
+def test_report_states_complete_runs(finished, capsys):
+    _, _, out = finished
+    assert "**Complete: 25 of 25 samples** (5 items × 5 sampler settings)" in (out / "summary.md").read_text()
+    capsys.readouterr()
+    assert run("report", out, "--require-complete") == 0
+
+
+def test_report_lists_what_is_missing_and_require_complete_fails(finished, tmp_path, capsys):
+    _, _, out = finished
+    part = partial_copy(out, tmp_path / "partial")
+    capsys.readouterr()
+    assert run("report", part, "--require-complete") == 2
+    err = error_lines(capsys.readouterr().err)
+    assert len(err) == 1 and "incomplete: 20 of 25 samples" in err[0], err
+    md = (part / "summary.md").read_text()  # the report is written all the same, marked incomplete
+    assert "**Incomplete: 20 of 25 samples** (5 items × 5 sampler settings)" in md
+    assert "missing: standard γ=5.5: 1 of 5 items" in md and "zigzag γ=5.5: 1 of 5 items" in md
+    assert md.index("Incomplete") < md.index("## Results")
+    assert run("report", part) == 0  # without the flag a partial report is fine
+
+
+def test_report_names_the_missing_array_shards(tmp_path):
+    cfg = write_experiment(tmp_path)
+    out = tmp_path / "out"
+    assert run("predict", "--config", cfg, "--output_dir", out, "--data.init_args.shard_index", "0",
+               "--data.init_args.num_shards", "2") == 0
+    assert run("report", out) == 0
+    md = (out / "summary.md").read_text()
+    assert "**Incomplete: 15 of 25 samples**" in md and "array shards: 1 (of 2)" in md
+
+
+def test_validate_on_a_partial_folder_shows_the_remaining_work(finished, tmp_path, capsys):
+    _, cfg, out = finished
+    part = partial_copy(out, tmp_path / "partial")
+    capsys.readouterr()
+    assert run("validate", "--config", cfg, "--output_dir", part) == 0
+    text = capsys.readouterr().out
+    assert "25 samples, 455 network evaluations" in text  # the whole experiment
+    # one item of each sampler is left: 12 + 12 + 28 + 27 + 12 NFE
+    assert "remaining   5 of 25 samples, 91 network evaluations" in text
+    assert "for the remaining 91 network evaluations" in text
+
+
+# ---------------------------------------------------------------------------------------------- 10. live metrics
+def test_job_metrics_after_a_resume_cover_every_row_of_the_task(finished, tmp_path):
+    _, cfg, out = finished
+    part = partial_copy(out, tmp_path / "resumed")
+    assert run("predict", "--config", cfg, "--output_dir", part) == 0  # computes the missing item only
+    rows = read_parts(part)[0].to_pylist()
+    assert len(rows) == 25
+    live = json.loads((part / "live_metrics_task0.json").read_text())
+    assert live["brightness/x"] == pytest.approx(np.mean([r["brightness"] for r in rows if r["category"] == "x"]))
+    assert live == pytest.approx(json.loads((out / "live_metrics_task0.json").read_text()))
+
+
+# ---------------------------------------------------------------------------------------------- 13. long prompts
+LONG = "a red cat on a table " * 240  # 5,040 characters
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory):
+    from tiny_models import TinyZoo
+
+    return TinyZoo(tmp_path_factory.mktemp("zoo"))
+
+
+@pytest.mark.parametrize("family", ["sd", "sdxl", "hunyuan_dit", "cogvideox", "modelscope"])
+def test_every_pipeline_family_flags_what_its_encoders_cut(zoo, family):
+    adapter = zoo.adapter(family)
+    assert adapter.prompt_truncated([LONG, "a red cat"]) == [True, False]
+    cond = adapter.encode([LONG, "a red cat"])  # truncated as the pipeline truncates, no error
+    assert cond.batch_size == 2
+
+
+def test_long_prompts_are_truncated_flagged_per_row_and_warned_about_once(zoo):
+    from datamodules.records import PromptRecord
+    from samplers import Standard
+    from zeta_eval.module import SamplingEvaluation
+
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logging.getLogger("zeta_eval").addHandler(handler)
+    try:
+        module = SamplingEvaluation(adapter=zoo.adapter("sd"), samplers=[Standard()], steps=2, save_media=False)
+        module.setup("predict")
+        records = [PromptRecord("t", "long", LONG, seed=1), PromptRecord("t", "short", "a dog", seed=2)]
+        rows = module.predict_step(records) + module.predict_step(records[:1])
+    finally:
+        logging.getLogger("zeta_eval").removeHandler(handler)
+    assert [r["prompt_truncated"] for r in rows] == [True, False, True]
+    assert len([m for m in messages if "truncated" in m]) == 1 and "long" in messages[0]
+
+
+def test_an_over_long_shapebench_prompt_is_refused_in_one_line(tmp_path, capsys):
+    prompts = tmp_path / "long.txt"
+    prompts.write_text("a red circle\n" + "a red circle and a blue square " * 170 + "\n")
+    cfg = {"model": {"adapter": {"name": "shapebench"}, "steps": 2, "samplers": ["standard"]},
+           "data": {"source": str(prompts), "batch_size": 2}, "trainer": {"accelerator": "cpu"}}
+    path = tmp_path / "sb.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    capsys.readouterr()
+    assert run("predict", "--config", path, "--output_dir", tmp_path / "out") == 2
+    err = error_lines(capsys.readouterr().err)
+    assert len(err) == 1 and "the ShapeBench model reads at most" in err[0] and len(err[0]) < 300, err
+    assert "a red circle and a blue" in err[0]  # names the prompt, shortened

@@ -36,14 +36,8 @@ def prepare_output_dir(cli: Any, force: bool = False) -> None:
     trainer, model, dm = cli.trainer, cli.model, cli.datamodule
     out = Path(cli.config["predict"]["output_dir"])
     model.adapter.device = trainer.strategy.root_device  # identities include the dtype the run will use
-    dm.setup("predict")
-    ident = data_identity(dm)
-    fingerprint = model.fingerprint(ident)
-    record = {"fingerprint": fingerprint, "name": out.name, "data": ident, "model": model.model_identity(),
-              "samplers": [{"key": k, "label": model.sampler_label(s), "params": s.params(),
-                            "steps": s.num_steps(model.steps), "nfe": model.expected_nfe(s)}
-                           for s, k in ((s, _key(model, s)) for s in model.samplers)],
-              "steps": model.steps, "schedule": model.schedule, "items": _count(dm)}
+    record = experiment_record(model, dm, out)
+    fingerprint = record["fingerprint"]
     path = out / "experiment.json"
     if path.is_file():
         previous = json.loads(path.read_text())
@@ -63,6 +57,27 @@ def prepare_output_dir(cli: Any, force: bool = False) -> None:
     done = len(read_done_ids(out))
     if done:
         log.info("resuming in %s: %d samples already written will be skipped", out, done)
+
+
+def experiment_record(model: Any, dm: Any, out: Path) -> dict[str, Any]:
+    """What experiment.json holds: the fingerprint and what it is made of (data, model and sampler identities),
+    and, outside the identity, what a report needs to tell a complete run from a partial one: the model key every
+    row carries, every item's key in order (``item_keys``; array shard k of K holds items k, k + K, ...), the shard
+    count of the run, and where a local model lay."""
+    from .identity import record_item_key
+
+    dm.setup("predict")
+    ident = data_identity(dm)
+    items = _count(dm)
+    records = dm.records() if items is not None and hasattr(dm, "records") else None
+    return {"fingerprint": model.fingerprint(ident), "name": out.name, "data": ident,
+            "model": model.model_identity(), "model_key": model.model_key(), "model_path": model.adapter.model_path,
+            "samplers": [{"key": k, "label": model.sampler_label(s), "params": s.params(),
+                          "steps": s.num_steps(model.steps), "nfe": model.expected_nfe(s)}
+                         for s, k in ((s, _key(model, s)) for s in model.samplers)],
+            "steps": model.steps, "max_steps_scaled_from": model.scaled_from, "schedule": model.schedule,
+            "items": items, "item_keys": None if records is None else [record_item_key(r) for r in records],
+            "num_shards": int(getattr(dm, "num_shards", 1) or 1)}
 
 
 def _key(model: Any, sampler: Any) -> str:
@@ -94,18 +109,24 @@ def _difference(previous: dict[str, Any], current: dict[str, Any]) -> str:
 
 
 def print_plan(cli: Any) -> None:
-    """``validate``: everything is built (no weights loaded); print what ``predict`` would do."""
+    """``validate``: everything is built (no weights loaded); print what ``predict`` would do, and in a folder that
+    already holds part of this experiment, what is left of it and what that costs."""
+    from .report import completeness
+
     model, dm = cli.model, cli.datamodule
     out = Path(cli.config["predict"]["output_dir"])
-    dm.setup("predict")
-    items = _count(dm)
+    model.adapter.device = cli.trainer.strategy.root_device  # the identity predict will use (its dtype)
+    record = experiment_record(model, dm, out)
+    items = record["items"]
     desc = dm.describe() if hasattr(dm, "describe") else {}
-    done = read_done_ids(out) if out.is_dir() else set()
+    scaled = f" (max_steps: scaled from {model.scaled_from})" if model.scaled_from else ""
     lines = [f"experiment  -> {out}",
-             f"model       {model.adapter.family}: {model.adapter.model} (dtype {model.adapter.dtype_name})",
+             f"model       {model.adapter.family}: {model.adapter.model_label}"
+             + (f" in {model.adapter.model_path}" if model.adapter.model_path else "")
+             + f" (dtype {model.adapter.dtype_name})",
              f"prompts     {desc.get('prompt_set', desc.get('source', '?'))}: {items} items "
              f"({desc.get('num_prompts', '?')} prompts; seeds: {_seed_rule(desc)})",
-             f"schedule    {model.schedule}, default steps {model.steps}",
+             f"schedule    {model.schedule}, default steps {model.steps}{scaled}",
              "samplers:"]
     total = 0
     for s in model.samplers:
@@ -117,12 +138,22 @@ def print_plan(cli: Any) -> None:
     lines.append(f"total       {n_samples} samples, {total:,} network evaluations")
     metrics = [m.name for m in model.metric_list]
     lines.append(f"metrics     {', '.join(metrics) or 'none'}{'' if model.score_enabled else ' (deferred: score later)'}")
-    if done:
-        lines.append(f"resume      {len(done)} samples already in {out / 'parts'}")
+    todo, what = total, "the whole experiment"
+    if out.is_dir() and list_parts(out):
+        from .parts import read_parts
+
+        table, _ = read_parts(out, skip_corrupt=True)
+        state = completeness(table.to_pydict(), record)
+        nfe = {entry["key"]: entry["nfe"] for entry in record["samplers"]}
+        todo = sum(entry["missing"] * nfe[entry["key"]] for entry in state.samplers)
+        left = ", ".join(f"{entry['label']} {entry['missing']}" for entry in state.samplers if entry["missing"])
+        lines.append(f"remaining   {state.expected - state.done} of {state.expected} samples, {todo:,} network "
+                     f"evaluations" + (f": {left}" if left else " (complete)"))
+        what = f"the remaining {todo:,} network evaluations"
     seconds = _seconds_per_nfe(out)
     if seconds is not None:
-        lines.append(f"estimate    {total * seconds / 3600:.2f} device-hours at the {seconds * 1e3:.2f} ms per NFE "
-                     "measured in this folder")
+        lines.append(f"estimate    {todo * seconds / 3600:.2f} device-hours for {what} at the {seconds * 1e3:.2f} ms "
+                     "per NFE measured in this folder")
     else:
         lines.append("estimate    no timing measured yet for this model here: run a few prompts "
                      "(e.g. --data.init_args.limit 4) to measure ms per NFE")
@@ -147,22 +178,42 @@ def _seconds_per_nfe(out: Path) -> float | None:
     return secs / nfe if nfe else None
 
 
+def task_rows(out: Path, model: Any, dm: Any) -> list[dict[str, Any]]:
+    """Every stored row of this array task (this run's and earlier runs'): the samples of its shard's items, or,
+    for a streamed source whose items are not listed, the rows written as this shard with this model."""
+    from .parts import read_parts
+
+    table, _ = read_parts(out, skip_corrupt=True)
+    if table.num_rows == 0:
+        return []
+    wanted = ["sample_id", "metadata", "array_task", "model_key"] + [m.name for m in model.metric_list]
+    rows = table.select([c for c in wanted if c in table.column_names]).to_pylist()
+    if not getattr(dm, "streaming", False) and hasattr(dm, "shard_records"):
+        ids = {model.sample_id(r, s) for r in dm.shard_records() for s in model.samplers}
+        return [r for r in rows if r["sample_id"] in ids]
+    shard = int(getattr(dm, "shard_index", 0) or 0)
+    return [r for r in rows if r.get("array_task") == shard and r.get("model_key") == model.model_key()]
+
+
 def finish_after_predict(cli: Any, write_report: bool = True) -> None:
-    """On every rank: the synced metric summary (collective), then, on rank 0, ``live_metrics.json`` and - for a
-    single (non-array) job - the report. Array tasks leave the report to the merge job."""
+    """On every rank: the metric summary of the task over all its stored rows (a collective), then, on rank 0,
+    ``live_metrics_task<k>.json`` and - for a single (non-array) job - the report. Array tasks leave the report to
+    the merge job."""
     trainer, dm, model = cli.trainer, cli.datamodule, cli.model
-    summary = model.finish_metrics()
-    try:
+    out = Path(cli.config["predict"]["output_dir"])
+    try:  # every rank's parts are on disk past this point
         trainer.strategy.barrier("zeta_eval_finish")
     except RuntimeError as err:  # a torn-down process group: every rank has already returned
-        log.debug("no barrier before the report: %s", err)
+        log.debug("no barrier before the summary: %s", err)
+    rows = task_rows(out, model, dm) if trainer.is_global_zero and out.is_dir() else []
+    summary = model.finish_metrics(rows)
     if not trainer.is_global_zero:
         return
-    out = Path(cli.config["predict"]["output_dir"])
     if summary and out.is_dir():
-        name = f"live_metrics_task{getattr(dm, 'shard_index', 0) or 0}.json"
-        atomic_text(out / name, json.dumps(summary, indent=2, sort_keys=True))
-        log.info("metrics of this job: %s", ", ".join(f"{k}={v:.4g}" for k, v in sorted(summary.items())))
+        task = getattr(dm, "shard_index", 0) or 0
+        atomic_text(out / f"live_metrics_task{task}.json", json.dumps(summary, indent=2, sort_keys=True))
+        log.info("metrics of task %d over its %d samples written so far: %s", task, len(rows),
+                 ", ".join(f"{k}={v:.4g}" for k, v in sorted(summary.items())))
     if not write_report or int(getattr(dm, "num_shards", 1) or 1) > 1:
         return
     from .report import ReportError, write_report as build_report

@@ -2,6 +2,10 @@
 
 Media tensors are float in [0, 1]: an image is (3, H, W), a video (F, 3, H, W). Non-finite values are written as
 black (the pipeline flags non-finite media in its rows before saving); values outside [0, 1] are clipped.
+
+Every file is written atomically (:func:`zeta_eval.parts.atomic_write`): a full disk or a kill never leaves a 0-byte
+or partial file under the final name. A PNG records the sample it belongs to (``owner``, a text chunk); writing a
+PNG for another sample over it is refused. A failed write raises :class:`MediaWriteError` (one line).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from typing import Sequence
 import numpy as np
 import torch
 from PIL import Image
+
+from .parts import atomic_write
 
 
 def to_uint8(media: torch.Tensor) -> np.ndarray:
@@ -26,19 +32,65 @@ def to_uint8(media: torch.Tensor) -> np.ndarray:
     return x.movedim(-3, -1).contiguous().numpy()
 
 
+#: the PNG text chunk that names the sample a file belongs to
+OWNER_KEY = "zeta_eval_sample_id"
+
+
+class MediaWriteError(OSError):
+    """A media file could not be written (full disk, read-only folder) or belongs to another sample; one line."""
+
+
 def _parent(path: str | os.PathLike) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise MediaWriteError(err.errno, f"cannot create the media folder {path.parent}: {err.strerror or err}") from err
     return path
 
 
-def save_image(image: torch.Tensor, path: str | os.PathLike) -> Path:
-    """Write a (3, H, W) image in [0, 1] as PNG."""
+def media_owner(path: str | os.PathLike) -> str | None:
+    """The sample a PNG written here belongs to (None: no such file, not a PNG, or written without an owner)."""
+    try:
+        with Image.open(path) as img:
+            return getattr(img, "text", {}).get(OWNER_KEY)
+    except (OSError, ValueError, SyntaxError):  # missing, partial or not an image: nobody's
+        return None
+
+
+def check_owner(path: str | os.PathLike, owner: str | None) -> None:
+    """Refuse to replace a PNG that belongs to another sample (two samples must never share a file)."""
+    if owner is None:
+        return
+    current = media_owner(path)
+    if current is not None and current != owner:
+        raise MediaWriteError(17, f"refusing to overwrite {path}: it belongs to sample {current}, not {owner}")
+
+
+def _write(path: Path, write) -> Path:
+    try:
+        atomic_write(path, write)
+    except MediaWriteError:
+        raise
+    except OSError as err:
+        raise MediaWriteError(err.errno, f"cannot write {path}: {err.strerror or err}") from err
+    return path
+
+
+def save_image(image: torch.Tensor, path: str | os.PathLike, owner: str | None = None) -> Path:
+    """Write a (3, H, W) image in [0, 1] as PNG, atomically; ``owner`` (a sample id) is recorded in the file and an
+    existing file of another owner is never replaced."""
+    from PIL.PngImagePlugin import PngInfo
+
     if image.ndim != 3:
         raise ValueError(f"save_image expects (3, H, W), got shape {tuple(image.shape)}")
     path = _parent(path)
-    Image.fromarray(to_uint8(image)).save(path, format="PNG")
-    return path
+    check_owner(path, owner)
+    info = PngInfo()
+    if owner is not None:
+        info.add_text(OWNER_KEY, owner)
+    pixels = Image.fromarray(to_uint8(image))
+    return _write(path, lambda tmp: pixels.save(tmp, format="PNG", pnginfo=info))
 
 
 def read_image(path: str | os.PathLike) -> torch.Tensor:
@@ -70,14 +122,17 @@ def save_video(video: torch.Tensor, path: str | os.PathLike, fps: int = 8, quali
         raise ValueError(f"fps must be a positive integer, got {fps!r}")
     path = _parent(path)
     frames = _even(to_uint8(video))
-    writer = imageio.get_writer(path, format="FFMPEG", mode="I", fps=fps, codec="libx264", quality=quality,
-                                pixelformat="yuv420p", macro_block_size=1)
-    try:
-        for frame in frames:
-            writer.append_data(frame)
-    finally:
-        writer.close()
-    return path
+
+    def write(tmp: Path) -> None:
+        writer = imageio.get_writer(tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264", quality=quality,
+                                    pixelformat="yuv420p", macro_block_size=1)
+        try:
+            for frame in frames:
+                writer.append_data(frame)
+        finally:
+            writer.close()
+
+    return _write(path, write)
 
 
 def read_video(path: str | os.PathLike) -> torch.Tensor:
@@ -118,9 +173,10 @@ def frame_strip(video: torch.Tensor, max_frames: int = 8, gap: int = 2) -> torch
     return torch.cat(parts, dim=-1)
 
 
-def save_frame_strip(video: torch.Tensor, path: str | os.PathLike, max_frames: int = 8, gap: int = 2) -> Path:
-    """Write :func:`frame_strip` of a video as PNG."""
-    return save_image(frame_strip(video, max_frames, gap), path)
+def save_frame_strip(video: torch.Tensor, path: str | os.PathLike, max_frames: int = 8, gap: int = 2,
+                     owner: str | None = None) -> Path:
+    """Write :func:`frame_strip` of a video as PNG (``owner`` as in :func:`save_image`)."""
+    return save_image(frame_strip(video, max_frames, gap), path, owner=owner)
 
 
 def save_media(media: torch.Tensor, path: str | os.PathLike, fps: int = 8) -> Path:
@@ -137,5 +193,5 @@ def save_media(media: torch.Tensor, path: str | os.PathLike, fps: int = 8) -> Pa
     raise ValueError(f"expected an image (3, H, W) or a video (F, 3, H, W), got shape {tuple(media.shape)}")
 
 
-__all__: Sequence[str] = ["frame_indices", "frame_strip", "read_image", "read_video", "save_frame_strip",
-                          "save_image", "save_media", "save_video", "to_uint8"]
+__all__: Sequence[str] = ["MediaWriteError", "check_owner", "frame_indices", "frame_strip", "media_owner", "read_image",
+                          "read_video", "save_frame_strip", "save_image", "save_media", "save_video", "to_uint8"]

@@ -17,9 +17,9 @@ from metrics.base import SampleMetric
 from samplers import LinearSolver, Sampler
 
 from .adapters.base import ModelAdapter
-from .identity import experiment_fingerprint, safe_name, sample_id, sampler_key, to_json
+from .identity import experiment_fingerprint, safe_name, sample_id, sampler_key, strict_hash, to_json
 from .parts import read_done_ids
-from .versions import package_versions
+from .versions import code_version, package_versions
 
 log = logging.getLogger("zeta_eval")
 
@@ -76,6 +76,8 @@ class SamplingEvaluation(LightningModule):
         self._done: set[str] = set()
         self._static: dict[str, Any] = {}
         self._loaded_identity: dict[str, Any] | None = None
+        self._model_key: str | None = None
+        self._warned_truncation = False
 
     # ------------------------------------------------------------------ configuration checks
     def _scale_steps(self, new: int) -> None:
@@ -144,6 +146,13 @@ class SamplingEvaluation(LightningModule):
         ident.pop("device", None)
         return ident
 
+    def model_key(self) -> str:
+        """A short hash of the model identity as configured (before loading), fixed on first use: experiment.json
+        and every row carry it, so a report can tell this experiment's rows from another model's."""
+        if self._model_key is None:
+            self._model_key = strict_hash(self.model_identity(), 12)
+        return self._model_key
+
     def sample_id(self, record: PromptRecord, sampler: Sampler) -> str:
         identity = self._loaded_identity or self.model_identity()  # fixed once the weights are loaded
         return sample_id(record, identity, sampler, self.steps, self.schedule)
@@ -159,6 +168,7 @@ class SamplingEvaluation(LightningModule):
     def setup(self, stage: str) -> None:
         device = self.trainer.strategy.root_device if self._trainer is not None else torch.device("cpu")
         if not self.adapter.loaded:
+            self.model_key()  # the identity as configured, as experiment.json records it
             self.adapter.load(device)
         self._loaded_identity = self.model_identity()
         for s in self.samplers:  # solver-dependent checks before the first sample is drawn
@@ -188,12 +198,28 @@ class SamplingEvaluation(LightningModule):
         for group in ([[r] for r in records] if self.layout_invariant else [records] if records else []):
             prompts = [r.prompt for r in group]
             metas = [dict(r.meta) for r in group]
+            truncated = self._prompt_truncation(group)
             cond = self.adapter.encode(prompts)  # shared by every sampler of the group
             for index, sampler in enumerate(self.samplers):
-                for row in self._run_sampler(sampler, group, prompts, metas, cond):
+                for row, cut in zip(self._run_sampler(sampler, group, prompts, metas, cond), truncated):
                     row["sampler_index"] = index
+                    row["prompt_truncated"] = cut
                     rows.append(row)
         return rows
+
+    def _prompt_truncation(self, records: list[PromptRecord]) -> list[bool]:
+        """Which prompts the text encoder cuts (as the model's own pipeline does); warned about once per run."""
+        try:
+            truncated = self.adapter.prompt_truncated([r.prompt for r in records])
+        except ValueError as err:  # a family that refuses over-long prompts instead of cutting them
+            raise ValueError(f"{records[0].prompt_set}: {err}") from err
+        if any(truncated) and not self._warned_truncation:
+            first = next(r for r, cut in zip(records, truncated) if cut)
+            log.warning("prompt %s of %s (and perhaps others) is longer than the %s text encoder reads: it is truncated "
+                        "as the model's pipeline truncates it, and its rows say prompt_truncated=true",
+                        first.prompt_id, first.prompt_set, self.adapter.family)
+            self._warned_truncation = True
+        return truncated
 
     def _run_sampler(self, sampler: Sampler, records: list[PromptRecord], prompts: list[str],
                      metas: list[dict], cond: Any) -> list[dict]:
@@ -223,7 +249,8 @@ class SamplingEvaluation(LightningModule):
                         sampler.display_name(), int((~finite).sum()), len(records))
         scores = self._score(media, prompts, metas, finite)
         ids = [self.sample_id(r, sampler) for r in records]
-        paths, strips = self._save_media(media, records, sampler) if self.save_media else ([None] * len(records),) * 2
+        paths, strips = (self._save_media(media, records, ids, sampler) if self.save_media
+                         else ([None] * len(records),) * 2)
         diag = {f"diag_{k}": v.cpu() for k, v in out.diagnostics.items()}
         params = sampler.params()
         created = _dt.datetime.now(_dt.timezone.utc)
@@ -270,42 +297,59 @@ class SamplingEvaluation(LightningModule):
                     col[k] = tensor[j].item()
         return columns
 
-    def _save_media(self, media: torch.Tensor, records: list[PromptRecord],
+    def _save_media(self, media: torch.Tensor, records: list[PromptRecord], ids: list[str],
                     sampler: Sampler) -> tuple[list[str], list[str | None]]:
-        """PNG per image; MP4 plus a frame-strip PNG (for report grids) per video. Paths relative to output_dir."""
-        from .media import save_frame_strip, save_image, save_video
+        """PNG per image; MP4 plus a frame-strip PNG (for report grids) per video. Paths relative to output_dir.
+
+        A file name is the readable prompt id and seed plus the first 8 hex digits of the sample id, so it is unique
+        per sample even when ids sanitise alike (``a/b``, ``a_b``) or a prompt was edited; each PNG records its
+        sample id and is never replaced by another sample's (the MP4 is checked through its strip).
+        """
+        from .media import check_owner, save_frame_strip, save_image, save_video
 
         assert self.output_dir is not None, "output_dir must be set to save media"
         folder = Path("media") / sampler_key(sampler, self.steps, self.schedule) / safe_name(records[0].prompt_set)
-        (self.output_dir / folder).mkdir(parents=True, exist_ok=True)
         paths: list[str] = []
         strips: list[str | None] = []
         for k, rec in enumerate(records):
-            stem = f"{safe_name(rec.prompt_id)}_seed{rec.seed}" + (f"_{rec.sample_index}" if rec.sample_index else "")
+            stem = (f"{safe_name(rec.prompt_id)}_seed{rec.seed}" + (f"_{rec.sample_index}" if rec.sample_index else "")
+                    + f"-{ids[k][:8]}")
             item = torch.nan_to_num(media[k].float().cpu(), nan=0.0).clamp(0, 1)
             if self.adapter.is_video:
                 rel, strip = folder / f"{stem}.mp4", folder / f"{stem}_strip.png"
+                check_owner(self.output_dir / strip, ids[k])
                 save_video(item, self.output_dir / rel, fps=int(getattr(self.adapter, "fps", 8)))
-                save_frame_strip(item, self.output_dir / strip)
+                save_frame_strip(item, self.output_dir / strip, owner=ids[k])
                 strips.append(strip.as_posix())
             else:
                 rel = folder / f"{stem}.png"
-                save_image(item, self.output_dir / rel)
+                save_image(item, self.output_dir / rel, owner=ids[k])
                 strips.append(None)
             paths.append(rel.as_posix())
         return paths, strips
 
-    def finish_metrics(self) -> dict[str, float]:
+    def finish_metrics(self, rows: list[dict[str, Any]] | None = None) -> dict[str, float]:
         """Metric means over every rank (a collective: call it on every rank, after ``trainer.predict``).
+
+        ``rows``: the stored rows to summarise instead of what this process scored (a resumed task scores only what
+        was missing; its summary must cover every sample of the task). Give them on one rank and ``[]`` on the
+        others: the sums are added over ranks.
 
         Not a Lightning epoch hook: Lightning skips those on a rank that received no items, and the other ranks
         would then wait for it forever.
         """
+        import json
         import warnings
 
         summary: dict[str, float] = {}
         if self.score_enabled:
             for m in self.metric_list:
+                if rows is not None:
+                    m.reset()
+                    scored = [r for r in rows if r.get(m.name) is not None]
+                    if scored:
+                        m.accumulate(torch.tensor([float(r[m.name]) for r in scored], dtype=torch.float64),
+                                     [json.loads(r.get("metadata") or "{}") for r in scored])
                 with warnings.catch_warnings():  # a resumed rank may have nothing new: still part of the collective
                     warnings.filterwarnings("ignore", message=".*was called before the ``update`` method.*")
                     values = m.compute()
@@ -320,14 +364,15 @@ class SamplingEvaluation(LightningModule):
         dm = getattr(trainer, "datamodule", None) if trainer is not None else None
         conv = {m.name: m.conventions() for m in self.metric_list} if self.score_enabled else {}
         return {
-            "model": desc.get("model"), "model_revision": desc.get("model_revision"),
-            "family": desc.get("family"), "scheduler": desc.get("scheduler"), "dtype": desc.get("dtype"),
-            "model_config": to_json(desc), "metric_conventions": to_json(conv),
+            "model": self.adapter.model_label, "model_revision": desc.get("model_revision"), "model_key": self.model_key(),
+            "model_path": self.adapter.model_path, "family": desc.get("family"), "scheduler": desc.get("scheduler"),
+            "dtype": desc.get("dtype"), "model_config": to_json(desc), "metric_conventions": to_json(conv),
+            "weights_sha256": to_json(self.adapter.weight_digests()),
             "rank": int(trainer.global_rank) if trainer is not None else 0,
             "world_size": int(trainer.world_size) if trainer is not None else 1,
             "array_task": int(getattr(dm, "shard_index", 0) or 0),
             "array_tasks": int(getattr(dm, "num_shards", 1) or 1),
-            "host": os.uname().nodename, "versions": to_json(package_versions()),
+            "host": os.uname().nodename, "versions": to_json({**package_versions(), **code_version()}),
         }
 
     def configure_optimizers(self) -> Any:  # predict-only module

@@ -44,6 +44,14 @@ class ReportError(ValueError):
     """The folder cannot be reported on; one line."""
 
 
+class IncompleteRunError(ReportError):
+    """``--require-complete`` on a run that lacks samples; the report was written all the same (``written``)."""
+
+    def __init__(self, message: str, written: dict[str, Path]):
+        super().__init__(message)
+        self.written = written
+
+
 # ---------------------------------------------------------------------------------------------- statistics
 # Every estimate comes as (estimate, lo, hi, n): the bounds of its 95% confidence interval, NaN where undefined
 # (fewer than 2 values for Student t). Bounds never leave the range of what they bound: 0/1 scores and win rates
@@ -126,6 +134,88 @@ def nonfinite_count(values: Sequence[Any]) -> int:
     return sum(1 for v in values if v is not None and not math.isfinite(v))
 
 
+# ---------------------------------------------------------------------------------------------- completeness
+@dataclass
+class Completeness:
+    """How much of an experiment a folder holds (plain data: also for ``validate`` and other report formats).
+
+    ``expected`` is items x sampler settings (None when the item count is unknown, e.g. a streamed source);
+    ``samplers`` lists, per setting of the experiment, its ``key``, ``label``, ``done`` and ``missing`` item counts;
+    ``missing_shards`` the array shards (of ``num_shards``) that hold missing items, when the item order is known;
+    ``foreign_rows`` counts rows of other experiments in the folder (written before a ``--force``), which the
+    report leaves out; ``member`` marks, per row, whether it belongs to the experiment.
+    """
+
+    expected: int | None
+    done: int
+    items: int | None
+    samplers: list[dict[str, Any]]
+    missing_shards: list[int]
+    num_shards: int
+    foreign_rows: int
+    member: list[bool]
+
+    @property
+    def complete(self) -> bool:
+        return self.expected is not None and self.done >= self.expected
+
+    def describe(self) -> str:
+        """One line: ``20 of 25 samples (5 items × 5 sampler settings); missing: ...``."""
+        if self.expected is None:
+            return f"{self.done} samples of an experiment whose size is unknown (no item count in experiment.json)"
+        text = f"{self.done} of {self.expected} samples ({self.items} items × {len(self.samplers)} sampler settings)"
+        missing = [f"{e['label']}: {e['missing']} of {self.items} items" for e in self.samplers if e["missing"]]
+        if missing:
+            text += "; missing: " + ", ".join(missing)
+        if self.missing_shards and self.num_shards > 1:
+            text += f"; array shards: {', '.join(map(str, self.missing_shards))} (of {self.num_shards})"
+        return text
+
+
+def completeness(data: dict[str, list[Any]], experiment: dict[str, Any]) -> Completeness:
+    """Match a folder's rows (``table.to_pydict()``, one row per sample_id) against an experiment record
+    (experiment.json, or :func:`zeta_eval.experiment.experiment_record` for a config): a row is the experiment's when
+    its sampler setting, its model (``model_key``) and its item (prompt text included) are the experiment's."""
+    from .identity import item_key
+
+    n_rows = len(data.get("sample_id", []))
+    samplers = experiment.get("samplers") or []
+    keys = {e["key"] for e in samplers}
+    item_keys = experiment.get("item_keys")
+    index = {k: i for i, k in enumerate(item_keys)} if item_keys else None
+    model_key = experiment.get("model_key")
+    row_models = data.get("model_key") or [None] * n_rows
+    done: dict[str, set[Any]] = {k: set() for k in keys}
+    member = []
+    for r in range(n_rows):
+        key = data["sampler_key"][r]
+        ok = key in keys and (model_key is None or row_models[r] is None or row_models[r] == model_key)
+        item: Any = r
+        if ok and index is not None:
+            item = index.get(item_key(data["prompt_set"][r], data["prompt_id"][r], data["prompt"][r],
+                                      data["seed"][r], data["sample_index"][r]))
+            ok = item is not None
+        member.append(ok)
+        if ok:
+            done[key].add(item)
+    items = experiment.get("items")
+    if item_keys is not None:
+        items = len(item_keys)
+    entries = []
+    shards: set[int] = set()
+    num_shards = int(experiment.get("num_shards") or 1)
+    for e in samplers:
+        got = len(done[e["key"]])
+        entries.append({"key": e["key"], "label": e.get("label", e["key"]), "done": got,
+                        "missing": None if items is None else max(0, items - got)})
+        if index is not None:
+            shards.update(i % num_shards for i in range(len(item_keys)) if i not in done[e["key"]])
+    total_done = sum(min(e["done"], items) if items is not None else e["done"] for e in entries)
+    return Completeness(expected=None if items is None or not samplers else items * len(samplers), done=total_done,
+                        items=items, samplers=entries, missing_shards=sorted(shards), num_shards=num_shards,
+                        foreign_rows=member.count(False), member=member)
+
+
 # ---------------------------------------------------------------------------------------------- the model
 @dataclass
 class Setting:
@@ -155,6 +245,7 @@ class Report:
     baseline: Setting | None
     experiment: dict[str, Any]
     skipped: list[Path]
+    completeness: Completeness | None = None
 
     def scale(self, metric: str) -> float:
         return REPORT_SCALE.get(metric, 1.0)
@@ -191,22 +282,32 @@ def build(out_dir: str | os.PathLike, skip_corrupt: bool = False, baseline: str 
     experiment = {}
     if (out / "experiment.json").is_file():
         experiment = json.loads((out / "experiment.json").read_text())
+    state = None
+    if experiment.get("samplers"):
+        state = completeness(table.to_pydict(), experiment)
+        if state.foreign_rows:  # report the experiment of experiment.json, not leftovers of earlier ones
+            if not any(state.member):
+                raise ReportError(f"{out} holds no results of the experiment in its experiment.json yet (its "
+                                  f"{state.foreign_rows} rows belong to other experiments)")
+            table = table.filter(pa.array(state.member))
     metrics = metric_columns(table)
     data = table.to_pydict()
     order = sorted(range(table.num_rows), key=lambda r: (data.get("sampler_index", [0] * table.num_rows)[r] or 0))
+    # a model is its identity (model_key), whatever its folder was called in each run; rows without one: its name
+    model_of = data.get("model_key") or data["model"]
     groups: dict[tuple[str, str], list[int]] = {}
     for r in order:
-        groups.setdefault((str(data["model"][r]), str(data["sampler_key"][r])), []).append(r)
+        groups.setdefault((str(model_of[r] or data["model"][r]), str(data["sampler_key"][r])), []).append(r)
     settings = []
-    for (model, key), idx in groups.items():
+    for (_, key), idx in groups.items():
         rows = {c: [data[c][r] for r in idx] for c in data}
         first = idx[0]
-        settings.append(Setting(model=model, key=key, label=str(data["sampler_label"][first]),
+        settings.append(Setting(model=str(data["model"][first]), key=key, label=str(data["sampler_label"][first]),
                                 name=str(data["sampler"][first]), index=int((data.get("sampler_index") or [0] * (first + 1))[first] or 0),
                                 rows=rows, params=json.loads(data["sampler_params"][first] or "{}")))
     settings.sort(key=lambda s: (s.model, s.index, s.label))
     base = _pick_baseline(settings, baseline)
-    return Report(table, settings, metrics, base, experiment, skipped)
+    return Report(table, settings, metrics, base, experiment, skipped, state)
 
 
 def _pick_baseline(settings: list[Setting], wanted: str | None) -> Setting | None:
@@ -294,6 +395,16 @@ def nonfinite_scores(rep: Report, summary: list[dict[str, Any]]) -> dict[str, in
 
 def write_markdown(rep: Report, summary: list[dict[str, Any]]) -> str:
     lines = [f"# zeta_eval report: {rep.experiment.get('name', 'experiment')}", ""]
+    state = rep.completeness
+    if state is None:
+        lines += ["**Completeness unknown**: no experiment.json in this folder.", ""]
+    else:
+        head, rest = state.describe().split(" (", 1)
+        lines.append(f"**{'Complete' if state.complete else 'Incomplete'}: {head}** ({rest}.")
+        if state.foreign_rows:
+            lines.append(f"{state.foreign_rows} row{'s' if state.foreign_rows != 1 else ''} of other experiments in "
+                         "this folder (written before a --force) are left out.")
+        lines.append("")
     models = sorted({s.model for s in rep.settings})
     ranks = sorted(set(rep.table.column("world_size").to_pylist())) if "world_size" in rep.table.column_names else []
     tasks = sorted(set(rep.table.column("array_tasks").to_pylist())) if "array_tasks" in rep.table.column_names else []
@@ -574,8 +685,10 @@ def plot_winrate_vs_lambda(rep: Report, summary: list[dict[str, Any]], path: Pat
 
 
 # ---------------------------------------------------------------------------------------------- entry points
-def write_report(out_dir: str | os.PathLike, skip_corrupt: bool = False, baseline: str | None = None) -> dict[str, Path]:
-    """Build every report file of ``out_dir``; returns what was written."""
+def write_report(out_dir: str | os.PathLike, skip_corrupt: bool = False, baseline: str | None = None,
+                 require_complete: bool = False) -> dict[str, Path]:
+    """Build every report file of ``out_dir``; returns what was written. With ``require_complete``, a run that
+    lacks any sample of its experiment raises ReportError (one line) after the report was written."""
     out = Path(out_dir)
     rep = build(out, skip_corrupt=skip_corrupt, baseline=baseline)
     summary = summary_rows(rep)
@@ -601,6 +714,11 @@ def write_report(out_dir: str | os.PathLike, skip_corrupt: bool = False, baselin
         written["grid"] = out / "grid.png"
     if atomic_write(out / "winrate_vs_lambda.png", lambda tmp: plot_winrate_vs_lambda(rep, summary, tmp)):
         written["winrate_vs_lambda"] = out / "winrate_vs_lambda.png"
+    if require_complete:
+        if rep.completeness is None:
+            raise IncompleteRunError(f"{out}: cannot tell whether the run is complete (no experiment.json)", written)
+        if not rep.completeness.complete:
+            raise IncompleteRunError(f"{out}: incomplete: {rep.completeness.describe()}", written)
     return written
 
 
@@ -610,8 +728,19 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--skip-corrupt", action="store_true", help="report without unreadable part files")
     parser.add_argument("--baseline", default=None, help="sampler (label, key or name) for the win rates; "
                         "default: the first standard sampler")
+    parser.add_argument("--require-complete", action="store_true", help="exit with code 2 (after writing the "
+                        "report, marked incomplete) when any sample of the experiment is missing")
     args = parser.parse_args(list(argv))
-    written = write_report(args.output_dir, skip_corrupt=args.skip_corrupt, baseline=args.baseline)
+    try:
+        written = write_report(args.output_dir, skip_corrupt=args.skip_corrupt, baseline=args.baseline,
+                               require_complete=args.require_complete)
+    except IncompleteRunError as err:
+        _print_written(err.written)  # the report exists; the error line follows
+        raise
+    _print_written(written)
+    return 0
+
+
+def _print_written(written: dict[str, Path]) -> None:
     for name, path in written.items():
         print(f"{name:18s} {path}")
-    return 0

@@ -14,6 +14,8 @@ Adapters contain no sampling math; samplers never see a model class.
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Sequence
@@ -21,6 +23,8 @@ from typing import Any, ClassVar, Sequence
 import torch
 
 from samplers import BRANCHES, LinearSolver, Sampler, solver_from_scheduler
+
+log = logging.getLogger("zeta_eval")
 
 DTYPES = {"float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
@@ -46,6 +50,50 @@ def check_branches(branches: Sequence[str], allowed: Sequence[str] = BRANCHES, f
             where = f" for the {family} family" if family else ""
             raise ValueError(f"unknown branch {b!r}{where}; its branches are {tuple(allowed)} (all: {BRANCHES})")
     return branches
+
+
+def local_folder(ref: str | None) -> str | None:
+    """The absolute path of ``ref`` when it names an existing local folder, else None (a hub id)."""
+    if not ref:
+        return None
+    path = os.path.abspath(os.path.expanduser(ref))
+    return path if os.path.isdir(path) else None
+
+
+def weights_reference(ref: str | None) -> str | None:
+    """How an identity names weights: a hub id as written; a local folder by the digest of its content
+    (``sha256:<hex>``), never by where it lies or what it is called, so that the same model in another clone or on
+    another machine is the same model (see :func:`zeta_eval.identity.folder_digest`)."""
+    from ..identity import folder_digest
+
+    folder = local_folder(ref)
+    return ref if folder is None else f"sha256:{folder_digest(folder)}"
+
+
+def readable_reference(ref: str) -> str:
+    """A hub id, or ``<folder name>@<first 12 digest digits>`` for a local folder: what tables show."""
+    reference = weights_reference(ref) or ref
+    if not reference.startswith("sha256:"):
+        return reference
+    folder = local_folder(ref) or ref
+    return f"{os.path.basename(folder.rstrip(os.sep)) or 'model'}@{reference[len('sha256:'):][:12]}"
+
+
+def weight_file_digests(ref: str | None, revision: str | None = None) -> dict[str, str]:
+    """``{relative path: SHA-256}`` of the weight files of a local folder or of a hub repository's cached snapshot
+    (the hub cache names weight files by their SHA-256: nothing is read); {} when neither is on this machine."""
+    from ..identity import WEIGHT_SUFFIXES, folder_sha256
+
+    folder = local_folder(ref)
+    if folder is None and ref:
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = snapshot_download(ref, revision=revision, local_files_only=True)
+        except Exception as err:  # noqa: BLE001 - provenance only: a repository not in the cache has no digests
+            log.debug("no cached snapshot of %s: %s", ref, err)
+            return {}
+    return folder_sha256(folder, WEIGHT_SUFFIXES) if folder else {}
 
 
 class ModelLoadError(RuntimeError):
@@ -125,10 +173,36 @@ class ModelAdapter(ABC):
         """The dtype the network runs in: the configured dtype on GPU, float32 on CPU."""
         return self.dtype if self.device.type == "cuda" else torch.float32
 
+    @functools.cached_property
+    def model_name(self) -> str:
+        """The model as identities name it: the hub id, or ``sha256:<content digest>`` for a local folder."""
+        return weights_reference(self.model) or self.model
+
+    @functools.cached_property
+    def model_label(self) -> str:
+        """The model as tables show it: the hub id, or ``<folder name>@<digest prefix>`` for a local folder."""
+        return readable_reference(self.model)
+
+    @property
+    def model_path(self) -> str | None:
+        """Where a local model lies (provenance only: never part of an identity); None for a hub id."""
+        return local_folder(self.model)
+
+    def weight_digests(self) -> dict[str, str]:
+        """``{"model/<file>": SHA-256}`` of the weight files this adapter loads (provenance for every row)."""
+        return {f"model/{k}": v for k, v in weight_file_digests(self.model, self.revision).items()}
+
     def describe(self) -> dict[str, Any]:
-        """Provenance recorded in every row (model id, revision, scheduler, dtype, vae, ...)."""
-        return {"model": self.model, "model_revision": self.revision, "family": self.family,
-                "dtype": str(self.compute_dtype()).replace("torch.", "")}
+        """The model inputs that determine an output (weights, revision, dtype, negative prompt, size, ...): part of
+        every sample id, and recorded in every row. Memory options and local paths are not part of it."""
+        return {"model": self.model_name, "model_revision": self.revision, "family": self.family,
+                "dtype": str(self.compute_dtype()).replace("torch.", ""), "negative_prompt": self.negative_prompt,
+                "height": self.height, "width": self.width}
+
+    def prompt_truncated(self, prompts: Sequence[str]) -> list[bool]:
+        """Per prompt: does the text encoder cut it (the pipeline truncates to its tokenizer's maximum length)?
+        A family whose encoder cannot truncate raises ValueError naming the prompt instead."""
+        return [False] * len(prompts)
 
     # ------------------------------------------------------------------ the per-batch interface
     @property

@@ -46,7 +46,7 @@ class CogVideoXAdapter(PipelineAdapter):
             raise ValueError(f"{self.model}: num_frames must be {ratio}k + 1 (the VAE compresses time by {ratio}), "
                              f"got {self.frames}")
         self._rotary_cache: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._vae_note = {"vae": self.model, "vae_dtype": str(pipe.vae.dtype).replace("torch.", ""),
+        self._vae_note = {"vae": self.model_name, "vae_dtype": str(pipe.vae.dtype).replace("torch.", ""),
                           "vae_upcast": False}
 
     @property
@@ -79,6 +79,9 @@ class CogVideoXAdapter(PipelineAdapter):
         f = self._vae_scale_factor()
         frames, _ = self._frame_layout()
         return frames, self.pipe.transformer.config.in_channels, h // f, w // f
+
+    def _text_limits(self) -> list[tuple[Any, int]]:
+        return [(self.pipe.tokenizer, self.text_length)]
 
     def _encode(self, prompts: list[str]):
         neg = self._negative()

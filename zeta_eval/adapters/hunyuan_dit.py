@@ -22,6 +22,8 @@ from .pipeline_adapter import PipelineAdapter
 #: the pipeline's default ``original_size`` and ``crops_coords_top_left``
 ORIGINAL_SIZE = (1024, 1024)
 CROP_TOP_LEFT = (0, 0)
+#: tokens the pipeline keeps of each text encoder's input (CLIP-like BERT, mT5)
+TEXT_LENGTHS = (77, 256)
 
 
 class HunyuanDiTAdapter(PipelineAdapter):
@@ -38,7 +40,7 @@ class HunyuanDiTAdapter(PipelineAdapter):
 
     def _after_load(self, pipe: Any, dtype: torch.dtype) -> None:
         self._rotary_cache: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._vae_note = {"vae": self.model, "vae_dtype": str(pipe.vae.dtype).replace("torch.", ""),
+        self._vae_note = {"vae": self.model_name, "vae_dtype": str(pipe.vae.dtype).replace("torch.", ""),
                           "vae_upcast": False}
 
     def _default_size(self) -> tuple[int, int]:
@@ -63,13 +65,16 @@ class HunyuanDiTAdapter(PipelineAdapter):
         return get_2d_rotary_pos_embed(tr.inner_dim // tr.num_heads, crops, (grid_h, grid_w), device=self.device,
                                        output_type="pt")
 
+    def _text_limits(self) -> list[tuple[Any, int]]:
+        return [(self.pipe.tokenizer, TEXT_LENGTHS[0]), (self.pipe.tokenizer_2, TEXT_LENGTHS[1])]
+
     def _encode(self, prompts: list[str]):
         pipe = self.pipe
         neg = self._negative()
         negative = None if neg is None else [neg] * len(prompts)
         dtype = pipe.transformer.dtype
         out = {}
-        for index, max_len in ((0, 77), (1, 256)):
+        for index, max_len in enumerate(TEXT_LENGTHS):
             out[index] = pipe.encode_prompt(prompt=prompts, device=self.device, dtype=dtype, num_images_per_prompt=1,
                                             do_classifier_free_guidance=True, negative_prompt=negative,
                                             max_sequence_length=max_len, text_encoder_index=index)

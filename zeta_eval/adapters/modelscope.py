@@ -33,7 +33,7 @@ class ModelScopeAdapter(OneTextEncoderUNet, PipelineAdapter):
         self.fps = check_positive_int("fps", fps)
 
     def _after_load(self, pipe: Any, dtype: torch.dtype) -> None:
-        self._vae_note = {"vae": self.model, "vae_dtype": str(pipe.vae.dtype).replace("torch.", ""),
+        self._vae_note = {"vae": self.model_name, "vae_dtype": str(pipe.vae.dtype).replace("torch.", ""),
                           "vae_upcast": False}
 
     def _default_size(self) -> tuple[int, int]:

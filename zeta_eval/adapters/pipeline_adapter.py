@@ -8,6 +8,7 @@ SEG hook, dtype casts, the timestep tensor, errors) lives here once.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import logging
@@ -303,8 +304,20 @@ class PipelineAdapter(ModelAdapter):
         if isinstance(prompts, str) or not prompts or not all(isinstance(p, str) for p in prompts):
             raise ValueError(f"encode needs a non-empty list of prompt strings, got {prompts!r}")
         prompts = tuple(prompts)
-        uncond, cond = self._encode(list(prompts))
+        with _quiet_truncation():  # the pipeline truncates as always; the run warns once and flags the rows
+            uncond, cond = self._encode(list(prompts))
         return Conditioning(prompts=prompts, uncond=uncond, cond=cond)
+
+    def _text_limits(self) -> list[tuple[Any, int]]:
+        """(tokenizer, maximum tokens) of every text encoder, as ``encode_prompt`` truncates to them."""
+        tok = self.pipe.tokenizer
+        return [(tok, int(tok.model_max_length))]
+
+    def prompt_truncated(self, prompts: Sequence[str]) -> list[bool]:
+        self._require_loaded()
+        limits = [(tok, n) for tok, n in self._text_limits() if tok is not None]
+        with _quiet_truncation():
+            return [any(len(tok(p, truncation=False).input_ids) > n for tok, n in limits) for p in prompts]
 
     def _encode(self, prompts: list[str]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         raise NotImplementedError
@@ -382,6 +395,23 @@ class PipelineAdapter(ModelAdapter):
             info["height"], info["width"] = h, w
             info.update(self._vae_note)
         return info
+
+
+@contextlib.contextmanager
+def _quiet_truncation():
+    """Silence transformers' and diffusers' per-call warnings about over-long prompts (zeta_eval warns once per run
+    and flags the rows); other warnings pass."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    levels = diffusers_logging.get_verbosity(), transformers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()
+    transformers_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        diffusers_logging.set_verbosity(levels[0])
+        transformers_logging.set_verbosity(levels[1])
 
 
 def _plain(value: Any) -> Any:

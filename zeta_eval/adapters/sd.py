@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from .base import weight_file_digests, weights_reference
 from .pipeline_adapter import PipelineAdapter, from_pretrained
 
 
@@ -52,7 +53,7 @@ class UNetImageAdapter(PipelineAdapter):
         if pipe.unet.config.get("time_cond_proj_dim") is not None:
             raise ValueError(f"{self.model}: the UNet is guidance-distilled (time_cond_proj_dim is set); its "
                              "pipeline runs no classifier-free guidance, which every sampler here needs")
-        self._vae_note = {"vae": self.vae_override or self.model, "vae_revision": self.vae_revision,
+        self._vae_note = {"vae": self._vae_name(), "vae_revision": self.vae_revision,
                           "vae_dtype": str(pipe.vae.dtype).replace("torch.", ""), "vae_upcast": False}
 
     def _default_size(self) -> tuple[int, int]:
@@ -75,12 +76,26 @@ class UNetImageAdapter(PipelineAdapter):
         image = vae.decode(z, return_dict=False)[0]
         return (image.float() / 2 + 0.5).clamp(0, 1)
 
+    def _vae_name(self) -> str:
+        return weights_reference(self.vae_override) or self.model_name
+
     def describe(self) -> dict[str, Any]:
         info = super().describe()
-        info.update({"unet": self.unet_override, "unet_subfolder": self.unet_subfolder if self.unet_override else None,
+        info.update({"unet": weights_reference(self.unet_override),
+                     "unet_subfolder": self.unet_subfolder if self.unet_override else None,
                      "unet_revision": self.unet_revision})
-        info.setdefault("vae", self.vae_override or self.model)
+        info.setdefault("vae", self._vae_name())
+        if self.vae_override:
+            info["vae_subfolder"] = self.vae_subfolder
         return info
+
+    def weight_digests(self) -> dict[str, str]:
+        digests = super().weight_digests()
+        for role, ref, revision in (("unet", self.unet_override, self.unet_revision),
+                                    ("vae", self.vae_override, self.vae_revision)):
+            if ref:
+                digests.update({f"{role}/{k}": v for k, v in weight_file_digests(ref, revision).items()})
+        return digests
 
 
 class OneTextEncoderUNet:

@@ -38,6 +38,10 @@ class SDXLAdapter(UNetImageAdapter):
             pipe.vae.to(torch.float32)
             self._vae_note.update(vae_dtype="float32", vae_upcast=True)
 
+    def _text_limits(self) -> list[tuple[Any, int]]:
+        toks = (self.pipe.tokenizer, self.pipe.tokenizer_2)  # the refiner has only the second
+        return [(tok, int(tok.model_max_length)) for tok in toks if tok is not None]
+
     def _encode(self, prompts: list[str]):
         pipe = self.pipe
         neg = self._negative()

@@ -120,12 +120,29 @@ class ShapeBenchAdapter(ModelAdapter):
         return self._net
 
     def describe(self) -> dict[str, Any]:
+        from .pipeline_adapter import SCHEDULER_FIELDS, _plain
+
         info = super().describe()
-        info["scheduler"] = type(self.scheduler).__name__
-        info["prediction_type"] = self.scheduler.config.prediction_type
+        sched = self.scheduler
+        info["scheduler"] = type(sched).__name__
+        info["scheduler_override"] = self.scheduler_override
+        info["prediction_type"] = sched.config.prediction_type
+        info["scheduler_config"] = {k: _plain(sched.config[k]) for k in SCHEDULER_FIELDS if k in sched.config}
         if self._net is not None:
             info["trained_steps"] = self._net.manifest.get("trained_steps")
         return info
+
+    def prompt_truncated(self, prompts: Sequence[str]) -> list[bool]:
+        """The ShapeBench model reads its whole (short) context or nothing: a longer prompt is an error, never cut."""
+        from zeta_eval.shapebench.model import MAX_TOKENS
+
+        for prompt in prompts:
+            words = len(self.network.tokenizer(prompt, truncation=False).input_ids) - 2  # <bos> ... <eos>
+            if words > MAX_TOKENS - 2:
+                shown = prompt if len(prompt) <= 60 else prompt[:57] + "..."
+                raise ValueError(f"prompt {shown!r} has {words} words; the ShapeBench model reads at most "
+                                 f"{MAX_TOKENS - 2} (its grammar's longest prompt)")
+        return [False] * len(prompts)
 
     # ------------------------------------------------------------------ the per-batch interface
     @property
