@@ -312,7 +312,7 @@ def test_describe_records_provenance(zoo):
     assert sd["model_revision"] is None and zoo.adapter("sd").model_path == zoo.folder("sd")
     assert sd["scheduler"] == "DDIMScheduler" and sd["scheduler_config"]["prediction_type"] == "v_prediction"
     assert sd["scheduler_config"]["timestep_spacing"] == "leading" and sd["scheduler_note"] is None
-    assert sd["dtype"] == "float32" and sd["vae"] == zoo.folder("sd") and sd["unet"] is None
+    assert sd["dtype"] == "float32" and sd["vae"] == sd["model"] and sd["unet"] is None
     assert (sd["height"], sd["width"]) == (16, 16)
     hy = zoo.adapter("hunyuan_dit").describe()
     assert hy["scheduler"] == "DDIMScheduler" and "DDPMScheduler -> DDIMScheduler" in hy["scheduler_note"]
