@@ -380,3 +380,28 @@ def test_an_over_long_shapebench_prompt_is_refused_in_one_line(tmp_path, capsys)
     err = error_lines(capsys.readouterr().err)
     assert len(err) == 1 and "the ShapeBench model reads at most" in err[0] and len(err[0]) < 300, err
     assert "a red circle and a blue" in err[0]  # names the prompt, shortened
+
+
+def test_rows_carry_the_digests_of_local_scorer_weights(tmp_path):
+    import hashlib
+
+    from samplers import Standard
+    from datamodules.records import PromptRecord
+    from toy_adapter import ToyAdapter
+    from toy_metric import Brightness
+    from zeta_eval.module import SamplingEvaluation
+
+    class WeightedBrightness(Brightness):
+        name = "brightness"
+
+        def __init__(self, checkpoint: str, threshold: float = 0.5):
+            super().__init__(threshold)
+            self.checkpoint = checkpoint
+
+    weights = tmp_path / "head.pt"
+    weights.write_bytes(b"scorer weights")
+    module = SamplingEvaluation(adapter=ToyAdapter(), samplers=[Standard()], steps=2, save_media=False,
+                                metrics=[WeightedBrightness(str(weights))])
+    module.setup("predict")
+    row = module.predict_step([PromptRecord("t", "p", "a red thing", seed=1)])[0]
+    assert json.loads(row["weights_sha256"]) == {"brightness/checkpoint": hashlib.sha256(b"scorer weights").hexdigest()}

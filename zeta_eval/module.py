@@ -367,13 +367,39 @@ class SamplingEvaluation(LightningModule):
             "model": self.adapter.model_label, "model_revision": desc.get("model_revision"), "model_key": self.model_key(),
             "model_path": self.adapter.model_path, "family": desc.get("family"), "scheduler": desc.get("scheduler"),
             "dtype": desc.get("dtype"), "model_config": to_json(desc), "metric_conventions": to_json(conv),
-            "weights_sha256": to_json(self.adapter.weight_digests()),
+            "weights_sha256": to_json({**self.adapter.weight_digests(), **self._scorer_weight_digests()}),
             "rank": int(trainer.global_rank) if trainer is not None else 0,
             "world_size": int(trainer.world_size) if trainer is not None else 1,
             "array_task": int(getattr(dm, "shard_index", 0) or 0),
             "array_tasks": int(getattr(dm, "num_shards", 1) or 1),
             "host": os.uname().nodename, "versions": to_json({**package_versions(), **code_version()}),
         }
+
+    def _scorer_weight_digests(self) -> dict[str, str]:
+        """``{"<metric>/<option>[/<file>]": SHA-256}`` for the metrics' weight options that name a local file or
+        folder, a file in torchvision's cache, or a hub repository in the local cache (free: its blob names)."""
+        import inspect
+
+        from metrics.weights import is_hub_id, torch_hub_checkpoints
+
+        from .adapters.base import weight_file_digests
+        from .identity import WEIGHT_SUFFIXES, file_sha256, folder_sha256
+
+        out: dict[str, str] = {}
+        for m in self.metric_list if self.score_enabled else []:
+            for option in inspect.signature(type(m).__init__).parameters:
+                ref = getattr(m, option, None)
+                if not isinstance(ref, str) or not ref:
+                    continue
+                path = Path(ref).expanduser()
+                prefix = f"{m.name}/{option}"
+                if path.is_file() or (torch_hub_checkpoints() / ref).is_file():
+                    out[prefix] = file_sha256(path if path.is_file() else torch_hub_checkpoints() / ref)
+                elif path.is_dir():
+                    out.update({f"{prefix}/{k}": v for k, v in folder_sha256(path, WEIGHT_SUFFIXES).items()})
+                elif is_hub_id(ref):
+                    out.update({f"{prefix}/{k}": v for k, v in weight_file_digests(ref).items()})
+        return out
 
     def configure_optimizers(self) -> Any:  # predict-only module
         return None
