@@ -48,8 +48,9 @@ class SEG(Sampler):
         return [f"seg={self.seg_scale:g}", f"σ={self.blur_sigma:g}"]
 
     def params(self) -> dict[str, Any]:
-        return {"gamma1": self.gamma1, "seg_scale": self.seg_scale, "blur_sigma": self.blur_sigma,
-                "layers": self.layers}
+        # plain JSON (part of the sample id): an infinite blur (the mean of the queries) is written "inf"
+        sigma = self.blur_sigma if math.isfinite(self.blur_sigma) else "inf"
+        return {"gamma1": self.gamma1, "seg_scale": self.seg_scale, "blur_sigma": sigma, "layers": self.layers}
 
     def sample(self, denoiser: Denoiser, x, solver: LinearSolver, callback: StepCallback | None = None) -> SamplerOutput:
         net = Network(denoiser, solver)

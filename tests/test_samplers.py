@@ -451,3 +451,14 @@ def test_step_settings_scale_to_fewer_steps_and_stay_valid():
         for name, value in expected.items():
             assert getattr(sampler, name) == value, (sampler, name)
         sampler.validate(sampler.num_steps(new))
+
+
+def test_every_sampler_has_plain_json_parameters():
+    """Parameters are hashed into sample ids as plain JSON: an infinite SEG blur must not break that."""
+    import json
+
+    for sampler in (Standard(), Zigzag(gamma2=0.5, lambda_steps=3), ImplicitZigzag(), CFGPlusPlus(),
+                    Zeta(adaptive_warmup=True, surrogate_scale=0.5, rescale_surrogate=True),
+                    SEG(blur_sigma=float("inf")), SEG(blur_sigma=10.0, layers=["mid_block"])):
+        json.dumps(sampler.params(), allow_nan=False)
+    assert SEG(blur_sigma=float("inf")).params()["blur_sigma"] == "inf"

@@ -143,13 +143,18 @@ def print_plan(cli: Any) -> None:
         from .parts import read_parts
 
         table, _ = read_parts(out, skip_corrupt=True)
-        state = completeness(table.to_pydict(), record)
-        nfe = {entry["key"]: entry["nfe"] for entry in record["samplers"]}
-        todo = sum(entry["missing"] * nfe[entry["key"]] for entry in state.samplers)
-        left = ", ".join(f"{entry['label']} {entry['missing']}" for entry in state.samplers if entry["missing"])
-        lines.append(f"remaining   {state.expected - state.done} of {state.expected} samples, {todo:,} network "
-                     f"evaluations" + (f": {left}" if left else " (complete)"))
-        what = f"the remaining {todo:,} network evaluations"
+        columns = ["sample_id", "sampler_key", "model_key", "prompt_set", "prompt_id", "prompt", "seed", "sample_index"]
+        state = completeness(table.select([c for c in columns if c in table.column_names]).to_pydict(), record)
+        if state.expected is None:
+            lines.append(f"done        {state.done} samples in {out}; how many remain is known once the streamed "
+                         "source has been read")
+        else:
+            nfe = {entry["key"]: entry["nfe"] for entry in record["samplers"]}
+            todo = sum(entry["missing"] * nfe[entry["key"]] for entry in state.samplers)
+            left = ", ".join(f"{entry['label']} {entry['missing']}" for entry in state.samplers if entry["missing"])
+            lines.append(f"remaining   {state.expected - state.done} of {state.expected} samples, {todo:,} network "
+                         f"evaluations" + (f": {left}" if left else " (complete)"))
+            what = f"the remaining {todo:,} network evaluations"
     seconds = _seconds_per_nfe(out)
     if seconds is not None:
         lines.append(f"estimate    {todo * seconds / 3600:.2f} device-hours for {what} at the {seconds * 1e3:.2f} ms "

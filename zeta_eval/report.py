@@ -182,7 +182,9 @@ def completeness(data: dict[str, list[Any]], experiment: dict[str, Any]) -> Comp
     samplers = experiment.get("samplers") or []
     keys = {e["key"] for e in samplers}
     item_keys = experiment.get("item_keys")
-    index = {k: i for i, k in enumerate(item_keys)} if item_keys else None
+    item_columns = ("prompt_set", "prompt_id", "prompt", "seed", "sample_index")
+    index = ({k: i for i, k in enumerate(item_keys)} if item_keys and all(c in data for c in item_columns)
+             else None)
     model_key = experiment.get("model_key")
     row_models = data.get("model_key") or [None] * n_rows
     done: dict[str, set[Any]] = {k: set() for k in keys}
