@@ -181,3 +181,17 @@ def test_non_finite_scores_are_counted_per_metric_with_one_warning(tmp_path, cap
     assert (rows["base"]["score_n"], rows["ours"]["score_n"]) == ("3", "1")  # None = not scored, not counted
     md = (out / "summary.md").read_text()
     assert "3 non-finite `score` values" in md
+
+
+def test_the_results_table_shows_the_zigzag_steps_and_gamma_eff_that_ran(tmp_path):
+    """An adaptive ζ whose samples zigzagged on 0 to 3 steps: γ_eff spans γ1 to 2γ1 - γ2, and the table says so."""
+    rows = hand_rows({"base": [0.1, 0.5, 0.3], "adaptive": [0.2, 0.6, 0.1]})
+    for r, steps in zip([r for r in rows if r["sampler_label"] == "adaptive"], (0, 3, 2)):
+        r.update(zigzag_steps=steps, gamma_eff=11.0 if steps else 5.5)
+    out = tmp_path / "run"
+    write_part(rows, out, "part-a")
+    assert run("report", out) == 0
+    md = (out / "summary.md").read_text()
+    assert "| adaptive | 3 | 5.5–11 | 0–3 | 20 |" in md and "| base | 3 | 5.5 | - | 20 |" in md
+    row = csv_rows(out)["adaptive"]
+    assert float(row["zigzag_steps"]) == pytest.approx(5 / 3) and row["zigzag_steps_min"] == "0.0"

@@ -405,3 +405,15 @@ def test_rows_carry_the_digests_of_local_scorer_weights(tmp_path):
     module.setup("predict")
     row = module.predict_step([PromptRecord("t", "p", "a red thing", seed=1)])[0]
     assert json.loads(row["weights_sha256"]) == {"brightness/checkpoint": hashlib.sha256(b"scorer weights").hexdigest()}
+
+
+def test_code_version_outside_a_git_checkout_has_no_commit(tmp_path, monkeypatch):
+    from zeta_eval import __version__, versions
+
+    monkeypatch.setattr(versions, "_ROOT", tmp_path)
+    versions.code_version.cache_clear()
+    try:
+        assert versions.code_version() == {"zeta_eval": __version__, "zeta_eval_git_commit": None,
+                                           "zeta_eval_git_dirty": None}
+    finally:
+        versions.code_version.cache_clear()

@@ -365,6 +365,22 @@ def error_bar(row: dict[str, Any], key: str, scale: float = 1.0) -> tuple[float,
     return (mean - lo) * scale, (hi - mean) * scale
 
 
+def _zigzag_steps(setting: Setting) -> dict[str, float]:
+    """Mean, min and max of the zigzag steps the samples applied (NaN for samplers that never zigzag)."""
+    steps = [v for v in setting.rows.get("zigzag_steps", []) if v is not None]
+    if not steps:
+        return {"zigzag_steps": float("nan"), "zigzag_steps_min": float("nan"), "zigzag_steps_max": float("nan")}
+    return {"zigzag_steps": float(np.mean(steps)), "zigzag_steps_min": float(min(steps)),
+            "zigzag_steps_max": float(max(steps))}
+
+
+def _span(low: float, high: float) -> str:
+    """``5`` or ``0–3``; ``-`` when undefined."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "-"
+    return f"{low:g}" if low == high else f"{low:g}–{high:g}"
+
+
 def summary_rows(rep: Report) -> list[dict[str, Any]]:
     rows = []
     for s in rep.settings:
@@ -372,6 +388,9 @@ def summary_rows(rep: Report) -> list[dict[str, Any]]:
             "model": s.model, "sampler_key": s.key, "sampler": s.name, "sampler_label": s.label, "n": s.n,
             "steps": int(np.nanmax(s.col("steps"))), "nfe": float(np.nanmean(s.col("nfe"))),
             "gamma_eff": float(np.nanmean(s.col("gamma_eff"))),
+            # what ran can differ per sample (an adaptive warm-up): the range, not only the mean
+            "gamma_eff_min": float(np.nanmin(s.col("gamma_eff"))), "gamma_eff_max": float(np.nanmax(s.col("gamma_eff"))),
+            **_zigzag_steps(s),
             "seconds_per_sample": float(np.nanmean(s.col("seconds"))),
             "nonfinite": int(sum(bool(v) for v in s.rows.get("nonfinite", []))),
         }
@@ -428,10 +447,11 @@ def write_markdown(rep: Report, summary: list[dict[str, Any]]) -> str:
             for m, count in bad.items()) + ".")
     lines += ["", "## Results", ""]
     arrow = {m: ("↓" if m in LOWER_IS_BETTER else "↑") for m in rep.metrics}
-    head = ["sampler", "n", "γ_eff", "NFE", "s/sample"] + [f"{m}{' ×' + format(rep.scale(m), 'g') if rep.scale(m) != 1 else ''} {arrow[m]}" for m in rep.metrics]
+    head = ["sampler", "n", "γ_eff", "zigzag steps", "NFE", "s/sample"] + [f"{m}{' ×' + format(rep.scale(m), 'g') if rep.scale(m) != 1 else ''} {arrow[m]}" for m in rep.metrics]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in summary:
-        cells = [row["sampler_label"], str(row["n"]), f"{row['gamma_eff']:g}", f"{row['nfe']:g}",
+        cells = [row["sampler_label"], str(row["n"]), _span(row["gamma_eff_min"], row["gamma_eff_max"]),
+                 _span(row["zigzag_steps_min"], row["zigzag_steps_max"]), f"{row['nfe']:g}",
                  f"{row['seconds_per_sample']:.3g}"]
         cells += [_fmt(row[f"{m}_mean"], row[f"{m}_lo"], row[f"{m}_hi"], rep.scale(m)) for m in rep.metrics]
         lines.append("| " + " | ".join(cells) + " |")
@@ -489,8 +509,10 @@ def write_markdown(rep: Report, summary: list[dict[str, Any]]) -> str:
               "ImageReward are stored ×100 already, as their papers report them (see the conventions).",
               "- NFE counts network evaluations per sample (a batched [uncond, cond] call is 2); s/sample is the "
               "sampling wall time per sample (CUDA-synchronised on GPU), decoding excluded.",
-              "- γ_eff is the first-order equivalent CFG scale (2γ1 − γ2 for the zigzag family): compare zigzag "
-              "variants with standard CFG at γ_eff too, and with NFE-matched standard CFG.",
+              "- γ_eff is the first-order equivalent CFG scale of what ran (2γ1 − γ2 for the zigzag family; γ1 for a "
+              "sample that zigzagged on no step): compare zigzag variants with standard CFG at γ_eff too, and with "
+              "NFE-matched standard CFG. `zigzag steps` are the steps the samples actually zigzagged (a range when "
+              "they differ per sample, as with an adaptive warm-up).",
               "- Samples with non-finite latents or media are flagged (`nonfinite`) and not scored; scores that came out "
               "non-finite are counted (`<metric>_nonfinite` in summary.csv) and left out of every mean."]
     conv = _conventions(rep)
