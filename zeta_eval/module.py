@@ -233,7 +233,6 @@ class SamplingEvaluation(LightningModule):
         start = time.perf_counter()
         with torch.inference_mode():
             out = sampler.sample(denoiser, x, solver)
-        zigzag = out.zigzag_steps.tolist() if out.zigzag_steps is not None else [None] * len(records)
         if cuda:
             torch.cuda.synchronize(self.adapter.device)
         seconds = (time.perf_counter() - start) / len(records)
@@ -252,6 +251,7 @@ class SamplingEvaluation(LightningModule):
         paths, strips = (self._save_media(media, records, ids, sampler) if self.save_media
                          else ([None] * len(records),) * 2)
         diag = {f"diag_{k}": v.cpu() for k, v in out.diagnostics.items()}
+        zigzag = out.zigzag_steps.tolist() if out.zigzag_steps is not None else [None] * len(records)
         params = sampler.params()
         created = _dt.datetime.now(_dt.timezone.utc)
         rows = []
