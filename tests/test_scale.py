@@ -88,10 +88,10 @@ def test_array_shards_are_disjoint_complete_and_merge_to_the_single_run(single, 
     _, cfg, out1 = single
     out = tmp_path / "array"
     ids = []
-    for task in (0, 1):  # as SLURM would set them for --array=3-4
-        env = {"SLURM_ARRAY_TASK_ID": str(3 + task), "SLURM_ARRAY_TASK_MIN": "3", "SLURM_ARRAY_TASK_COUNT": "2",
+    for task in (1, 0):  # task 1 as a rerun (--array=1) would run it, then task 0 of --array=0-1
+        env = {"SLURM_ARRAY_TASK_ID": str(task), "SLURM_ARRAY_TASK_MIN": str(task), "SLURM_ARRAY_TASK_COUNT": str(2 - task),
                "SLURM_ARRAY_JOB_ID": "777"}
-        done = cli("predict", "--config", cfg, "--output_dir", out, env=env)
+        done = cli("predict", "--config", cfg, "--output_dir", out, "--data.init_args.num_shards", "2", env=env)
         assert done.returncode == 0, done.stderr[-3000:]
         table, _ = read_parts(out)
         ids.append({r["sample_id"] for r in table.to_pylist() if r["array_task"] == task})

@@ -1,8 +1,10 @@
 """``python -m zeta_eval slurm --config X.yaml --array K --gpus G``: an sbatch array of single-node DDP jobs.
 
-Each array task runs ``srun python -m zeta_eval predict`` on shard k of K (one process per GPU, Lightning's DDP),
+Array task k runs ``srun python -m zeta_eval predict`` on shard k of K (one process per GPU, Lightning's DDP); K is
+fixed in the script, so ``sbatch --array=3,5 OUT_DIR/slurm/predict.sbatch`` reruns exactly shards 3 and 5. Tasks run
 with ``--requeue`` and Lightning's own auto-requeue off: a requeued or rerun task skips the samples already written
-and finishes the rest. A dependent job (``--dependency=afterok:<array>``) merges every task's parts into the report.
+and finishes the rest. A dependent job (``--dependency=afterok:<array>``) merges every task's parts into the report
+(``report --require-complete``: it fails, naming what is missing, unless every sample is there).
 The scripts are written to ``OUT_DIR/slurm/`` and submitted (``--dry-run`` prints them instead).
 """
 
@@ -79,10 +81,13 @@ class SlurmPlan:
             "# one rendezvous port per array task, so tasks sharing a node never collide",
             "export MASTER_PORT=$(( 20000 + (${SLURM_ARRAY_JOB_ID:-$SLURM_JOB_ID} % 1000) * 16 "
             "+ ${SLURM_ARRAY_TASK_ID:-0} % 16 ))",
-            "SHARD=$(( SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN ))",
+            "# shard = array task id, of the experiment's fixed shard count: a rerun of some tasks (sbatch --array=3,5)",
+            "# runs exactly their shards",
+            f"NUM_SHARDS={self.array}",
+            "SHARD=$SLURM_ARRAY_TASK_ID",
             f"srun {shlex.quote(self.python)} -m zeta_eval predict {configs} \\",
             f"    --output_dir {shlex.quote(self.output_dir)} {trainer} --trainer.num_nodes 1 \\",
-            "    --data.init_args.shard_index $SHARD --data.init_args.num_shards $SLURM_ARRAY_TASK_COUNT"
+            "    --data.init_args.shard_index $SHARD --data.init_args.num_shards $NUM_SHARDS"
             + (f" \\\n    {overrides}" if overrides else ""),
         ]
         return "\n".join(lines) + "\n"
@@ -96,7 +101,8 @@ class SlurmPlan:
         if self.partition:
             lines.append(f"#SBATCH --partition={self.partition}")
         lines += ["", "set -euo pipefail", f"cd {shlex.quote(self.workdir)}",
-                  f"{shlex.quote(self.python)} -m zeta_eval report {shlex.quote(self.output_dir)}"]
+                  "# exits 2 (and names what is missing) unless every sample of the experiment is there",
+                  f"{shlex.quote(self.python)} -m zeta_eval report --require-complete {shlex.quote(self.output_dir)}"]
         return "\n".join(lines) + "\n"
 
     def write(self) -> tuple[Path, Path]:
