@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from .cli import UserError, check_config_files
+from .cli import UserError, check_config_files, find_config
 
 
 @dataclass
@@ -148,7 +148,7 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print the scripts; submit nothing")
     args, overrides = parser.parse_known_args(list(argv))
     stem = Path(args.config[0]).stem
-    configs = list(args.config)
+    configs = [find_config(c) for c in args.config]
     overlay = Path(__file__).resolve().parents[1] / "configs" / "slurm.yaml"
     if not args.no_slurm_overlay and overlay.is_file() and str(overlay) not in configs:
         configs.append(str(overlay))
