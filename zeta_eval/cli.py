@@ -16,6 +16,8 @@ from typing import Any, Optional, Sequence
 
 import yaml
 
+from .stopping import StopRequested, stop_on_signals
+
 USAGE = """usage: python -m zeta_eval <command> [options]
 
 commands:
@@ -187,7 +189,7 @@ def _build_cli(args: Sequence[str], plan_only: bool) -> Any:
             if not plan_only:
                 self.part_writer = ParquetPartWriter(self.config["predict"]["output_dir"])
                 self.stopper = GracefulStop(lambda: self.part_writer.written, trainer)
-                trainer.callbacks.extend([self.part_writer, self.stopper])
+                trainer.callbacks.extend([self.part_writer, self.stopper.callback()])
             return trainer
 
         def before_predict(self) -> None:
@@ -350,8 +352,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(USAGE)
         return 0
     command, rest = argv[0], argv[1:]
-    from .stopping import StopRequested
+    try:
+        with stop_on_signals():  # from here on (before torch is imported) a stop signal ends in one line
+            return _run_command(command, rest)
+    except StopRequested as stop:  # SIGTERM / SIGINT; during predict what was finished is on disk
+        print(f"zeta_eval {command}: {stop}", file=sys.stderr)
+        return stop.exit_code
+    except KeyboardInterrupt:  # Ctrl-C before the handlers were in place
+        print(f"zeta_eval {command}: interrupted", file=sys.stderr)
+        return 130
 
+
+def _run_command(command: str, rest: list[str]) -> int:
     try:
         if command in ("predict", "validate"):
             rest = resolve_config_args(rest)
@@ -374,12 +386,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except SystemExit as exit_:  # argparse --help (0) or an argparse error already printed (2)
         return int(exit_.code or 0)
-    except StopRequested as stop:  # SIGTERM / SIGINT during predict: what was finished is on disk
-        print(f"zeta_eval {command}: {stop}", file=sys.stderr)
-        return stop.exit_code
-    except KeyboardInterrupt:
-        print(f"zeta_eval {command}: interrupted", file=sys.stderr)
-        return 130
     except (UserError, ValueError, FileNotFoundError, ConnectionError) as err:
         if os.environ.get("ZETA_EVAL_DEBUG"):
             raise

@@ -12,7 +12,11 @@ both signals itself:
 - the command line prints one line, ``stopped by SIGTERM after N samples; rerun the same command to resume``, and
   exits with ``128 + signal number`` (143 for SIGTERM, 130 for SIGINT).
 
-SLURM's ``--requeue`` needs nothing from the process: the job is requeued by the controller and the rerun resumes.
+Before ``predict`` gets that far (while the libraries are imported, for every command) :func:`stop_on_signals` makes
+both signals end the command with the same kind of line. SLURM's ``--requeue`` needs nothing from the process: the
+job is requeued by the controller and the rerun resumes.
+
+This module imports nothing heavy, so that the command line can install its handlers before importing torch.
 """
 
 from __future__ import annotations
@@ -20,8 +24,6 @@ from __future__ import annotations
 import signal
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
-
-from lightning.pytorch.callbacks import Callback
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -31,27 +33,42 @@ _active: "GracefulStop | None" = None
 class StopRequested(BaseException):
     """A stop signal arrived. A ``BaseException``, so that no ``except Exception`` on the way up swallows it."""
 
-    def __init__(self, signum: int, written: int, rank: int | None = None):
+    def __init__(self, signum: int, written: int | None = None, rank: int | None = None):
         self.signum, self.written, self.rank = signum, written, rank
+        after = f" after {written} samples" if written is not None else ""
         where = f" (rank {rank})" if rank is not None else ""
-        super().__init__(f"stopped by {signal.Signals(signum).name} after {written} samples{where}; rerun the same "
-                         "command to resume")
+        super().__init__(f"stopped by {signal.Signals(signum).name}{after}{where}; rerun the same command to resume")
 
     @property
     def exit_code(self) -> int:
         return 128 + self.signum
 
 
-class GracefulStop(Callback):
+def _raise_stop(signum: int, frame: Any) -> None:
+    raise StopRequested(signum)
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGINT raise :class:`StopRequested` inside the block (the previous handlers come back after it)."""
+    previous = {signum: signal.signal(signum, _raise_stop) for signum in SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+class GracefulStop:
     """SIGTERM/SIGINT handlers for the duration of one ``predict`` (:meth:`install` / :meth:`uninstall`).
 
     Args:
         written: how many samples this process has written so far (for the message).
         trainer: whose launcher's child processes (DDP ranks started by this process) get the signal too.
 
-    As a Lightning callback it installs its handlers again when prediction starts, over the SIGTERM handler Lightning
-    registers just before: that one broadcasts over the process group from inside the signal handler, which blocks a
-    rank that receives the signal twice (once from the shell, once forwarded by rank 0).
+    :meth:`callback` gives the Lightning callback that installs the handlers again when prediction starts, over the
+    SIGTERM handler Lightning registers just before: that one broadcasts over the process group from inside the
+    signal handler, which blocks a rank that receives the signal twice (from the shell, and forwarded by rank 0).
     """
 
     def __init__(self, written: Callable[[], int], trainer: Any = None):
@@ -78,10 +95,19 @@ class GracefulStop(Callback):
         if _active is self:
             _active = None
 
-    def on_predict_start(self, trainer: Any, pl_module: Any) -> None:
-        if _active is self:
-            for signum in SIGNALS:
-                signal.signal(signum, self._handle)
+    def callback(self) -> Any:
+        """A Lightning callback that puts these handlers back when prediction starts (see the class docstring)."""
+        from lightning.pytorch.callbacks import Callback
+
+        stop = self
+
+        class ReinstallStopHandlers(Callback):
+            def on_predict_start(self, trainer: Any, pl_module: Any) -> None:
+                if _active is stop:
+                    for signum in SIGNALS:
+                        signal.signal(signum, stop._handle)
+
+        return ReinstallStopHandlers()
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self._stopping:  # the same signal again (from the shell and from rank 0): already on the way out
