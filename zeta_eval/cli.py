@@ -365,6 +365,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run_command(command: str, rest: list[str]) -> int:
     try:
+        return _dispatch(command, rest)
+    except BrokenPipeError:  # the reader of our output went away (`validate ... | head`): not an error of the run
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 128 + 13
+
+
+def _dispatch(command: str, rest: list[str]) -> int:
+    try:
         if command in ("predict", "validate"):
             rest = resolve_config_args(rest)
             check_config_files(rest)
