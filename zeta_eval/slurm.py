@@ -153,7 +153,7 @@ def main(argv: Sequence[str]) -> int:
     if not args.no_slurm_overlay and overlay.is_file() and str(overlay) not in configs:
         configs.append(str(overlay))
     config_args = [a for c in configs for a in ("--config", c)]
-    check_config_files(config_args)
+    check_config_files([*config_args, *overrides])
     plan = SlurmPlan(configs=configs, output_dir=args.output_dir or str(Path("outputs") / stem), array=args.array,
                      gpus=args.gpus, name=args.name or f"zeta-{stem}", partition=args.partition, time=args.time,
                      cpus_per_task=args.cpus_per_task, mem=args.mem, throttle=args.throttle, python=args.python,
