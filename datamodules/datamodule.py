@@ -179,8 +179,9 @@ class PromptDataModule(LightningDataModule):
         prompts_dir: a folder with local copies of the benchmarks (default ``$ZETA_EVAL_PROMPTS_DIR``); short names
             are read from it instead of the hub.
         streaming: read the source lazily into an ``IterableDataset`` (for big hub sets); needs ``num_workers=0``.
-        shard_index / num_shards: this array task's shard; default: from ``SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN``
-            and ``SLURM_ARRAY_TASK_COUNT``, else the whole set.
+        shard_index / num_shards: this array task's shard; ``shard_index`` defaults to ``SLURM_ARRAY_TASK_ID`` when
+            ``num_shards`` (the experiment's fixed shard count) is given; neither given: the whole set (refused
+            inside a SLURM array job, where the shard count must be explicit).
         num_workers: DataLoader workers (records are tiny: 0 is right almost always).
 
     Attributes:

@@ -39,46 +39,37 @@ def check_shard(shard_index: int, num_shards: int) -> None:
         raise ValueError(f"shard_index={shard_index} is outside [0, num_shards={num_shards})")
 
 
-def slurm_array_shard(env: Mapping[str, str] | None = None) -> tuple[int, int] | None:
-    """``(shard_index, num_shards)`` of the current SLURM array task, or ``None`` outside an array job.
-
-    ``shard_index = (SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN) / SLURM_ARRAY_TASK_STEP`` and
-    ``num_shards = SLURM_ARRAY_TASK_COUNT``. That mapping only holds for a contiguous range such as ``--array=0-7`` or
-    ``--array=0-14:2``; a sparse list (``--array=4,8,15``, e.g. to rerun failed shards) is refused: pass shard_index
-    and num_shards explicitly then, or rerun the whole array (finished items are skipped on resume).
-    """
+def slurm_array_task(env: Mapping[str, str] | None = None) -> int | None:
+    """``SLURM_ARRAY_TASK_ID`` of the current array task, or ``None`` outside an array job."""
     env = os.environ if env is None else env
-    task_id = _env_int(env, "SLURM_ARRAY_TASK_ID")
-    count = _env_int(env, "SLURM_ARRAY_TASK_COUNT")
-    if task_id is None and count is None:
-        return None
-    if task_id is None or count is None:
-        raise ValueError("SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT must both be set to shard by array task; "
-                         "pass shard_index and num_shards explicitly instead")
-    first = _env_int(env, "SLURM_ARRAY_TASK_MIN") or 0
-    step = _env_int(env, "SLURM_ARRAY_TASK_STEP") or 1
-    last = _env_int(env, "SLURM_ARRAY_TASK_MAX")
-    offset = task_id - first
-    if offset % step or (last is not None and (last - first) // step + 1 != count):
-        raise ValueError(f"SLURM array (task {task_id}, min {first}, max {last}, step {step}, count {count}) is not "
-                         "a contiguous range, so the task id does not give a shard index; pass shard_index and "
-                         "num_shards explicitly")
-    shard_index = offset // step
-    check_shard(shard_index, count)
-    return shard_index, count
+    return _env_int(env, "SLURM_ARRAY_TASK_ID")
 
 
 def resolve_shard(shard_index: int | None, num_shards: int | None,
                   env: Mapping[str, str] | None = None) -> tuple[int, int, str]:
-    """The shard to run: explicit arguments, else the SLURM array task, else the whole set.
+    """The shard to run: explicit arguments, else ``shard_index`` = the SLURM array task id, else the whole set.
+
+    A shard's identity is the array task id and the experiment's *fixed* shard count, never the range of the current
+    submission: ``sbatch --array=3,5`` (rerunning two failed shards of 8) must run shards 3 and 5 of 8, while
+    ``SLURM_ARRAY_TASK_MIN``/``COUNT`` would say "shards 0 and 1 of 2". So inside an array job ``num_shards`` must be
+    given (the generated sbatch script writes it); the task id is then the shard index.
 
     Returns ``(shard_index, num_shards, origin)`` with origin ``"args"``, ``"slurm"`` or ``"default"``.
     """
+    task = slurm_array_task(env)
     if shard_index is None and num_shards is None:
-        from_env = slurm_array_shard(env)
-        if from_env is None:
+        if task is None:
             return 0, 1, "default"
-        return from_env[0], from_env[1], "slurm"
+        raise ValueError(f"this is SLURM array task {task}: give the experiment's fixed shard count with "
+                         "--data.init_args.num_shards K (the array task id is the shard index, so that rerunning some "
+                         "tasks, e.g. sbatch --array=3,5, keeps their shards), or set shard_index and num_shards both")
+    if shard_index is None and task is not None:
+        if isinstance(num_shards, int) and not isinstance(num_shards, bool) and not 0 <= task < num_shards:
+            raise ValueError(f"SLURM array task id {task} is outside [0, num_shards={num_shards}): array task ids are "
+                             f"shard indices, so submit --array=0-{num_shards - 1} or a subset of it")
+        shard_index = task
+        check_shard(shard_index, num_shards)
+        return shard_index, num_shards, "slurm"
     if shard_index is None or num_shards is None:
         raise ValueError(f"give both shard_index and num_shards or neither (got shard_index={shard_index}, "
                          f"num_shards={num_shards})")

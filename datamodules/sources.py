@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import decimal
+import functools
 import hashlib
 import json
 import os
@@ -169,6 +170,31 @@ class _RowBuilder:
 
 # ---------------------------------------------------------------------------------------------- local files
 
+def _not_utf8(path: Path, err: UnicodeDecodeError) -> PromptSourceError:
+    """Where the first byte that is not UTF-8 sits in ``path`` (line and column), found by decoding line by line."""
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                return PromptSourceError(f"{path}:{lineno}: not UTF-8 text (byte {raw[bad.start]:#04x} at column "
+                                         f"{bad.start + 1}); save the file as UTF-8")
+    return PromptSourceError(f"{path}: not UTF-8 text ({err.reason}); save the file as UTF-8")
+
+
+def _utf8_text(reader: Callable[..., Iterator[dict[str, Any]]]) -> Callable[..., Iterator[dict[str, Any]]]:
+    """A text-file reader whose decoding error names the file, line and column instead of a codec position."""
+    @functools.wraps(reader)
+    def read(path: Path, *args: Any) -> Iterator[dict[str, Any]]:
+        try:
+            yield from reader(path, *args)
+        except UnicodeDecodeError as err:
+            raise _not_utf8(path, err) from None
+
+    return read
+
+
+@_utf8_text
 def _jsonl_records(path: Path) -> Iterator[dict[str, Any]]:
     # Blank lines are not rows (a trailing newline is common); a row with an empty prompt is.
     with open(path, encoding="utf-8-sig") as f:
@@ -185,6 +211,7 @@ def _jsonl_records(path: Path) -> Iterator[dict[str, Any]]:
             yield obj
 
 
+@_utf8_text
 def _json_records(path: Path) -> Iterator[dict[str, Any]]:
     with open(path, encoding="utf-8-sig") as f:
         try:
@@ -202,6 +229,7 @@ def _json_records(path: Path) -> Iterator[dict[str, Any]]:
         yield item if isinstance(item, dict) else {"prompt": item}
 
 
+@_utf8_text
 def _csv_records(path: Path, delimiter: str) -> Iterator[dict[str, Any]]:
     # utf-8-sig drops a BOM (Pick-a-Pic's CSV has one, which would otherwise stick to the first column's name).
     with open(path, encoding="utf-8-sig", newline="") as f:
@@ -221,6 +249,7 @@ def _csv_records(path: Path, delimiter: str) -> Iterator[dict[str, Any]]:
             yield dict(zip(header, fields))
 
 
+@_utf8_text
 def _txt_records(path: Path) -> Iterator[dict[str, Any]]:
     # One prompt per line, kept verbatim (no stripping); a blank line is an empty prompt. Text-mode iteration splits
     # on newlines only, not on the other characters str.splitlines treats as line breaks.
@@ -710,17 +739,17 @@ def resolve_source(source: str | Mapping[str, Any] | os.PathLike[str], *, subset
         return _hub_source(spec, spec.streaming if streaming is None else streaming, columns, name)
     if text in BENCHMARKS:
         return _short_name_source(BENCHMARKS[text], subset, folder, bool(streaming), columns, name)
-    if subset is not None:
-        with_subsets = sorted(n for n, b in BENCHMARKS.items() if b.subsets)
-        raise PromptSourceError(f"subset applies to the short names {with_subsets}, not to {text!r}")
     path = Path(text).expanduser()
     if path.is_dir():
         raise PromptSourceError(f"{str(path)!r} is a folder; pass one prompt file ({sorted(LOCAL_FORMATS)})")
-    if not path.is_file():
+    if not path.is_file():  # said before anything about subset: a typo in a short name is the likelier mistake
         if path.suffix.lower() in LOCAL_FORMATS or os.sep in text:
             raise PromptSourceError(f"prompt file not found: {str(path.absolute())!r}")
         raise PromptSourceError(f"unknown source {text!r}: not a short name (known: {sorted(BENCHMARKS)}), not an "
                                 f"existing file, not hf://owner/name")
+    if subset is not None:
+        with_subsets = sorted(n for n, b in BENCHMARKS.items() if b.subsets)
+        raise PromptSourceError(f"subset applies to the short names {with_subsets}, not to {text!r}")
     local_format(path)
     return PromptSource(prompt_set=name or path.stem, kind="local", parts=[_local_part(path.resolve(), columns)],
                         streaming=bool(streaming))

@@ -41,7 +41,8 @@ class Aesthetic(SampleMetric):
         backbone = load_clip(self.clip, device, dtype, metric=self.name, option="clip")
         path = resolve_file(self.head, AESTHETIC_HEAD, metric=self.name, option="head")
         head = cached(("aesthetic_head", str(path.resolve()), str(device)),
-                      lambda: freeze(RewardMLP.from_state_dict(load_state_dict_file(path)), device, torch.float32))
+                      lambda: freeze(RewardMLP.from_state_dict(load_state_dict_file(path), metric=self.name,
+                                                               source=str(path)), device, torch.float32))
         return {"clip": backbone, "head": head}
 
     def score(self, media: torch.Tensor, prompts: Sequence[str],

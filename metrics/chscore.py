@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import SampleMetric, register_metric
-from .weights import cached, freeze, load_state_dict_file, resolve_file
+from .weights import cached, freeze, load_state_dict_file, load_strictly, resolve_file
 
 # ChronoMagic-Bench's global_stats maxima (minima are 0) and weights
 CH_MAX = {"AMPR": 0.9368749856948853, "MPVR": 0.8997353911399841, "FCR": 0.625, "CMPV": 20.0, "MCMPV": 1.0}
@@ -122,7 +122,7 @@ def _build_raft(arch: str, path, device: torch.device):
     from torchvision.models import optical_flow
 
     model = getattr(optical_flow, arch)(weights=None)
-    model.load_state_dict(load_state_dict_file(path), strict=True)
+    load_strictly(model, load_state_dict_file(path), metric="chscore_flow", source=str(path))
     return freeze(model, device, torch.float32)
 
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from .base import SampleMetric
 from .preprocess import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, CropRounding, clip_preprocess
-from .weights import cached, freeze, resolve_folder
+from .weights import cached, freeze, from_pretrained_strictly, resolve_folder
 
 DEFAULT_CLIP = "openai/clip-vit-large-patch14"
 _TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "tokenizer_config.json")
@@ -95,10 +95,10 @@ class ClipBackbone:
 
 
 def _build(model_dir: Path, processor_dir: Path, source: str, processor_source: str, device: torch.device,
-           dtype: torch.dtype) -> ClipBackbone:
+           dtype: torch.dtype, metric: str) -> ClipBackbone:
     from transformers import AutoTokenizer, CLIPModel
 
-    model = freeze(CLIPModel.from_pretrained(str(model_dir), dtype=dtype), device, dtype)
+    model = freeze(from_pretrained_strictly(CLIPModel, model_dir, metric=metric, dtype=dtype), device, dtype)
     tokenizer = AutoTokenizer.from_pretrained(str(processor_dir))
     image_size = model.config.vision_config.image_size
     config_file = processor_dir / "preprocessor_config.json"
@@ -120,7 +120,8 @@ def load_clip(model: str, device: torch.device, dtype: torch.dtype, *, metric: s
         processor_dir = resolve_folder(processor, metric=metric, option=processor_option or "processor",
                                        needs=(_TOKENIZER_FILES,))
     key = ("clip", str(model_dir.resolve()), str(processor_dir.resolve()), str(device), dtype)
-    return cached(key, lambda: _build(model_dir, processor_dir, str(model), str(processor or model), device, dtype))
+    return cached(key, lambda: _build(model_dir, processor_dir, str(model), str(processor or model), device, dtype,
+                                      metric))
 
 
 class ClipMetric(SampleMetric):

@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from .base import SampleMetric, register_metric
-from .weights import cached, freeze, load_state_dict_file, resolve_file
+from .weights import WeightsMismatchError, cached, freeze, load_state_dict_file, load_strictly, resolve_file
 
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"  # torchvision's AlexNet ImageNet weights (download.pytorch.org)
 _LPIPS_SLICE_ENDS = (2, 5, 8, 10, 12)  # lpips' AlexNet slices: features[0:2], [2:5], [5:8], [8:10], [10:12]
@@ -58,7 +58,7 @@ def lpips_state_dict(model: torch.nn.Module, alexnet: dict[str, torch.Tensor],
             continue
         section, index, param = key.split(".")
         if section != "features":
-            raise KeyError(f"frame_lpips: unexpected AlexNet key {key!r}")
+            raise WeightsMismatchError("frame_lpips", "the AlexNet weights", unexpected=[key])
         slice_no = next(s for s, end in enumerate(_LPIPS_SLICE_ENDS, 1) if int(index) < end)
         state[f"net.slice{slice_no}.{index}.{param}"] = tensor
     for key, tensor in head.items():
@@ -74,7 +74,7 @@ def _build_lpips(alexnet_path: Path, head_path: Path, device: torch.device):
         warnings.filterwarnings("ignore", message=r".*(pretrained|weight enum).*deprecated", category=UserWarning)
         model = lpips.LPIPS(pretrained=False, net="alex", version="0.1", pnet_rand=True, verbose=False)
     state = lpips_state_dict(model, load_state_dict_file(alexnet_path), load_state_dict_file(head_path))
-    model.load_state_dict(state, strict=True)
+    load_strictly(model, state, metric="frame_lpips", source=f"{alexnet_path} + {head_path}")
     return freeze(model, device, torch.float32)
 
 

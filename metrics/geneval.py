@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from .base import SampleMetric, register_metric
 from .clip_backbone import DEFAULT_CLIP, ClipBackbone, load_clip
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, to_uint8_levels
-from .weights import cached, freeze, resolve_folder
+from .weights import cached, freeze, from_pretrained_strictly, resolve_folder
 
 GENEVAL_DETECTOR = "facebook/mask2former-swin-small-coco-instance"
 GENEVAL_TAGS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
@@ -257,7 +257,7 @@ class Mask2FormerDetector:
 def _build_detector(folder, device: torch.device, dtype: torch.dtype, short: int, long: int) -> Mask2FormerDetector:
     from transformers import Mask2FormerForUniversalSegmentation
 
-    model = Mask2FormerForUniversalSegmentation.from_pretrained(str(folder), dtype=dtype)
+    model = from_pretrained_strictly(Mask2FormerForUniversalSegmentation, folder, metric="geneval", dtype=dtype)
     if model.config.num_labels != len(COCO_CLASSES):
         raise ValueError(f"geneval: detector has {model.config.num_labels} classes, expected the "
                          f"{len(COCO_CLASSES)} COCO instance classes")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .weights import WeightsMismatchError, load_strictly
+
 
 class RewardMLP(nn.Module):
     """``Linear(d, 1024) → Dropout(.2) → Linear(1024, 128) → Dropout(.2) → Linear(128, 64) → Dropout(.1) →
@@ -29,10 +31,11 @@ class RewardMLP(nn.Module):
         return self.layers(features)
 
     @classmethod
-    def from_state_dict(cls, state_dict: dict[str, torch.Tensor]) -> "RewardMLP":
+    def from_state_dict(cls, state_dict: dict[str, torch.Tensor], *, metric: str = "reward head",
+                        source: str = "the head's state dict") -> "RewardMLP":
         """A head loaded strictly from ``layers.*`` tensors (the input size is read off the first layer)."""
         if "layers.0.weight" not in state_dict:
-            raise KeyError(f"not a reward-MLP state dict (keys: {sorted(state_dict)[:5]}...)")
+            raise WeightsMismatchError(metric, source, missing=["layers.0.weight"],
+                                       unexpected=sorted(state_dict)[:5])
         head = cls(state_dict["layers.0.weight"].shape[1])
-        head.load_state_dict(state_dict, strict=True)
-        return head
+        return load_strictly(head, state_dict, metric=metric, source=source)

@@ -30,7 +30,8 @@ from torch import nn
 from .base import SampleMetric, register_metric
 from .heads import RewardMLP
 from .preprocess import clip_preprocess
-from .weights import cached, freeze, is_hub_id, load_state_dict_file, resolve_file, resolve_folder
+from .weights import (WeightsMismatchError, cached, freeze, is_hub_id, load_state_dict_file, load_strictly,
+                      resolve_file, resolve_folder)
 
 IR_REPO = "THUDM/ImageReward"
 IR_CHECKPOINT = "ImageReward.pt"
@@ -56,7 +57,8 @@ _VISION_RULES = [
 _UNUSED = re.compile(r"blip\.(vision_proj|text_proj)\.(weight|bias)|blip\.text_encoder\.embeddings\.position_ids")
 
 
-def convert_image_reward_state_dict(state: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+def convert_image_reward_state_dict(state: dict[str, torch.Tensor],
+                                    source: str = "the ImageReward.pt state dict") -> dict[str, dict[str, torch.Tensor]]:
     """Split an ``ImageReward.pt`` state dict into ``{"vision", "text", "head"}`` state dicts with the key names of
     ``BlipVisionModel``, ``BlipTextModel`` and :class:`RewardMLP`. A key that is neither converted nor known to be
     unused is an error (a wrong file must not load as a half-random model)."""
@@ -78,11 +80,10 @@ def convert_image_reward_state_dict(state: dict[str, torch.Tensor]) -> dict[str,
         elif not _UNUSED.fullmatch(key):
             unknown.append(key)
     if unknown:
-        raise KeyError(f"image_reward: {len(unknown)} checkpoint keys not understood, e.g. {unknown[:4]}; "
-                       "is this an ImageReward.pt?")
+        raise WeightsMismatchError("image_reward", source, unexpected=unknown)
     for part, tensors in parts.items():
         if not tensors:
-            raise KeyError(f"image_reward: the checkpoint has no {part} weights; is this an ImageReward.pt?")
+            raise WeightsMismatchError("image_reward", source, missing=[f"every {part} tensor"])
     return parts
 
 
@@ -140,17 +141,16 @@ class ImageRewardModel(nn.Module):
 
     @classmethod
     def from_checkpoint(cls, state: dict[str, torch.Tensor], med_config: dict[str, Any], tokenizer=None,
-                        vision_head_dim: int = 64) -> "ImageRewardModel":
-        """Build and strictly load from an ``ImageReward.pt`` state dict."""
+                        vision_head_dim: int = 64, source: str = "the ImageReward.pt state dict") -> "ImageRewardModel":
+        """Build and strictly load from an ``ImageReward.pt`` state dict (``source`` names it in errors)."""
         from transformers import BlipTextModel, BlipVisionModel
 
-        parts = convert_image_reward_state_dict(state)
+        parts = convert_image_reward_state_dict(state, source)
         vision_cfg = blip_vision_config(parts["vision"], vision_head_dim)
-        vision = BlipVisionModel(vision_cfg)
-        vision.load_state_dict(parts["vision"], strict=True)
+        vision = load_strictly(BlipVisionModel(vision_cfg), parts["vision"], metric="image_reward", source=source)
         text = BlipTextModel(blip_text_config(med_config, vision_cfg.hidden_size, tokenizer), add_pooling_layer=False)
-        text.load_state_dict(parts["text"], strict=True)
-        return cls(vision, text, RewardMLP.from_state_dict(parts["head"]))
+        load_strictly(text, parts["text"], metric="image_reward", source=source)
+        return cls(vision, text, RewardMLP.from_state_dict(parts["head"], metric="image_reward", source=source))
 
 
 def load_blip_tokenizer(folder: Path):
@@ -176,7 +176,8 @@ def _build(checkpoint: Path, med_config: Path, tokenizer_dir: Path, vision_head_
     if len(tokenizer) > config["vocab_size"]:
         raise ValueError(f"image_reward: tokenizer has {len(tokenizer)} tokens, med_config vocab_size is "
                          f"{config['vocab_size']}")
-    model = ImageRewardModel.from_checkpoint(load_state_dict_file(checkpoint), config, tokenizer, vision_head_dim)
+    model = ImageRewardModel.from_checkpoint(load_state_dict_file(checkpoint), config, tokenizer, vision_head_dim,
+                                             source=str(checkpoint))
     model = freeze(model, device, dtype)
     model.head.float()
     return model, tokenizer

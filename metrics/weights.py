@@ -10,7 +10,9 @@ Every weight location is a constructor argument of its metric and may be
   is downloaded.
 
 A file that cannot be found raises :class:`WeightsNotFoundError`, whose message is one line naming the file that was
-expected and the constructor option that points at it.
+expected and the constructor option that points at it. Every network is loaded strictly (:func:`load_strictly`,
+:func:`from_pretrained_strictly`): a checkpoint with a missing, unexpected or wrongly shaped tensor raises
+:class:`WeightsMismatchError` naming the keys, except the few in :data:`IGNORED_KEYS`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import os
 import re
 import threading
 from pathlib import Path
-from typing import Any, Callable, Hashable, Sequence
+from typing import Any, Callable, Hashable, Iterable, Sequence
 
 import torch
 
@@ -132,6 +134,67 @@ def resolve_folder(ref: str | os.PathLike, *, metric: str, option: str,
         if not _has(folder, group):
             raise WeightsNotFoundError(metric, group[0], f"not in folder {folder}", option)
     return folder
+
+
+# ---------------------------------------------------------------------------------------------- strict loading
+#: keys a checkpoint may hold or lack without changing what the model computes: index buffers rebuilt from the config
+#: (``position_ids``: old transformers and ImageReward checkpoints store them, newer models do not) and Mask2Former's
+#: training-loss class weights (``criterion.empty_weight``, unused at inference). Every other difference is an error.
+IGNORED_KEYS = re.compile(r"(.+\.)?position_ids|(.+\.)?criterion\.empty_weight")
+
+
+class WeightsMismatchError(ValueError):
+    """A checkpoint whose tensors do not match the scorer's model (a wrong or damaged file). One line naming the
+    keys; loading such a file would leave the missing layers at their random initialisation and score with them."""
+
+    def __init__(self, metric: str, source: str, missing: Sequence[str] = (), unexpected: Sequence[str] = (),
+                 mismatched: Sequence[str] = ()):
+        self.metric, self.source = metric, source
+        self.missing, self.unexpected, self.mismatched = list(missing), list(unexpected), list(mismatched)
+
+        def listed(kind: str, keys: list[str]) -> str:
+            shown = ", ".join(keys[:6]) + (f", ... ({len(keys)} in all)" if len(keys) > 6 else "")
+            return f"{kind} {shown}"
+
+        what = [listed(kind, keys) for kind, keys in (("missing", self.missing), ("unexpected", self.unexpected),
+                                                      ("wrong shape", self.mismatched)) if keys]
+        super().__init__(f"{metric}: the weights in {source} do not match the model ({'; '.join(what)}); is this the "
+                         f"right checkpoint for {metric}?")
+
+    def __reduce__(self):
+        return type(self), (self.metric, self.source, self.missing, self.unexpected, self.mismatched)
+
+
+def check_keys(metric: str, source: str | os.PathLike, missing: Iterable[str] = (), unexpected: Iterable[str] = (),
+               mismatched: Iterable[str] = ()) -> None:
+    """Raise :class:`WeightsMismatchError` unless every key difference is one of :data:`IGNORED_KEYS`."""
+    missing = sorted(k for k in missing if not IGNORED_KEYS.fullmatch(k))
+    unexpected = sorted(k for k in unexpected if not IGNORED_KEYS.fullmatch(k))
+    mismatched = sorted(mismatched)
+    if missing or unexpected or mismatched:
+        raise WeightsMismatchError(metric, str(source), missing, unexpected, mismatched)
+
+
+def load_strictly(module: torch.nn.Module, state: dict[str, torch.Tensor], *, metric: str,
+                  source: str | os.PathLike) -> torch.nn.Module:
+    """``module.load_state_dict(state)``, refusing any missing, unexpected or wrongly shaped key (named in one line)
+    beyond :data:`IGNORED_KEYS`."""
+    expected = module.state_dict()
+    shapes = [k for k in expected.keys() & state.keys() if tuple(expected[k].shape) != tuple(state[k].shape)]
+    check_keys(metric, source, expected.keys() - state.keys(), state.keys() - expected.keys(), shapes)
+    module.load_state_dict({k: v for k, v in state.items() if k in expected}, strict=False)
+    return module
+
+
+def from_pretrained_strictly(model_class: Any, folder: str | os.PathLike, *, metric: str, **kwargs: Any) -> Any:
+    """``model_class.from_pretrained(folder)`` (transformers), refusing a checkpoint whose keys differ from the model
+    (transformers would initialise the missing layers at random and only log a warning)."""
+    model, info = model_class.from_pretrained(str(folder), output_loading_info=True, **kwargs)
+    mismatched = [m[0] if isinstance(m, (tuple, list)) else m for m in info.get("mismatched_keys", ())]
+    check_keys(metric, folder, info.get("missing_keys", ()), info.get("unexpected_keys", ()), mismatched)
+    if info.get("error_msgs"):
+        raise WeightsMismatchError(metric, str(folder), unexpected=[str(m).splitlines()[0] for m in info["error_msgs"]])
+    return model
 
 
 def load_state_dict_file(path: Path) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from torch.utils.data import DistributedSampler
 
-from datamodules import PromptDataModule, PromptRecord, UnpaddedDistributedSampler, slurm_array_shard
+from datamodules import PromptDataModule, PromptRecord, UnpaddedDistributedSampler, resolve_shard
 
 SLURM_VARS = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_MAX",
               "SLURM_ARRAY_TASK_STEP")
@@ -103,27 +103,28 @@ def test_a_rank_may_get_nothing(tmp_path):
     assert has_len_all_ranks(empty, OtherRanksHaveItems(), dm.allow_zero_length_dataloader_with_multiple_devices)
 
 
-def test_slurm_array_defaults(tmp_path, monkeypatch):
+def test_slurm_array_task_id_is_the_shard_of_the_fixed_count(tmp_path, monkeypatch):
+    """Rerunning failed shards with sbatch --array=3,5 must run shards 3 and 5 of the experiment's 8, whatever the
+    current submission's SLURM_ARRAY_TASK_MIN/COUNT say (they said "shard 0 of 2" and "shard 2 of 2")."""
     path = prompt_file(tmp_path, 9)
-    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "5")
-    monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "3")
-    monkeypatch.setenv("SLURM_ARRAY_TASK_MAX", "6")
-    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "4")
-    dm = PromptDataModule(str(path))
-    assert (dm.shard_index, dm.num_shards, dm.shard_origin) == (2, 4, "slurm")
-    assert [r.prompt_id for r in dm.shard_records()] == ["q2", "q6"]
-    assert dm.describe()["shard"] == {"index": 2, "num_shards": 4, "origin": "slurm", "num_items": 2}
+    for var, value in (("SLURM_ARRAY_TASK_ID", "5"), ("SLURM_ARRAY_TASK_MIN", "3"), ("SLURM_ARRAY_TASK_MAX", "5"),
+                       ("SLURM_ARRAY_TASK_COUNT", "2")):
+        monkeypatch.setenv(var, value)
+    dm = PromptDataModule(str(path), num_shards=8)
+    assert (dm.shard_index, dm.num_shards, dm.shard_origin) == (5, 8, "slurm")
+    assert [r.prompt_id for r in dm.shard_records()] == ["q5"]
+    assert dm.describe()["shard"] == {"index": 5, "num_shards": 8, "origin": "slurm", "num_items": 1}
     explicit = PromptDataModule(str(path), shard_index=0, num_shards=1)  # arguments win over the environment
     assert (explicit.shard_index, explicit.num_shards, explicit.shard_origin) == (0, 1, "args")
-    # --array=0-14:2 -> tasks 0, 2, ..., 14; task 6 is shard 3 of 8
-    env = {"SLURM_ARRAY_TASK_ID": "6", "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_MAX": "14",
-           "SLURM_ARRAY_TASK_STEP": "2", "SLURM_ARRAY_TASK_COUNT": "8"}
-    assert slurm_array_shard(env) == (3, 8)
-    # --array=4,8,15 (rerunning failed shards): the task id says nothing about the shard
-    with pytest.raises(ValueError, match="not a contiguous range.*pass shard_index and num_shards explicitly"):
-        slurm_array_shard({"SLURM_ARRAY_TASK_ID": "8", "SLURM_ARRAY_TASK_MIN": "4", "SLURM_ARRAY_TASK_MAX": "15",
-                           "SLURM_ARRAY_TASK_COUNT": "3"})
-    assert slurm_array_shard({}) is None
+    # without the fixed count the shard cannot be known: refused, not guessed from the current range
+    with pytest.raises(ValueError, match="SLURM array task 5: give the experiment's fixed shard count"):
+        PromptDataModule(str(path))
+    with pytest.raises(ValueError, match=r"array task id 5 is outside \[0, num_shards=4\)"):
+        PromptDataModule(str(path), num_shards=4)
+    assert resolve_shard(None, 8, {"SLURM_ARRAY_TASK_ID": "3"}) == (3, 8, "slurm")
+    assert resolve_shard(None, None, {}) == (0, 1, "default")
+    with pytest.raises(ValueError, match="give both shard_index and num_shards"):
+        resolve_shard(None, 8, {})
 
 
 def test_bad_shard_arguments(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from metrics import METRICS, WeightsNotFoundError, build_metric
+from metrics import METRICS, WeightsNotFoundError, build_metric, metric_names
 from metrics.weights import resolve_file, resolve_folder
 from tiny_scorers import TaggedEcho, build_clip, sync_child, sync_rank
 
@@ -33,8 +33,9 @@ def test_registry_maps_every_name_to_its_class():
         assert cls.media_kind == ("video" if name in {"frame_lpips", "frame_ssim", "chscore_flow", "mtscore_clip"}
                                   else "image")
     assert isinstance(build_metric("frame_ssim"), METRICS["frame_ssim"])
-    with pytest.raises(KeyError, match="unknown metric 'nope'"):
+    with pytest.raises(ValueError, match="unknown metric 'nope'; known metrics: .*pickscore.*shapebench"):
         build_metric("nope")
+    assert set(metric_names()) == EXPECTED | {"shapebench"}
 
 
 # ---------------------------------------------------------------------------------------------- weights

@@ -88,10 +88,10 @@ def test_array_shards_are_disjoint_complete_and_merge_to_the_single_run(single, 
     _, cfg, out1 = single
     out = tmp_path / "array"
     ids = []
-    for task in (0, 1):  # as SLURM would set them for --array=3-4
-        env = {"SLURM_ARRAY_TASK_ID": str(3 + task), "SLURM_ARRAY_TASK_MIN": "3", "SLURM_ARRAY_TASK_COUNT": "2",
+    for task in (1, 0):  # task 1 as a rerun (--array=1) would run it, then task 0 of --array=0-1
+        env = {"SLURM_ARRAY_TASK_ID": str(task), "SLURM_ARRAY_TASK_MIN": str(task), "SLURM_ARRAY_TASK_COUNT": str(2 - task),
                "SLURM_ARRAY_JOB_ID": "777"}
-        done = cli("predict", "--config", cfg, "--output_dir", out, env=env)
+        done = cli("predict", "--config", cfg, "--output_dir", out, "--data.init_args.num_shards", "2", env=env)
         assert done.returncode == 0, done.stderr[-3000:]
         table, _ = read_parts(out)
         ids.append({r["sample_id"] for r in table.to_pylist() if r["array_task"] == task})
@@ -141,3 +141,25 @@ def test_bad_layouts_are_one_line_errors(single, tmp_path):
     assert done.returncode == 2 and not (tmp_path / "y").exists()
     lines = [l for l in done.stderr.splitlines() if l.startswith("zeta_eval")]
     assert len(lines) == 1 and "shard_index" in lines[0] and "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_layout_invariant_media_are_bit_identical_for_one_process_and_two_ranks_with_default_threads(tmp_path):
+    """Issue 16: with default thread settings one process runs as many intra-op threads as cores, while Lightning
+    gives each of two DDP ranks half of them; layout_invariant must not depend on that."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    env["PYTHONPATH"] = str(ROOT)
+    base = [sys.executable, "-m", "zeta_eval", "predict", "--config", "configs/shapebench_smoke.yaml",
+            "--model.layout_invariant", "true", "--report", "false"]
+    one = subprocess.run([*base, "--output_dir", str(tmp_path / "A")], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=900)
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = subprocess.run([*base, "--output_dir", str(tmp_path / "B"), "--trainer.accelerator", "cpu",
+                          "--trainer.devices", "2", "--trainer.strategy", "ddp", "--oversubscribe", "true"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert two.returncode == 0, two.stderr[-3000:]
+    a, b = rows_by_id(tmp_path / "A"), rows_by_id(tmp_path / "B")
+    assert a.keys() == b.keys() and len(a) == 32 and {r["world_size"] for r in b.values()} == {2}
+    for sid, row in a.items():
+        assert (tmp_path / "A" / row["media_path"]).read_bytes() == (tmp_path / "B" / b[sid]["media_path"]).read_bytes(), row["prompt"]
+        assert row["shapebench"] == b[sid]["shapebench"]

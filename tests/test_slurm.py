@@ -9,10 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from zeta_eval.parts import read_parts
+from zeta_eval.parts import list_parts, read_parts
 
 ROOT = Path(__file__).resolve().parents[1]
 DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo")
@@ -118,7 +119,32 @@ PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
                 pass
 
 
-def test_array_job_and_dependent_report_on_a_real_slurm(slurm, tmp_path):
+def _wait_for(env: dict, job_ids: list[str], timeout: float = 600) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        queue = subprocess.run(["squeue", "-h", "-j", ",".join(job_ids)], env=env, capture_output=True, text=True).stdout
+        if not queue.strip():
+            return
+        time.sleep(2)
+    pytest.fail(f"jobs {job_ids} still queued after {timeout} s")
+
+
+def _sbatch(env: dict, *args: str) -> str:
+    done = subprocess.run(["sbatch", "--parsable", *args], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().split(";")[0]
+
+
+def _shards_of_parts(out: Path) -> dict[int, list[Path]]:
+    """Part files by the array task that wrote them."""
+    by_task: dict[int, list[Path]] = {}
+    for path in list_parts(out):
+        for task in set(pq.read_table(path, columns=["array_task"]).column("array_task").to_pylist()):
+            by_task.setdefault(task, []).append(path)
+    return by_task
+
+
+def test_array_job_dependent_report_and_a_rerun_of_two_shards_on_a_real_slurm(slurm, tmp_path):
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"id": f"q{k}", "prompt": f"prompt {k}"}) + "\n" for k in range(5)))
     cfg = tmp_path / "toy.yaml"
@@ -128,7 +154,7 @@ def test_array_job_and_dependent_report_on_a_real_slurm(slurm, tmp_path):
         "data": {"source": str(prompts), "batch_size": 2}}))
     out = tmp_path / "out"
     env = {**slurm, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)]), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "zeta_eval", "slurm", "--config", str(cfg), "--array", "2",
+    done = subprocess.run([sys.executable, "-m", "zeta_eval", "slurm", "--config", str(cfg), "--array", "4",
                            "--gpus", "0", "--cpus-per-task", "1", "--time", "00:10:00", "--output_dir", str(out)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -137,16 +163,31 @@ def test_array_job_and_dependent_report_on_a_real_slurm(slurm, tmp_path):
     words = line[0].split()
     ids = [words[3], words[words.index("report") + 2].rstrip(";")]  # "submitted array job A (...) and report job B; ..."
     assert all(i.isdigit() for i in ids), line
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        queue = subprocess.run(["squeue", "-h", "-j", ",".join(ids)], env=env, capture_output=True, text=True).stdout
-        if not queue.strip():
-            break
-        time.sleep(2)
-    logs = "\n".join(p.read_text()[-2000:] for p in sorted((out / "slurm" / "logs").glob("*.out")))
-    assert (out / "summary.md").is_file(), f"no report after the jobs left the queue:\n{logs}"
+    _wait_for(env, ids)
+
+    def logs() -> str:
+        return "\n".join(p.read_text()[-2000:] for p in sorted((out / "slurm" / "logs").glob("*.out")))
+
+    assert (out / "summary.md").is_file(), f"no report after the jobs left the queue:\n{logs()}"
     table, _ = read_parts(out)
     rows = table.to_pylist()
     assert len(rows) == 5 * 2 and len({r["sample_id"] for r in rows}) == 10
-    assert {r["array_task"] for r in rows} == {0, 1} and {r["array_tasks"] for r in rows} == {2}
+    assert {r["array_task"] for r in rows} == {0, 1, 2, 3} and {r["array_tasks"] for r in rows} == {4}
     assert "zeta" in (out / "summary.md").read_text()
+    first = {r["sample_id"]: r["array_task"] for r in rows}
+
+    # shards 1 and 3 "failed": their parts are gone; rerun exactly those two tasks with the same script
+    by_task = _shards_of_parts(out)
+    for task in (1, 3):
+        for path in by_task[task]:
+            path.unlink()
+    (out / "summary.md").unlink()
+    assert {r["array_task"] for r in read_parts(out)[0].to_pylist()} == {0, 2}
+    rerun = _sbatch(env, "--array=1,3", str(out / "slurm" / "predict.sbatch"))
+    report = _sbatch(env, f"--dependency=afterok:{rerun}", str(out / "slurm" / "report.sbatch"))
+    _wait_for(env, [rerun, report])
+    assert (out / "summary.md").is_file(), f"the report job did not succeed after the rerun:\n{logs()}"
+    rows = read_parts(out)[0].to_pylist()
+    assert len(rows) == 10 and {r["sample_id"]: r["array_task"] for r in rows} == first  # each sample in its shard
+    assert {r["array_tasks"] for r in rows} == {4}
+    assert sum(pq.read_metadata(p).num_rows for p in list_parts(out)) == 10  # nothing computed twice

@@ -40,15 +40,11 @@ def _registry(kind: str, name: str = "") -> dict[str, Any]:
     if kind == "metric":
         module = importlib.import_module("metrics")
         registry = getattr(module, "METRICS", {})
-        if name and name not in registry and name.isidentifier() and name not in _METRIC_HELPERS:
+        if name and name not in registry and name.isidentifier() and name not in module.HELPER_MODULES:
             if importlib.util.find_spec(f"metrics.{name}") is not None:  # metrics register when imported
                 importlib.import_module(f"metrics.{name}")
         return dict(registry)
     raise KeyError(kind)
-
-
-#: modules of the metrics package that are helpers, not metrics
-_METRIC_HELPERS = {"base", "weights", "preprocess", "heads", "clip_backbone", "backbones", "registry"}
 
 
 def class_path_of(kind: str, name: str) -> str:
@@ -57,7 +53,8 @@ def class_path_of(kind: str, name: str) -> str:
         return name
     registry = _registry(kind, name)
     if name not in registry:
-        known = ", ".join(sorted(registry)) or "none registered"
+        names = importlib.import_module("metrics").metric_names() if kind == "metric" else sorted(registry)
+        known = ", ".join(names) or "none registered"
         raise ValueError(f"unknown {kind} {name!r}; known {kind}s: {known}")
     target = registry[name]
     if isinstance(target, str):  # lazily imported entries are stored as "module.Class"

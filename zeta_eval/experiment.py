@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import datetime as _dt
+import fcntl
 import json
 import logging
+import os
+import socket
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,37 +30,117 @@ def data_identity(dm: Any) -> dict[str, Any]:
     return {k: v for k, v in desc.items() if k not in _LAYOUT_KEYS}
 
 
-def prepare_output_dir(cli: Any, force: bool = False) -> None:
-    """Refuse a folder that holds another experiment (unless ``force``); record the experiment and its config.
+class ShardLock:
+    """An exclusive ``flock`` on ``OUT_DIR/locks/shard-<k>-of-<K>.lock``, held while one ``predict`` of that shard
+    runs, so that a second ``predict`` of the same shard is refused instead of computing everything twice. Different
+    shards of one array lock different files and write the folder together. The OS drops the lock when its process
+    ends, ``kill -9`` included; the file itself stays (an unlocked file means nothing)."""
 
-    Runs on every rank before the work starts; only global rank 0 writes. Nothing is written when it refuses.
+    def __init__(self, path: Path, fd: int, created: list[Path]):
+        self.path, self._fd, self._created = path, fd, created
+
+    @classmethod
+    def acquire(cls, out: Path, shard_index: int, num_shards: int) -> "ShardLock":
+        from .cli import UserError
+
+        path = out / "locks" / f"shard-{shard_index}-of-{num_shards}.lock"
+        created = [p for p in (out, path.parent) if not p.exists()]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 200).decode(errors="replace").strip()
+                os.close(fd)
+                raise UserError(f"another predict is already running shard {shard_index} of {num_shards} in {out} "
+                                f"({holder or 'see ' + str(path)}); wait for it to finish, or use another "
+                                "--output_dir") from None
+            try:
+                current = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                current = False
+            if current:  # not a file that a finishing run removed between our open and our flock
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+        return cls(path, fd, created)
+
+    def release(self, remove: bool = False) -> None:
+        """Unlock; ``remove`` also deletes the lock file and the folders created for it (a run that produced no
+        results leaves nothing behind). Removing it while still holding it is safe: a waiting run that locked the
+        removed file sees that and locks a new one."""
+        if self._fd < 0:
+            return
+        if remove:
+            self.path.unlink(missing_ok=True)
+            for folder in reversed(self._created):
+                try:
+                    folder.rmdir()
+                except OSError:  # not empty: another shard's lock, or results
+                    break
+        os.close(self._fd)
+        self._fd = -1
+
+
+@dataclass
+class PreparedRun:
+    """What :func:`prepare_output_dir` leaves to the run: the shard lock, and the experiment record that is written
+    with the run's first result (a run that fails before producing one leaves no experiment.json to block the
+    corrected rerun)."""
+
+    out: Path
+    record: dict[str, Any]
+    config_text: str
+    lock: ShardLock | None = None
+
+    def write_record(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        record = {**self.record, "updated_at": _dt.datetime.now(_dt.timezone.utc).isoformat()}
+        atomic_text(self.out / "experiment.json", json.dumps(record, indent=2, sort_keys=True, default=str))
+        atomic_text(self.out / "config.yaml", self.config_text)
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release(remove=not list_parts(self.out))
+
+
+def prepare_output_dir(cli: Any, force: bool = False) -> PreparedRun:
+    """Refuse a folder that holds another experiment's results (unless ``force``) or whose shard another ``predict``
+    is running; take the shard's lock (global rank 0). Nothing else is written here: the experiment record is written
+    with the first result (:meth:`PreparedRun.write_record`). A folder without results is free: the experiment.json
+    of a run that produced nothing is simply replaced.
     """
     from .cli import UserError
 
     trainer, model, dm = cli.trainer, cli.model, cli.datamodule
     out = Path(cli.config["predict"]["output_dir"])
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--output_dir {out} is a file, not a folder")
     model.adapter.device = trainer.strategy.root_device  # identities include the dtype the run will use
     record = experiment_record(model, dm, out)
     fingerprint = record["fingerprint"]
     path = out / "experiment.json"
-    if path.is_file():
+    has_results = bool(list_parts(out))
+    if path.is_file() and has_results:
         previous = json.loads(path.read_text())
         if previous.get("fingerprint") != fingerprint and not force:
             what = _difference(previous, record)
             raise UserError(f"{out} holds results of a different experiment ({what}); use another --output_dir, "
                             "or --force to write into it anyway")
-    elif list_parts(out) and not force:
+    elif has_results and not force:
         raise UserError(f"{out} holds result parts but no experiment.json, so it cannot be checked; use another "
                         "--output_dir, or --force")
+    full = yaml.safe_load(cli.parser.dump(cli.config, skip_none=False, format="yaml"))
+    prepared = PreparedRun(out, record, yaml.safe_dump(full.get("predict", full), sort_keys=False, allow_unicode=True))
     if trainer.is_global_zero:
-        out.mkdir(parents=True, exist_ok=True)
-        record["updated_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
-        atomic_text(path, json.dumps(record, indent=2, sort_keys=True, default=str))
-        full = yaml.safe_load(cli.parser.dump(cli.config, skip_none=False, format="yaml"))
-        atomic_text(out / "config.yaml", yaml.safe_dump(full.get("predict", full), sort_keys=False, allow_unicode=True))
+        prepared.lock = ShardLock.acquire(out, int(getattr(dm, "shard_index", 0) or 0),
+                                          int(getattr(dm, "num_shards", 1) or 1))
     done = len(read_done_ids(out))
     if done:
         log.info("resuming in %s: %d samples already written will be skipped", out, done)
+    return prepared
 
 
 def experiment_record(model: Any, dm: Any, out: Path) -> dict[str, Any]:

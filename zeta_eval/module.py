@@ -41,10 +41,14 @@ class SamplingEvaluation(LightningModule):
             clip_score, geneval, frame_lpips, frame_ssim, chscore_flow, mtscore_clip, shapebench).
         score: False defers scoring to ``python -m zeta_eval score OUT_DIR`` (e.g. on a 24 GB card).
         save_media: write PNG / MP4 files under ``OUT_DIR/media``.
-        layout_invariant: evaluate each sample on its own (text encoder, network, decoder, scorers), so that media
-            and scores are bit-identical whatever the batch size, rank count or array layout. Batched CPU/GPU kernels
-            round differently for different batch shapes (differences around 1e-6); this removes that, at the
-            cost of batching. Default off.
+        layout_invariant: evaluate each sample on its own (text encoder, network, decoder, scorers) with
+            layout-independent kernels (:func:`use_layout_independent_kernels`), so that media and scores are
+            bit-identical whatever the batch size, rank count or array layout, on the same hardware and software.
+            Batched kernels round differently for different batch shapes (differences around 1e-6), and CPU kernels
+            for different thread counts. On CPU each process then runs ``OMP_NUM_THREADS`` (default 1) intra-op
+            threads: use ranks (``--trainer.devices``) to use more cores. On GPU cuBLAS and cuDNN run their
+            deterministic algorithms; bit-identity holds between runs on the same GPU model and library versions
+            (not verified on a GPU in this repository's CI). Default off.
         output_dir: set by the command line (``--output_dir``, default ``outputs/<config stem>``).
     """
 
@@ -167,6 +171,8 @@ class SamplingEvaluation(LightningModule):
     # ------------------------------------------------------------------ Lightning hooks
     def setup(self, stage: str) -> None:
         device = self.trainer.strategy.root_device if self._trainer is not None else torch.device("cpu")
+        if self.layout_invariant:
+            use_layout_independent_kernels(device)
         if not self.adapter.loaded:
             self.model_key()  # the identity as configured, as experiment.json records it
             self.adapter.load(device)
@@ -403,6 +409,26 @@ class SamplingEvaluation(LightningModule):
 
     def configure_optimizers(self) -> Any:  # predict-only module
         return None
+
+
+def use_layout_independent_kernels(device: torch.device) -> None:
+    """What ``layout_invariant`` needs besides evaluating each sample alone: kernels that reduce in the same order in
+    every process, whatever the rank count.
+
+    CPU kernels split reductions over the intra-op threads, and Lightning gives each of R DDP ranks ``cores // R``
+    threads when ``OMP_NUM_THREADS`` is unset, so one process and two ranks round differently (1/255 on a pixel now
+    and then). The thread count is therefore pinned to ``OMP_NUM_THREADS``, default 1 (use more ranks to use more
+    cores). On CUDA, cuBLAS needs a fixed workspace (``CUBLAS_WORKSPACE_CONFIG``, read when its first handle is made)
+    and cuDNN its deterministic algorithms without autotuning; ``torch.use_deterministic_algorithms`` covers the rest
+    (warn-only: an operation without a deterministic kernel warns instead of stopping a long run).
+    """
+    requested = os.environ.get("OMP_NUM_THREADS", "")
+    torch.set_num_threads(int(requested) if requested.isdigit() and int(requested) > 0 else 1)
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def _category(meta: dict[str, Any]) -> str | None:

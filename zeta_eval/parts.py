@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 log = logging.getLogger("zeta_eval")
 
 PARTS = "parts"
+CORRUPT = "corrupt"  # parts/corrupt/: unreadable parts moved out of the way by a resumed run
 
 
 class CorruptPartError(ValueError):
@@ -98,14 +99,29 @@ def _read(path: Path, columns: list[str] | None = None) -> pa.Table:
 
 
 def read_done_ids(out_dir: str | os.PathLike) -> set[str]:
-    """sample_ids already written. An unreadable part is reported and its samples count as not done."""
+    """sample_ids already written. An unreadable part is moved aside (:func:`move_aside`) with one warning, and its
+    samples count as not done, so the run recomputes them and later runs and reports no longer meet the file."""
     done: set[str] = set()
     for path in list_parts(out_dir):
         try:
             done.update(_read(path, ["sample_id"]).column("sample_id").to_pylist())
         except CorruptPartError as err:
-            log.warning("%s; its samples will be recomputed", err)
+            moved = move_aside(path)
+            if moved is not None:
+                log.warning("%s; moved to %s, its samples will be recomputed", err, moved.parent)
     return done
+
+
+def move_aside(path: Path) -> Path | None:
+    """Move an unreadable part to ``parts/corrupt/`` (kept for inspection, out of every later read); None when another
+    process (a rank, a shard) moved it first."""
+    target = path.parent / CORRUPT / path.name
+    target.parent.mkdir(exist_ok=True)
+    try:
+        os.replace(path, target)
+    except FileNotFoundError:
+        return None
+    return target
 
 
 def read_parts(out_dir: str | os.PathLike, skip_corrupt: bool = False) -> tuple[pa.Table, list[Path]]:

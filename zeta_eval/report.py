@@ -274,7 +274,7 @@ def metric_columns(table: pa.Table) -> list[str]:
 def build(out_dir: str | os.PathLike, skip_corrupt: bool = False, baseline: str | None = None) -> Report:
     out = Path(out_dir)
     if not out.is_dir():
-        raise ReportError(f"output folder {out} does not exist")
+        raise ReportError(f"{out} is not a folder" if out.exists() else f"output folder {out} does not exist")
     if not list_parts(out):
         raise ReportError(f"{out} holds no results yet (no {out / 'parts'}/*.parquet)")
     try:

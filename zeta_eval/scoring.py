@@ -46,11 +46,16 @@ def _load_media(path: Path, kind: str) -> torch.Tensor:
 
 def score_run(out_dir: str | Path, metric_names: Sequence[str], settings: dict[str, dict[str, Any]] | None = None,
               device: str = "cpu", batch_size: int = 16, rescore: bool = False, skip_corrupt: bool = False) -> dict[str, float]:
-    from metrics import build_metric
+    from metrics import UnknownMetricError, build_metric, metric_names as available_metrics
 
     out = Path(out_dir)
+    known = available_metrics()
+    unknown = [name for name in metric_names if name not in known]
+    if unknown:  # before reading or loading anything
+        raise UnknownMetricError(f"unknown metric {unknown[0]!r}; known metrics: {', '.join(known)}")
     if not out.is_dir():
-        raise FileNotFoundError(f"output folder {out} does not exist")
+        raise FileNotFoundError(f"{out} is a file, not an output folder" if out.exists()
+                                else f"output folder {out} does not exist")
     if batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
     settings = settings or {}

@@ -1,8 +1,10 @@
 """``python -m zeta_eval slurm --config X.yaml --array K --gpus G``: an sbatch array of single-node DDP jobs.
 
-Each array task runs ``srun python -m zeta_eval predict`` on shard k of K (one process per GPU, Lightning's DDP),
+Array task k runs ``srun python -m zeta_eval predict`` on shard k of K (one process per GPU, Lightning's DDP); K is
+fixed in the script, so ``sbatch --array=3,5 OUT_DIR/slurm/predict.sbatch`` reruns exactly shards 3 and 5. Tasks run
 with ``--requeue`` and Lightning's own auto-requeue off: a requeued or rerun task skips the samples already written
-and finishes the rest. A dependent job (``--dependency=afterok:<array>``) merges every task's parts into the report.
+and finishes the rest. A dependent job (``--dependency=afterok:<array>``) merges every task's parts into the report
+(``report --require-complete``: it fails, naming what is missing, unless every sample is there).
 The scripts are written to ``OUT_DIR/slurm/`` and submitted (``--dry-run`` prints them instead).
 """
 
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from .cli import UserError, check_config_files
+from .cli import UserError, check_config_files, find_config
 
 
 @dataclass
@@ -79,10 +81,13 @@ class SlurmPlan:
             "# one rendezvous port per array task, so tasks sharing a node never collide",
             "export MASTER_PORT=$(( 20000 + (${SLURM_ARRAY_JOB_ID:-$SLURM_JOB_ID} % 1000) * 16 "
             "+ ${SLURM_ARRAY_TASK_ID:-0} % 16 ))",
-            "SHARD=$(( SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN ))",
+            "# shard = array task id, of the experiment's fixed shard count: a rerun of some tasks (sbatch --array=3,5)",
+            "# runs exactly their shards",
+            f"NUM_SHARDS={self.array}",
+            "SHARD=$SLURM_ARRAY_TASK_ID",
             f"srun {shlex.quote(self.python)} -m zeta_eval predict {configs} \\",
             f"    --output_dir {shlex.quote(self.output_dir)} {trainer} --trainer.num_nodes 1 \\",
-            "    --data.init_args.shard_index $SHARD --data.init_args.num_shards $SLURM_ARRAY_TASK_COUNT"
+            "    --data.init_args.shard_index $SHARD --data.init_args.num_shards $NUM_SHARDS"
             + (f" \\\n    {overrides}" if overrides else ""),
         ]
         return "\n".join(lines) + "\n"
@@ -96,7 +101,8 @@ class SlurmPlan:
         if self.partition:
             lines.append(f"#SBATCH --partition={self.partition}")
         lines += ["", "set -euo pipefail", f"cd {shlex.quote(self.workdir)}",
-                  f"{shlex.quote(self.python)} -m zeta_eval report {shlex.quote(self.output_dir)}"]
+                  "# exits 2 (and names what is missing) unless every sample of the experiment is there",
+                  f"{shlex.quote(self.python)} -m zeta_eval report --require-complete {shlex.quote(self.output_dir)}"]
         return "\n".join(lines) + "\n"
 
     def write(self) -> tuple[Path, Path]:
@@ -142,12 +148,12 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print the scripts; submit nothing")
     args, overrides = parser.parse_known_args(list(argv))
     stem = Path(args.config[0]).stem
-    configs = list(args.config)
+    configs = [find_config(c) for c in args.config]
     overlay = Path(__file__).resolve().parents[1] / "configs" / "slurm.yaml"
     if not args.no_slurm_overlay and overlay.is_file() and str(overlay) not in configs:
         configs.append(str(overlay))
     config_args = [a for c in configs for a in ("--config", c)]
-    check_config_files(config_args)
+    check_config_files([*config_args, *overrides])
     plan = SlurmPlan(configs=configs, output_dir=args.output_dir or str(Path("outputs") / stem), array=args.array,
                      gpus=args.gpus, name=args.name or f"zeta-{stem}", partition=args.partition, time=args.time,
                      cpus_per_task=args.cpus_per_task, mem=args.mem, throttle=args.throttle, python=args.python,
