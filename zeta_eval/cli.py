@@ -89,6 +89,10 @@ def _build_cli(args: Sequence[str], plan_only: bool) -> Any:
             trainer = super().instantiate_trainer(**kwargs)
             if not plan_only:
                 trainer.callbacks.append(ParquetPartWriter(self.config["predict"]["output_dir"]))
+                if trainer.loggers:  # --trainer.logger: batch means, sample images and the summary (tracking.py)
+                    from .tracking import ExperimentTracking
+
+                    trainer.callbacks.append(ExperimentTracking(self.config["predict"]["output_dir"]))
             return trainer
 
         def before_predict(self) -> None:
