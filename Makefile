@@ -17,6 +17,7 @@ install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	$(PY) -m zeta_eval predict --config configs/shapebench_demo.yaml
+	@echo "the report to browse: outputs/shapebench_demo/index.html (open it in a web browser; no server needed)"
 
 test: $(VENV)/.installed
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -n 2 --timeout 900 $(PYTEST_ARGS)

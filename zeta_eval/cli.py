@@ -190,6 +190,10 @@ def _build_cli(args: Sequence[str], plan_only: bool) -> Any:
                 self.part_writer = ParquetPartWriter(self.config["predict"]["output_dir"])
                 self.stopper = GracefulStop(lambda: self.part_writer.written, trainer)
                 trainer.callbacks.extend([self.part_writer, self.stopper.callback()])
+                if trainer.loggers:  # --trainer.logger: batch means, sample images and the summary (tracking.py)
+                    from .tracking import ExperimentTracking
+
+                    trainer.callbacks.append(ExperimentTracking(self.config["predict"]["output_dir"]))
             return trainer
 
         def before_predict(self) -> None:

@@ -313,3 +313,6 @@ def finish_after_predict(cli: Any, write_report: bool = True) -> None:
         log.warning("no report: %s", err)
         return
     log.info("report written: %s", ", ".join(str(p) for p in written.values()))
+    from .tracking import log_summaries
+
+    log_summaries(trainer, out)  # experiment trackers (--trainer.logger) get the summary table

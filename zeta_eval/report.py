@@ -9,6 +9,7 @@ Outputs (all written atomically, only after every input was read):
   pareto.png        each metric against seconds per sample, one point per sampler setting (the paper's Fig. 7b)
   grid.png          prompts x samplers on the same seeds (Fig. 5)
   winrate_vs_lambda.png   win rate against the number of zigzag steps, when the run sweeps it (Fig. 7a)
+  index.html        the report to browse (results, compare, gallery, run), with its data in report_data.js
 Works on runs still in progress and on parts from many array tasks at once.
 """
 
@@ -738,6 +739,10 @@ def write_report(out_dir: str | os.PathLike, skip_corrupt: bool = False, baselin
         written["grid"] = out / "grid.png"
     if atomic_write(out / "winrate_vs_lambda.png", lambda tmp: plot_winrate_vs_lambda(rep, summary, tmp)):
         written["winrate_vs_lambda"] = out / "winrate_vs_lambda.png"
+    from .html_report import write_html  # the page to browse; last, so that it links the figures just written
+
+    written.update(write_html(rep, summary, out))
+
     if require_complete:
         if rep.completeness is None:
             raise IncompleteRunError(f"{out}: cannot tell whether the run is complete (no experiment.json)", written)
