@@ -64,7 +64,7 @@ class Suite:
         self.tiny = args.tiny
         self.device = torch.device(args.device)
         self.cuda = self.device.type == "cuda"
-        self.dtype = torch.float16 if self.cuda else torch.float32
+        self.dtype = getattr(torch, args.dtype) if args.dtype else (torch.float16 if self.cuda else torch.float32)
         self.out = args.out
         self.work = Path(tempfile.mkdtemp(prefix="gpu_suite_"))
         self.results: dict[str, Any] = {"environment": environment(self.device), "settings": {
@@ -76,11 +76,11 @@ class Suite:
     # sizes: the real protocol on the GPU, seconds-long on tiny CPU models
     @property
     def size(self) -> int:
-        return 32 if self.tiny else 1024
+        return self.args.size or (32 if self.tiny else 1024)
 
     @property
     def steps(self) -> int:
-        return 3 if self.tiny else 50
+        return self.args.steps or (3 if self.tiny else 50)
 
     def time_left(self) -> float:
         return self.deadline - time.monotonic()
@@ -347,7 +347,7 @@ def section_predict(suite: Suite) -> dict[str, Any]:
     argv = ["--arch", "sdxl", "--device", str(suite.device), "--size", str(suite.size), "--metric", metric,
             "--dtype", str(suite.dtype).removeprefix("torch."), "--threads", str(torch.get_num_threads())]
     argv += (["--prompts", "2", "--batch", "2", "--steps", "2", "--repeats", "1"] if suite.tiny else
-             ["--prompts", "8", "--batch", "4", "--steps", "30", "--repeats", "2"])
+             ["--prompts", "8", "--batch", "4", "--steps", str(min(30, suite.steps)), "--repeats", "2"])
     result = pipeline_throughput.main(argv, pipeline=suite.sdxl(), metric_options=metric_options)
     compile_slot = {"status": "pending", "note": "model.compile arrives in phase 2 of issue 12",
                     "torch_compile_available": hasattr(torch, "compile")}
@@ -486,6 +486,9 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", type=float, default=480.0, help="seconds for all sections together")
     ap.add_argument("--max-repeats", type=int, default=3, help="section 2: repeats while the budget lasts")
     ap.add_argument("--sections", nargs="*", default=None, help="keys to run (default: all)")
+    ap.add_argument("--size", type=int, default=None, help="image side (default 1024; tiny 32)")
+    ap.add_argument("--steps", type=int, default=None, help="sampling steps (default 50; tiny 3); predict: at most 30")
+    ap.add_argument("--dtype", default=None, help="default float16 on CUDA, float32 on CPU")
     args = ap.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("gpu_suite: error: no CUDA device; use --device cpu (with --tiny) to run it on the CPU", file=sys.stderr)

@@ -101,18 +101,20 @@ def measure(name: str, kwargs: dict, args, device: torch.device, load=None) -> d
     try:
         (load or type(metric).load)(metric, device)
     except WeightsNotFoundError as err:
-        return {"name": name, "per_item_s": None, "load_s": None, "note": str(err)}
+        return {"name": name, "per_item_s": None, "per_item_cpu_s": None, "load_s": None, "note": str(err)}
     sync(device)
     load_s = time.perf_counter() - start
     metric.update(media, prompts, metadata)  # warm-up
-    times = []
+    times, cpu_times = [], []
     for _ in range(args.repeats):
         sync(device)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         metric.update(media, prompts, metadata)
         sync(device)
         times.append(time.perf_counter() - start)
-    return {"name": name, "per_item_s": statistics.median(times) / args.batch, "load_s": load_s, "note": ""}
+        cpu_times.append(time.process_time() - cpu_start)
+    return {"name": name, "per_item_s": statistics.median(times) / args.batch,
+            "per_item_cpu_s": statistics.median(cpu_times) / args.batch, "load_s": load_s, "note": ""}
 
 
 def cost_cells(row: dict) -> tuple[str, str]:
@@ -124,36 +126,40 @@ def cost_cells(row: dict) -> tuple[str, str]:
 
 
 def sdxl_sample_cost(pipe, size: int, steps: int, repeats: int, device: torch.device) -> dict[str, float]:
-    """Seconds of one SDXL sample at ``size`` x ``size`` through the sdxl adapter: encoding one prompt, one
-    classifier-free-guidance step (median of ``repeats`` network calls on the two-branch batch) x ``steps``, and
-    the VAE decode."""
+    """Seconds (wall ``*_s`` and CPU ``*_cpu_s``) of one SDXL sample at ``size`` x ``size`` through the sdxl adapter:
+    encoding one prompt, one classifier-free-guidance step (median of ``repeats`` network calls on the two-branch
+    batch) x ``steps``, and the VAE decode."""
     from zeta_eval.adapters import build_adapter
 
     adapter = build_adapter("sdxl", model="realscale/sdxl", height=size, width=size)
     adapter.load(device, pipeline=pipe)
 
-    def timed(fn) -> float:
+    def timed(fn) -> tuple[float, float]:
+        """(wall, CPU) seconds of ``fn()``."""
         sync(device)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         with torch.inference_mode():
             fn()
         sync(device)
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu_start
 
     prompt = ["a red car and a black dog on a street"]
     timed(lambda: adapter.encode(prompt))  # warm-up
-    encode_s = timed(lambda: adapter.encode(prompt))
+    encode = timed(lambda: adapter.encode(prompt))
     cond = adapter.encode(prompt)
     solver = adapter.solver(steps)
     x = adapter.initial_latents([0], solver)
     denoiser = adapter.denoiser(cond)
     timed(lambda: denoiser(x, solver.timesteps[0], ("uncond", "cond")))  # warm-up
-    step_s = statistics.median(timed(lambda: denoiser(x, solver.timesteps[0], ("uncond", "cond")))
-                               for _ in range(repeats))
+    step_runs = [timed(lambda: denoiser(x, solver.timesteps[0], ("uncond", "cond"))) for _ in range(repeats)]
+    step = tuple(statistics.median(r[k] for r in step_runs) for k in (0, 1))
     timed(lambda: adapter.decode(x))  # warm-up
-    decode_s = timed(lambda: adapter.decode(x))
-    return {"encode_s": encode_s, "step_s": step_s, "decode_s": decode_s, "steps": steps,
-            "sample_s": encode_s + steps * step_s + decode_s}
+    decode = timed(lambda: adapter.decode(x))
+    out = {"steps": steps}
+    for k, kind in ((0, ""), (1, "cpu_")):
+        out.update({f"encode_{kind}s": encode[k], f"step_{kind}s": step[k], f"decode_{kind}s": decode[k],
+                    f"sample_{kind}s": encode[k] + steps * step[k] + decode[k]})
+    return out
 
 
 def real_size_costs(args, device: torch.device, dtype: torch.dtype) -> list[dict]:
@@ -184,20 +190,25 @@ def main_real(args) -> None:
     gen = sdxl_sample_cost(pipe, args.size, args.gen_steps, args.repeats, device)
     del pipe
     models.release_memory()
-    rows = real_size_costs(args, device, dtype)
+    scorer_dtype = getattr(torch, args.scorer_dtype) if args.scorer_dtype else dtype
+    rows = real_size_costs(args, device, scorer_dtype)
     total = sum(r["per_item_s"] for r in rows)
-    print(f"\nmetric cost at real size (random weights, {dtype}), {device}, batch {args.batch}, {args.size}x{args.size}"
+    total_cpu = sum(r["per_item_cpu_s"] for r in rows)
+    print(f"\nmetric cost at real size (random weights; SDXL {dtype}, scorers {scorer_dtype}), {device}, batch "
+          f"{args.batch}, {args.size}x{args.size}"
           f", median of {args.repeats}, torch threads {torch.get_num_threads()}")
     print(f"one SDXL sample at {args.size}x{args.size}, {args.gen_steps} steps: {gen['sample_s']:.2f} s (encode "
           f"{gen['encode_s']:.2f} s + {args.gen_steps} x {gen['step_s']:.3f} s per CFG step + decode "
-          f"{gen['decode_s']:.2f} s)\n")
-    print(f"| {'metric':<13} | {'time per item':>16} | {'build':>8} | {'of an SDXL sample':>17} | note")
-    print(f"|{'-' * 15}|{'-' * 18}|{'-' * 10}|{'-' * 19}|{'-' * 6}")
+          f"{gen['decode_s']:.2f} s); CPU time {gen['sample_cpu_s']:.2f} s\n")
+    print(f"| {'metric':<13} | {'time per item':>16} | {'build':>8} | {'of an SDXL sample':>17} | "
+          f"{'in CPU time':>11} | note")
+    print(f"|{'-' * 15}|{'-' * 18}|{'-' * 10}|{'-' * 19}|{'-' * 13}|{'-' * 6}")
     for row in rows:
         per_item, build_s = cost_cells(row)
         print(f"| {row['name']:<13} | {per_item:>16} | {build_s:>8} | {row['per_item_s'] / gen['sample_s']:17.3f} | "
-              f"{row['note']}")
-    print(f"| {'all above':<13} | {1000 * total:9.1f} ms/image | {'':>8} | {total / gen['sample_s']:17.3f} |")
+              f"{row['per_item_cpu_s'] / gen['sample_cpu_s']:11.3f} | {row['note']}")
+    print(f"| {'all above':<13} | {1000 * total:9.1f} ms/image | {'':>8} | {total / gen['sample_s']:17.3f} | "
+          f"{total_cpu / gen['sample_cpu_s']:11.3f} |")
 
 
 def main() -> None:
@@ -208,6 +219,7 @@ def main() -> None:
                              "sample")
     parser.add_argument("--gen-steps", type=int, default=50, help="--arch real: steps of the SDXL sample")
     parser.add_argument("--dtype", default=None, help="--arch real: bfloat16 on CPU, float16 on CUDA by default")
+    parser.add_argument("--scorer-dtype", default=None, help="--arch real: the scorers' dtype (default: --dtype)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=4)
