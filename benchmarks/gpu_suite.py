@@ -290,6 +290,7 @@ def section_24gb(suite: Suite) -> dict[str, Any]:
     notes = []
     suite.release_sdxl()
     fraction = None
+    held_mb = torch.cuda.memory_allocated(suite.device) / 2**20 if suite.cuda else None  # should be ~0 now
     if suite.cuda:
         total = torch.cuda.get_device_properties(suite.device).total_memory
         fraction = min(1.0, 24 * GiB / total)
@@ -331,7 +332,8 @@ def section_24gb(suite: Suite) -> dict[str, Any]:
         if suite.cuda:
             torch.cuda.set_per_process_memory_fraction(1.0, suite.device)
     within = all(r["peak_reserved_mb"] is None or r["peak_reserved_mb"] <= 24 * 1024 for r in rows.values())
-    return {"overlay": options, "batch_size": batch, "memory_fraction": fraction, "samplers": rows,
+    return {"overlay": options, "batch_size": batch, "memory_fraction": fraction, "allocated_before_mb": held_mb,
+            "samplers": rows,
             "within_24gib": within, "notes": notes,
             "summary": ", ".join(f"{k} {v['s_per_sample']:.2f} s" + (f" peak {v['peak_reserved_mb']:.0f} MB reserved"
                                                                    if v["peak_reserved_mb"] else "")

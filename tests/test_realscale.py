@@ -179,3 +179,28 @@ def test_adapters_and_scorers_run_the_real_size_models_with_finite_outputs(tmp_p
     assert all(r["finite"] and len(r["scores"]) == 1 for r in metrics.values())
     assert metrics["hpsv2"]["parameters"] == metrics["pickscore"]["parameters"] == 986_109_441
     assert metrics["aesthetic"]["parameters"] == metrics["clip_score"]["parameters"] == 427_616_513
+
+
+def test_in_process_predict_benchmark_releases_the_pipeline(zoo, tmp_path):
+    """After pipeline_throughput.main nothing holds the pipeline it was given (jsonargparse keeps its last parser in
+    a ContextVar; without a fresh context per run the CLI, the model and the pipeline stayed referenced), so the GPU
+    suite can free 7 GB of SDXL before its 24 GB section."""
+    import gc
+    import weakref
+
+    from diffusers import StableDiffusionXLPipeline
+
+    from benchmarks import pipeline_throughput
+    from tiny_scorers import build_clip
+
+    pipe = StableDiffusionXLPipeline.from_pretrained(zoo.folder("sdxl"))
+    clip = build_clip(tmp_path / "clip")
+    result = pipeline_throughput.main(
+        ["--arch", "sdxl", "--size", "32", "--prompts", "2", "--batch", "2", "--steps", "2", "--repeats", "1",
+         "--metric", "clip_score", "--dtype", "float32", "--threads", str(torch.get_num_threads())],
+        pipeline=pipe, metric_options={"clip": clip})
+    assert result["ratio"] > 0
+    unet = weakref.ref(pipe.unet)
+    del pipe
+    gc.collect()
+    assert unet() is None
