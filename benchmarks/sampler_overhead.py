@@ -1,11 +1,19 @@
-"""Wall time and memory of each sampler relative to standard CFG, on a small real diffusers UNet.
+"""Wall time and memory of each sampler relative to standard CFG, on a small or a real-size diffusers UNet.
 
     python benchmarks/sampler_overhead.py [--steps 20] [--repeats 7] [--batch 4] [--device cpu|cuda]
+    python benchmarks/sampler_overhead.py --arch sdxl [--size 256] [--steps 10] [--repeats 3] [--batch 1]
+                                          [--dtype bfloat16|float16|float32]
+
+``--arch tiny`` (default): a 3 M-parameter UNet, DDIM. ``--arch sdxl``: SDXL base's UNet at its real size (2.57 B
+parameters, random weights, benchmarks/realscale), its Euler scheduler, fixed random text embeddings of the real
+shapes (77 x 2048 tokens, 1280 pooled, 6 time ids); bfloat16 weights on CPU and float16 on CUDA by default.
 
 Every sampler runs the same steps from the same latents; samplers alternate within each repeat (so drift in machine
-load hits all of them alike) and the median over repeats is reported as a ratio to standard. Memory: on CUDA the peak
+load hits all of them alike) and the median over repeats is reported as a ratio to standard, in wall time and, on
+CPU, in this process's CPU time (the ratio that survives a machine shared with other jobs). Memory: on CUDA the peak
 allocated bytes; on CPU the largest total of live tensor bytes (parameters excluded) seen at any network call, i.e.
-what the sampler and the network's inputs hold, reported as extra bytes over standard and in latent-sized units.
+what the sampler and the network's inputs hold, reported as extra bytes over standard and in latent-sized units
+(measured over the first 6 steps, by which every sampler holds all its buffers).
 """
 
 from __future__ import annotations
@@ -20,14 +28,14 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "tests")]
 
 from diffusers import DDIMScheduler, UNet2DConditionModel  # noqa: E402
 
 from samplers import ImplicitZigzag, Standard, Zeta, Zigzag, solver_from_scheduler  # noqa: E402
 
 
-def build_unet(seed: int = 0) -> UNet2DConditionModel:
+def build_tiny_unet(seed: int = 0) -> UNet2DConditionModel:
     torch.manual_seed(seed)
     return UNet2DConditionModel(
         sample_size=32, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(64, 128),
@@ -36,9 +44,9 @@ def build_unet(seed: int = 0) -> UNet2DConditionModel:
 
 
 class UNetDenoiser:
-    """Batched branches of a UNet over fixed text embeddings; optionally records live tensor bytes per call."""
+    """Batched branches of a UNet over fixed conditioning kwargs; optionally records live tensor bytes per call."""
 
-    def __init__(self, unet, cond, uncond, census: bool):
+    def __init__(self, unet, cond: dict, uncond: dict, census: bool):
         self.unet, self.cond, self.uncond, self.census = unet, cond, uncond, census
         self.param_ids = {id(p) for p in unet.parameters()} | {id(b) for b in unet.buffers()}
         self.peak_live = 0
@@ -56,31 +64,75 @@ class UNetDenoiser:
     def __call__(self, x, t, branches):
         if self.census:
             self.peak_live = max(self.peak_live, self.live_bytes())
-        emb = torch.cat([self.uncond if b == "uncond" else self.cond for b in branches])
-        out = self.unet(torch.cat([x] * len(branches)), t, encoder_hidden_states=emb).sample
-        return out.chunk(len(branches))
+        parts = [self.uncond if b == "uncond" else self.cond for b in branches]
+        kwargs = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+        added = {k: kwargs.pop(k) for k in ("text_embeds", "time_ids") if k in kwargs}
+        dtype = self.unet.dtype
+        out = self.unet(torch.cat([x] * len(branches)).to(dtype), t, added_cond_kwargs=added or None, **kwargs).sample
+        return out.to(x.dtype).chunk(len(branches))
+
+
+def tiny_setup(args, dev):
+    """The 3 M-parameter UNet, DDIM, random 8-token text embeddings."""
+    unet = build_tiny_unet().to(dev, getattr(torch, args.dtype or "float32"))
+    g = torch.Generator().manual_seed(1)
+    cond = {"encoder_hidden_states": torch.randn(args.batch, 8, 64, generator=g).to(dev, unet.dtype)}
+    uncond = {"encoder_hidden_states": torch.zeros_like(cond["encoder_hidden_states"])}
+    x0 = torch.randn(args.batch, 4, 32, 32, generator=g).to(dev)
+    scheduler = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False,
+                              set_alpha_to_one=False, steps_offset=1)
+    return unet, cond, uncond, x0, scheduler
+
+
+def sdxl_setup(args, dev):
+    """SDXL base's UNet at real size (random weights), its Euler scheduler, real-shaped random conditioning."""
+    from diffusers import EulerDiscreteScheduler
+
+    from benchmarks.realscale import models
+
+    dtype = getattr(torch, args.dtype or ("float16" if dev.type == "cuda" else "bfloat16"))
+    cfg = models.load_config("sdxl_base_1_0")
+    with models.empty_parameters():
+        unet = UNet2DConditionModel(**cfg["unet"])
+    models.RandomInit(0, dev).materialise(unet, dtype)
+    models.check_count("SDXL unet", unet, cfg["published_params"]["unet"])
+    g = torch.Generator().manual_seed(1)
+    tokens, pooled = cfg["unet"]["cross_attention_dim"], cfg["text_encoder_2"]["projection_dim"]
+    time_ids = torch.tensor([[args.size, args.size, 0, 0, args.size, args.size]] * args.batch, dtype=torch.float32)
+    cond = {"encoder_hidden_states": torch.randn(args.batch, 77, tokens, generator=g),
+            "text_embeds": torch.randn(args.batch, pooled, generator=g), "time_ids": time_ids}
+    uncond = {k: torch.zeros_like(v) if k != "time_ids" else v for k, v in cond.items()}  # SDXL's zeroed empty prompt
+    cond, uncond = ({k: v.to(dev, dtype) for k, v in c.items()} for c in (cond, uncond))
+    latent = args.size // 8
+    x0 = torch.randn(args.batch, 4, latent, latent, generator=g).to(dev)
+    return unet, cond, uncond, x0, EulerDiscreteScheduler(**cfg["scheduler"])
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=None, help="default 20 (tiny), 10 (sdxl)")
+    ap.add_argument("--repeats", type=int, default=None, help="default 7 (tiny), 3 (sdxl)")
+    ap.add_argument("--batch", type=int, default=None, help="default 4 (tiny), 1 (sdxl)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--arch", default="tiny", choices=("tiny", "sdxl"))
+    ap.add_argument("--size", type=int, default=256, help="image side for --arch sdxl (latents are size/8)")
+    ap.add_argument("--dtype", default=None, help="network dtype (default: float32 tiny; sdxl: bfloat16 on CPU, "
+                                                  "float16 on CUDA)")
     args = ap.parse_args(argv)
+    tiny = args.arch == "tiny"
+    args.steps = args.steps or (20 if tiny else 10)
+    args.repeats = args.repeats or (7 if tiny else 3)
+    args.batch = args.batch or (4 if tiny else 1)
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
-    unet = build_unet().to(dev)
-    g = torch.Generator().manual_seed(1)
-    cond = torch.randn(args.batch, 8, 64, generator=g).to(dev)
-    uncond = torch.zeros_like(cond)
-    x0 = torch.randn(args.batch, 4, 32, 32, generator=g).to(dev)
-    solver = solver_from_scheduler(DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
-                                                 clip_sample=False, set_alpha_to_one=False, steps_offset=1), args.steps)
+    unet, cond, uncond, x0, scheduler = (sdxl_setup if args.arch == "sdxl" else tiny_setup)(args, dev)
+    solver = solver_from_scheduler(scheduler, args.steps)
+    x0 = x0 * solver.init_noise_sigma  # Euler starts at sigma_max, DDIM at 1
     samplers = {"standard": Standard(), "zeta": Zeta(warmup_steps=3), "implicit_zigzag": ImplicitZigzag(),
                 "zigzag": Zigzag()}
     times = {k: [] for k in samplers}
+    cpu_times = {k: [] for k in samplers}
     with torch.inference_mode():
         samplers["standard"].sample(UNetDenoiser(unet, cond, uncond, False), x0.clone(), solver)  # warm-up
         for r in range(args.repeats):
@@ -89,33 +141,38 @@ def main(argv=None) -> int:
                 den = UNetDenoiser(unet, cond, uncond, False)
                 if dev.type == "cuda":
                     torch.cuda.synchronize()
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 samplers[k].sample(den, x0.clone(), solver)
                 if dev.type == "cuda":
                     torch.cuda.synchronize()
                 times[k].append(time.perf_counter() - t0)
+                cpu_times[k].append(time.process_time() - c0)
         memory = {}
+        # the buffers of every sampler are in place after its first zigzag step: 6 steps show the peak, cheaper
+        census_solver = solver_from_scheduler(scheduler, min(args.steps, 6))
         for k, s in samplers.items():
             if dev.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
-                s.sample(UNetDenoiser(unet, cond, uncond, False), x0.clone(), solver)
+                s.sample(UNetDenoiser(unet, cond, uncond, False), x0.clone(), census_solver)
                 memory[k] = torch.cuda.max_memory_allocated()
             else:
                 den = UNetDenoiser(unet, cond, uncond, True)
-                s.sample(den, x0.clone(), solver)
+                s.sample(den, x0.clone(), census_solver)
                 memory[k] = den.peak_live
     latent = x0.element_size() * x0.nelement()
     base_t = statistics.median(times["standard"])
-    print(f"UNet {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M params, batch {args.batch}, {args.steps} "
-          f"DDIM steps, {args.repeats} repeats, device {args.device}, threads {args.threads}")
-    print(f"{'sampler':16s} {'NFE':>5s} {'NFE ratio':>9s} {'median s':>9s} {'time ratio':>10s} "
-          f"{'extra memory':>14s} {'in latents':>10s}")
+    base_c = statistics.median(cpu_times["standard"])
+    print(f"UNet {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M params ({unet.dtype}), latents "
+          f"{tuple(x0.shape)}, {args.steps} {type(scheduler).__name__} steps, {args.repeats} repeats, device "
+          f"{args.device}, threads {args.threads}")
+    print(f"{'sampler':16s} {'NFE':>5s} {'NFE ratio':>9s} {'median s':>9s} {'time ratio':>10s} {'CPU s':>9s} "
+          f"{'CPU ratio':>9s} {'extra memory':>14s} {'in latents':>10s}")
     for k, s in samplers.items():
         nfe = s.expected_nfe(args.steps)
-        med = statistics.median(times[k])
+        med, cpu = statistics.median(times[k]), statistics.median(cpu_times[k])
         extra = memory[k] - memory["standard"]
-        print(f"{k:16s} {nfe:5d} {nfe / (2 * args.steps):9.3f} {med:9.3f} {med / base_t:10.3f} "
-              f"{extra:14,d} {extra / latent:10.2f}")
+        print(f"{k:16s} {nfe:5d} {nfe / (2 * args.steps):9.3f} {med:9.3f} {med / base_t:10.3f} {cpu:9.3f} "
+              f"{cpu / base_c:9.3f} {extra:14,d} {extra / latent:10.2f}")
     return 0
 
 

@@ -212,7 +212,13 @@ class PipelineAdapter(ModelAdapter):
             seg_hook.check_perturbation(sampler.perturbation)
 
     # ------------------------------------------------------------------ loading
-    def load(self, device: torch.device | str) -> None:
+    def load(self, device: torch.device | str, pipeline: Any = None) -> None:
+        """Load the pipeline onto ``device``.
+
+        ``pipeline``: an already-built pipeline of this family to use instead of loading ``model`` (e.g. a model
+        built in memory by a benchmark). It is used as given: its own dtype, no UNet / VAE overrides, ``model`` only
+        names it in the rows.
+        """
         device = torch.device(device)
         if device.type == "cuda" and device.index is None:
             device = torch.device("cuda", torch.cuda.current_device())
@@ -224,8 +230,14 @@ class PipelineAdapter(ModelAdapter):
         import diffusers
 
         pipe_cls = getattr(diffusers, self.pipeline_class)
-        kwargs = {"revision": self.revision, "dtype": dtype, "variant": self.variant, **self._load_kwargs(dtype)}
-        pipe = from_pretrained(pipe_cls, self.model, "model", **kwargs)
+        if pipeline is None:
+            kwargs = {"revision": self.revision, "dtype": dtype, "variant": self.variant, **self._load_kwargs(dtype)}
+            pipe = from_pretrained(pipe_cls, self.model, "model", **kwargs)
+        elif isinstance(pipeline, pipe_cls):
+            pipe = pipeline
+        else:
+            raise ValueError(f"the {self.family} adapter runs a {self.pipeline_class}, got a "
+                             f"{type(pipeline).__name__}")
         self.pipe = pipe
         self._scheduler = self._first_order_scheduler(pipe.scheduler)
         pipe.scheduler = self._scheduler
