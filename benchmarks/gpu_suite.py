@@ -19,8 +19,9 @@ rewritten after every section, so a timeout keeps what was measured; one status 
                 standard sample, or measured here); goal: all together <= 10% of a sample.
 
 ``--tiny --device cpu`` runs the same code on the tests' tiny models (tests/test_gpu_suite.py), so the suite cannot
-rot. The run order is 1, 2, 4, 5, 3: the 24 GB section caps this process's CUDA memory, so it runs last, after the
-shared real-size pipeline is released. Nothing is downloaded; scratch files live in a temporary folder that is
+rot. The run order is 1, 2, 5, 3, 4: the 24 GB section releases the shared real-size pipeline and lifts its cap on this
+process's CUDA memory when it ends; predict, the longest, runs last (and rebuilds the pipeline) so that a timeout costs
+the least. Nothing is downloaded; scratch files live in a temporary folder that is
 removed at the end; the results are ``--out`` and the markdown table next to it (same name, ``.md``).
 """
 
@@ -428,9 +429,9 @@ class SectionPartial(Exception):
 SECTIONS: list[tuple[str, str, Callable[[Suite], dict], float]] = [
     ("1_parity", "fp16 vs fp32 parity, fp16 finiteness (tiny families)", section_parity, 0.08),
     ("2_samplers", "SDXL 1024x1024 fp16: s/sample, NFE, peak memory", section_samplers, 0.30),
-    ("4_predict", "predict vs plain diffusers loop", section_predict, 0.25),
     ("5_scorers", "scorer cost vs one SDXL sample", section_scorers, 0.15),
     ("3_mode_24gb", "24 GB mode (4090.yaml overlay)", section_24gb, 0.17),
+    ("4_predict", "predict vs plain diffusers loop", section_predict, 0.25),
 ]
 
 
