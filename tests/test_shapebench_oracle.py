@@ -110,7 +110,8 @@ def test_every_colour_is_decided_at_the_extremes_of_its_jitter():
             img = W.render(objs)
             for image in (img, degrade(img, rng, MEASURED_TINT, MEASURED_NOISE, MEASURED_BLUR)):
                 dets = analyze(image)
-                assert sorted((d.shape, d.color) for d in dets) == [("ring", colour), ("star", colour)], (colour, corner)
+                found = sorted((d.shape, d.color) for d in dets)
+                assert found == [("ring", colour), ("star", colour)], (colour, corner)
 
 
 def test_confusable_shapes_are_told_apart():

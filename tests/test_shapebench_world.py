@@ -192,15 +192,18 @@ def test_caption_noise_rates_and_kinds(training_sample):
                 n_pos += 1
                 mirror += got["position"][0] != want["position"][0]
                 assert got["position"][0] in (want["position"][0], W.MIRROR[want["position"][0]])
-    # the default rates (a few held-out draws fall back to the clean scene, so the measured rates are a bit lower)
-    assert 0.22 < colour / n_colour < 0.26
-    assert 0.13 < shape / n_shape < 0.16
-    assert 0.17 < count / n_count < 0.21
-    assert 0.12 < mirror / n_pos < 0.16
+    # the default rates 0.25, 0.15, 0.2, 0.15; draws that would show a held-out scene fall back to the clean scene
+    # (most for mirrors: 24 of the 168 position wordings have a held-out mirror), so the measured rates are lower:
+    # 0.235, 0.135, 0.199, 0.122 with this seed
+    assert 0.21 < colour / n_colour < 0.26
+    assert 0.12 < shape / n_shape < 0.16
+    assert 0.17 < count / n_count < 0.22
+    assert 0.10 < mirror / n_pos < 0.15
     # no noise: the image shows the caption's scene, one clause per object
     rng = np.random.default_rng(0)
     meta = P.counting("star", 3, "red")
-    assert P.noisy_render_metadata(meta, rng, P.NO_NOISE)["include"] == [{"class": "star", "count": 1, "color": "red"}] * 3
+    clean = P.noisy_render_metadata(meta, rng, P.NO_NOISE)
+    assert clean["include"] == [{"class": "star", "count": 1, "color": "red"}] * 3
     with pytest.raises(ValueError, match="noise rate color"):
         P.CaptionNoise(color=1.5)
 
@@ -252,7 +255,8 @@ def test_render_is_deterministic_and_uses_the_jittered_palette():
         t = np.dot(np.array(c) - bg, fg - bg) / np.dot(fg - bg, fg - bg)
         assert np.abs(bg + t * (fg - bg) - np.array(c)).max() <= 1.0
     # the jitter is per object, uniform over [-JITTER, JITTER] per channel
-    offsets = np.array([o.jitter for s in range(300) for o in W.scene_from_metadata(P.counting("ring", 4), np.random.default_rng(s))])
+    offsets = np.array([o.jitter for s in range(300)
+                        for o in W.scene_from_metadata(P.counting("ring", 4), np.random.default_rng(s))])
     assert offsets.min() == -W.JITTER and offsets.max() == W.JITTER and abs(offsets.mean()) < 0.5
 
 
