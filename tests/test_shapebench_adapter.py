@@ -152,3 +152,31 @@ def test_evaluate_command_writes_the_table(random_model, tmp_path, capsys):
     saved = np.load(tmp_path / "img_g3.npz")
     assert saved["images"].shape == (8, 3, 32, 32) and float(saved["guidance"]) == 3.0
     assert (tmp_path / "img_g1.npz").is_file()
+
+
+def test_evaluate_takes_a_checkpoint_or_training_folder_and_several_seeds(tmp_path, capsys):
+    import json
+
+    from zeta_eval.shapebench import evaluation_set
+    from zeta_eval.shapebench import train as T
+    from zeta_eval.shapebench.evaluate import main, with_seeds
+
+    T.main(["--out", str(tmp_path / "run"), "--steps", "1", "--batch-size", "2", "--checkpoint-minutes", "1000"])
+    (ckpt,) = T.checkpoint_paths(str(tmp_path / "run"))
+    for model in (ckpt, str(tmp_path / "run")):  # a checkpoint file, a training folder (its last checkpoint)
+        main(["--model", model, "--subset", "smoke", "--steps", "1", "--guidance", "2", "--seeds", "2",
+              "--json", str(tmp_path / "t.json"), "--save-images", str(tmp_path / "img")])
+        table = json.loads((tmp_path / "t.json").read_text())
+        assert table["trained_steps"] == 1 and table["seeds"] == 2
+        saved = np.load(tmp_path / "img_g2.npz")
+        assert saved["images"].shape == (16, 3, 32, 32)
+    # seeds seed, seed + 1 of every item, item-major; the ids stay the items' ids
+    items = evaluation_set("smoke")
+    seeded = with_seeds(items, 2)
+    assert [(it["id"], it["seed"]) for it in seeded[:2]] == [(items[0]["id"], items[0]["seed"]),
+                                                             (items[0]["id"], items[0]["seed"] + 1)]
+    assert list(saved["ids"][:2]) == [items[0]["id"]] * 2
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--model", str(tmp_path / "nothing.pt"), "--subset", "smoke"])
+    assert exit_info.value.code == 2
+    assert "checkpoint must be a step_*.pt file or a training folder" in capsys.readouterr().err

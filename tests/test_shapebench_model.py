@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from zeta_eval.shapebench import model as M
+from zeta_eval.shapebench import prompts as P
 from zeta_eval.shapebench import train as T
 from zeta_eval.shapebench.export import export, folder_megabytes
 
@@ -26,6 +27,7 @@ def test_tokenizer_loads_with_autotokenizer_and_handles_the_empty_prompt(tmp_pat
     bos, eos, pad = tok.bos_token_id, tok.eos_token_id, tok.pad_token_id
     assert ids[0].tolist() == [bos, eos] + [pad] * (M.MAX_TOKENS - 2)
     words = "a red circle left of a blue cross".split()
+    assert M.tokenize(tok, ["an orange ring above a teal diamond", "four pink rings"]).shape == (2, M.MAX_TOKENS)
     assert ids[1, 1:9].tolist() == tok.convert_tokens_to_ids(words)
     assert ids[1, 9] == eos and ids[1, 10:].eq(pad).all()
     # one prompt alone is padded exactly as in a batch
@@ -74,6 +76,11 @@ def test_batches_are_a_pure_function_of_seed_and_step():
     _, caps = T.make_batch(0, 0, 400, 0.12)
     frac_empty = sum(c == "" for c in caps) / len(caps)
     assert 0.07 < frac_empty < 0.18
+    # the caption noise changes what the images show, a pure function of (seed, step) too
+    clean, _ = T.make_batch(0, 17, 6, 0.12, P.NO_NOISE)
+    noisy, _ = T.make_batch(0, 17, 6, 0.12, P.CaptionNoise(1.0, 1.0, 1.0, 1.0))
+    assert not torch.equal(clean, noisy)
+    assert torch.equal(noisy, T.make_batch(0, 17, 6, 0.12, P.CaptionNoise(1.0, 1.0, 1.0, 1.0))[0])
 
 
 def test_lr_schedule():
@@ -85,14 +92,27 @@ def test_lr_schedule():
         T.parse_args(["--out", "x", "--cfg-dropout", "1.5"])
 
 
-def _train(out, steps, resume=False):
+def test_caption_noise_arguments():
+    args = T.parse_args(["--out", "x"])
+    assert T.caption_noise(args) == P.CaptionNoise() == P.CaptionNoise(0.25, 0.15, 0.2, 0.15)
+    args = T.parse_args(["--out", "x", "--noise-color", "0", "--noise-shape", "0.5", "--noise-count", "1",
+                         "--noise-position", "0.05"])
+    assert T.caption_noise(args) == P.CaptionNoise(0.0, 0.5, 1.0, 0.05)
+    for flag in ("--noise-color", "--noise-shape", "--noise-count", "--noise-position"):
+        with pytest.raises(SystemExit):
+            T.parse_args(["--out", "x", flag, "1.2"])
+
+
+def _train(out, steps, resume=False, snapshot_every=0):
+    # strong caption noise: resuming must replay it exactly
     argv = ["--out", str(out), "--steps", str(steps), "--batch-size", "3", "--log-every", "1", "--seed", "4",
-            "--checkpoint-minutes", "1000"]
+            "--checkpoint-minutes", "1000", "--noise-color", "0.5", "--noise-shape", "0.5", "--noise-count", "0.5",
+            "--noise-position", "0.5", "--snapshot-every", str(snapshot_every)]
     T.main(argv + (["--resume"] if resume else []))
 
 
 def test_training_is_seeded_and_resumes_exactly(tmp_path):
-    _train(tmp_path / "a", 2)
+    _train(tmp_path / "a", 2, snapshot_every=1)
     _train(tmp_path / "b", 1)
     with pytest.raises(ValueError, match="--resume"):
         _train(tmp_path / "b", 2)
@@ -109,11 +129,20 @@ def test_training_is_seeded_and_resumes_exactly(tmp_path):
     with open(tmp_path / "a" / T.LOG_NAME) as f:
         assert [r["loss"] for r in csv.DictReader(f)] == [r["loss"] for r in rows]
     assert (tmp_path / "a" / T.CURVE_NAME).stat().st_size > 1000
-    assert (tmp_path / "a" / "pipeline" / "model_index.json").is_file()
+    pipeline_info = json.loads((tmp_path / "a" / "pipeline" / "model_index.json").read_text())
+    assert pipeline_info["trained_steps"] == 2 and pipeline_info["weights"] == "ema"
+    assert pipeline_info["training_args"]["noise_color"] == 0.5 and pipeline_info["training_args"]["seed"] == 4
+    # snapshots: the EMA model at every --snapshot-every steps, kept (the last one equals the pipeline)
+    assert sorted(os.listdir(tmp_path / "a" / T.SNAPSHOT_DIR)) == ["step_0000001", "step_0000002"]
+    snap = M.load_model(tmp_path / "a" / T.SNAPSHOT_DIR / "step_0000002")
+    assert snap.manifest["trained_steps"] == 2
+    assert torch.equal(snap.unet.conv_in.weight, M.load_model(tmp_path / "a" / "pipeline").unet.conv_in.weight)
+    assert not (tmp_path / "b" / T.SNAPSHOT_DIR).exists()
     # export: EMA weights, under the size limit, loadable
     out = export(str(tmp_path / "a"), str(tmp_path / "exported"))
     info = json.loads(open(os.path.join(out, "model_index.json")).read())
-    assert info["trained_steps"] == 2 and info["weights"] == "ema"
+    assert info["trained_steps"] == 2 and info["weights"] == "ema" and info["format"] == "zeta_eval.shapebench/2"
+    assert info["training_args"]["noise_shape"] == 0.5
     assert folder_megabytes(out) < 20
     loaded = M.load_model(out)
     ema_w = a["ema"]["unet.conv_in.weight"]

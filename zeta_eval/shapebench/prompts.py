@@ -1,46 +1,64 @@
-"""ShapeBench prompts: GenEval's six tasks over the ShapeBench world, a held-out evaluation set and the training
-caption distribution.
+"""ShapeBench prompts: GenEval's six tasks over the ShapeBench world, a held-out evaluation set, the training
+caption distribution and the training-caption noise.
 
 Every prompt comes with GenEval's metadata (``tag``, ``include``, optional ``exclude``). Position prompts follow
 GenEval: "a A left of a B" has ``include = [{B}, {A, position: ["left of", 0]}]``.
 
 Hold-out (see docs/shapebench/README.md):
 
-- two_object: three unordered pairs (``HELD_OUT_PAIRS``) never appear as "a X and a Y" in training, in either order;
+- two_object: five unordered pairs (``HELD_OUT_PAIRS``) never appear as "a X and a Y" in training, in either order;
   the two shapes do meet in coloured training captions.
-- position: six (unordered pair, axis) groups (``HELD_OUT_POSITION``) never appear in any training caption, plain or
-  coloured: the model never sees those two shapes related along that axis.
-- color_attr: sixty scenes {(colour1, shape1), (colour2, shape2)} (``held_out_color_attr()``) never appear in any
+- position: twelve scenes (``HELD_OUT_SCENES``, an ordered pair and a relation) never appear in any training
+  caption, plain or coloured, in either wording ("a A left of a B" = "a B right of a A"); the mirrored scene ("a B
+  left of a A") and the pair on the other axis are trained.
+- color_attr: 120 scenes {(colour1, shape1), (colour2, shape2)} (``held_out_color_attr()``) never appear in any
   training caption (colour pair or coloured position), in either order.
-- single_object, colors, counting: the evaluation prompts are also training captions (there are only 5, 30 and 15 of
+- single_object, colors, counting: the evaluation prompts are also training captions (there are only 7, 63 and 21 of
   them); the evaluation images still come from unseen seeds.
+
+Training-caption noise (:func:`noisy_render_metadata`, training only): the image drawn for a caption sometimes
+disagrees with it, as web captions do: a colour becomes a neighbour on the colour wheel, a shape a confusable shape,
+a count n +- 1, a relation its mirror. The caption itself never changes, and a noisy render never shows a held-out
+scene.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import itertools
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .world import COLORS, PLURALS, RELATIONS, SHAPES
+from .world import COLOR_NEIGHBOURS, COLORS, MIRROR, PLURALS, RELATIONS, SHAPE_CONFUSIONS, SHAPES
 
 TASKS: tuple[str, ...] = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
 NUMBER_WORDS: dict[int, str] = {2: "two", 3: "three", 4: "four"}
 AXIS = {"left of": "horizontal", "right of": "horizontal", "above": "vertical", "below": "vertical"}
 
+#: five of the 21 unordered shape pairs, every shape in at least one
 HELD_OUT_PAIRS: tuple[frozenset[str], ...] = (
-    frozenset({"circle", "star"}), frozenset({"square", "triangle"}), frozenset({"triangle", "cross"}))
-HELD_OUT_POSITION: tuple[tuple[frozenset[str], str], ...] = (
-    (frozenset({"circle", "square"}), "horizontal"),
-    (frozenset({"triangle", "star"}), "horizontal"),
-    (frozenset({"square", "cross"}), "horizontal"),
-    (frozenset({"circle", "cross"}), "vertical"),
-    (frozenset({"square", "star"}), "vertical"),
-    (frozenset({"triangle", "circle"}), "vertical"),
+    frozenset({"circle", "star"}), frozenset({"square", "triangle"}), frozenset({"cross", "ring"}),
+    frozenset({"diamond", "circle"}), frozenset({"triangle", "ring"}))
+#: twelve position scenes (A, relation, B) = "a A relation a B", twelve different unordered pairs (so the same pair
+#: is trained on the other axis and in the mirrored order), every shape in two to four of them
+HELD_OUT_SCENES: tuple[tuple[str, str, str], ...] = (
+    ("circle", "left of", "square"),
+    ("triangle", "left of", "square"),
+    ("triangle", "left of", "star"),
+    ("cross", "left of", "star"),
+    ("cross", "left of", "diamond"),
+    ("ring", "left of", "diamond"),
+    ("circle", "above", "star"),
+    ("cross", "above", "square"),
+    ("triangle", "above", "diamond"),
+    ("star", "above", "ring"),
+    ("cross", "above", "circle"),
+    ("diamond", "above", "square"),
 )
-N_HELD_OUT_COLOR_ATTR_SCENES = 60
+N_HELD_OUT_COLOR_ATTR_SCENES = 120
 #: evaluation items per task (a task with fewer distinct prompts repeats them with other seeds)
 ITEMS_PER_TASK = 120
 DEMO_PER_TASK = 8
@@ -48,13 +66,24 @@ SUBSETS: tuple[str, ...] = ("full", "demo", "smoke") + TASKS
 
 
 # ---------------------------------------------------------------------------------------------- metadata
+def article(word: str) -> str:
+    """"a" or "an" before ``word`` ("an orange star")."""
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def _noun(shape: str, color: str | None = None) -> str:
+    """"a star", "a red star", "an orange star"."""
+    words = f"{color} {shape}" if color else shape
+    return f"{article(words)} {words}"
+
+
 def single_object(shape: str) -> dict[str, Any]:
-    return {"tag": "single_object", "include": [{"class": shape, "count": 1}], "prompt": f"a {shape}"}
+    return {"tag": "single_object", "include": [{"class": shape, "count": 1}], "prompt": _noun(shape)}
 
 
 def two_object(a: str, b: str) -> dict[str, Any]:
     return {"tag": "two_object", "include": [{"class": a, "count": 1}, {"class": b, "count": 1}],
-            "prompt": f"a {a} and a {b}"}
+            "prompt": f"{_noun(a)} and {_noun(b)}"}
 
 
 def counting(shape: str, n: int, color: str | None = None) -> dict[str, Any]:
@@ -66,7 +95,7 @@ def counting(shape: str, n: int, color: str | None = None) -> dict[str, Any]:
 
 
 def colors(shape: str, color: str) -> dict[str, Any]:
-    return {"tag": "colors", "include": [{"class": shape, "count": 1, "color": color}], "prompt": f"a {color} {shape}"}
+    return {"tag": "colors", "include": [{"class": shape, "count": 1, "color": color}], "prompt": _noun(shape, color)}
 
 
 def position(a: str, relation: str, b: str, color_a: str | None = None, color_b: str | None = None) -> dict[str, Any]:
@@ -79,14 +108,12 @@ def position(a: str, relation: str, b: str, color_a: str | None = None, color_b:
         cb["color"] = color_b
     if color_a:
         ca["color"] = color_a
-    pa = f"{color_a} {a}" if color_a else a
-    pb = f"{color_b} {b}" if color_b else b
-    return {"tag": "position", "include": [cb, ca], "prompt": f"a {pa} {relation} a {pb}"}
+    return {"tag": "position", "include": [cb, ca], "prompt": f"{_noun(a, color_a)} {relation} {_noun(b, color_b)}"}
 
 
 def color_attr(c1: str, s1: str, c2: str, s2: str) -> dict[str, Any]:
     return {"tag": "color_attr", "include": [{"class": s1, "count": 1, "color": c1}, {"class": s2, "count": 1, "color": c2}],
-            "prompt": f"a {c1} {s1} and a {c2} {s2}"}
+            "prompt": f"{_noun(s1, c1)} and {_noun(s2, c2)}"}
 
 
 def partial_color_pair(c1: str | None, s1: str, c2: str | None, s2: str) -> dict[str, Any]:
@@ -97,32 +124,47 @@ def partial_color_pair(c1: str | None, s1: str, c2: str | None, s2: str) -> dict
         i1["color"] = c1
     if c2:
         i2["color"] = c2
-    p1 = f"{c1} {s1}" if c1 else s1
-    p2 = f"{c2} {s2}" if c2 else s2
-    return {"tag": "two_object", "include": [i1, i2], "prompt": f"a {p1} and a {p2}"}
+    return {"tag": "two_object", "include": [i1, i2], "prompt": f"{_noun(s1, c1)} and {_noun(s2, c2)}"}
 
 
 # ---------------------------------------------------------------------------------------------- hold-out
 def held_out_color_attr() -> tuple[frozenset[tuple[str, str]], ...]:
-    """Sixty colour-attribute scenes, drawn once with a fixed seed: a scene is {(colour, shape), (colour, shape)}
-    with two different shapes and two different colours."""
+    """120 colour-attribute scenes, drawn once with a fixed seed: a scene is {(colour, shape), (colour, shape)}
+    with two different shapes and two different colours (1,512 such scenes)."""
     scenes = sorted({frozenset({(c1, s1), (c2, s2)})
                      for c1, c2 in itertools.permutations(COLORS, 2) for s1, s2 in itertools.permutations(SHAPES, 2)},
                     key=lambda s: sorted(s))
-    rng = np.random.default_rng(20240611)
+    rng = np.random.default_rng(20261130)
     pick = rng.choice(len(scenes), size=N_HELD_OUT_COLOR_ATTR_SCENES, replace=False)
     return tuple(scenes[int(i)] for i in sorted(pick))
 
 
 _HELD_OUT_CA = frozenset(held_out_color_attr())
+_HELD_OUT_WORDINGS = frozenset(HELD_OUT_SCENES) | frozenset((b, MIRROR[r], a) for a, r, b in HELD_OUT_SCENES)
 
 
 def is_held_out_position(a: str, relation: str, b: str) -> bool:
-    return (frozenset({a, b}), AXIS[relation]) in HELD_OUT_POSITION
+    """Whether "a A relation a B" shows a held-out scene (in either wording)."""
+    return (a, relation, b) in _HELD_OUT_WORDINGS
 
 
 def is_held_out_binding(c1: str | None, s1: str, c2: str | None, s2: str) -> bool:
     return c1 is not None and c2 is not None and frozenset({(c1, s1), (c2, s2)}) in _HELD_OUT_CA
+
+
+def is_held_out_scene(meta: dict[str, Any]) -> bool:
+    """Whether metadata (a caption's, or what a training image shows) is a held-out evaluation scene: an uncoloured
+    held-out pair, a held-out position scene (coloured or not) or a held-out colour binding (pair or position)."""
+    include = meta["include"]
+    if len(include) != 2 or any(int(c.get("count", 1)) != 1 for c in include):
+        return False
+    first, second = include
+    if "position" in second:
+        if is_held_out_position(second["class"], second["position"][0], first["class"]):
+            return True
+    elif first.get("color") is None and second.get("color") is None:
+        return frozenset({first["class"], second["class"]}) in HELD_OUT_PAIRS
+    return is_held_out_binding(first.get("color"), first["class"], second.get("color"), second["class"])
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
@@ -142,16 +184,14 @@ def task_prompts(task: str) -> list[dict[str, Any]]:
         return [colors(s, c) for c in COLORS for s in SHAPES]
     if task == "position":
         out = []
-        for pair, axis in HELD_OUT_POSITION:
-            a, b = sorted(pair)
-            for rel in (r for r in RELATIONS if AXIS[r] == axis):
-                out += [position(a, rel, b), position(b, rel, a)]
+        for a, rel, b in HELD_OUT_SCENES:
+            out += [position(a, rel, b), position(b, MIRROR[rel], a)]
         return out
-    if task == "color_attr":
+    if task == "color_attr":  # one wording per held-out scene, the two orders alternating
         out = []
-        for scene in held_out_color_attr():
-            (c1, s1), (c2, s2) = sorted(scene)
-            out += [color_attr(c1, s1, c2, s2), color_attr(c2, s2, c1, s1)]
+        for k, scene in enumerate(held_out_color_attr()):
+            (c1, s1), (c2, s2) = sorted(scene) if k % 2 == 0 else sorted(scene)[::-1]
+            out.append(color_attr(c1, s1, c2, s2))
         return out
     raise ValueError(f"task must be one of {', '.join(TASKS)}; got {task!r}")
 
@@ -242,35 +282,90 @@ def sample_training_caption(rng: np.random.Generator) -> dict[str, Any]:
         if form == "counting_colored":
             return counting(shape(), int(rng.integers(2, 5)), color())
         if form == "two_object":
-            a, b = two_shapes()
-            if frozenset({a, b}) not in HELD_OUT_PAIRS:
-                return two_object(a, b)
+            meta = two_object(*two_shapes())
         elif form == "position":
             a, b = two_shapes()
-            rel = RELATIONS[int(rng.integers(len(RELATIONS)))]
-            if not is_held_out_position(a, rel, b):
-                return position(a, rel, b)
+            meta = position(a, RELATIONS[int(rng.integers(len(RELATIONS)))], b)
         elif form == "position_colored":
             a, b = two_shapes()
             ca, cb = two_colors()
-            rel = RELATIONS[int(rng.integers(len(RELATIONS)))]
-            if not is_held_out_position(a, rel, b) and not is_held_out_binding(ca, a, cb, b):
-                return position(a, rel, b, ca, cb)
+            meta = position(a, RELATIONS[int(rng.integers(len(RELATIONS)))], b, ca, cb)
         elif form == "color_attr":
             a, b = two_shapes()
             ca, cb = two_colors()
-            if not is_held_out_binding(ca, a, cb, b):
-                return color_attr(ca, a, cb, b)
+            meta = color_attr(ca, a, cb, b)
         elif form == "partial_color_pair":
             a, b = two_shapes()
             c = color()
             return partial_color_pair(c, a, None, b) if rng.random() < 0.5 else partial_color_pair(None, a, c, b)
         else:  # pragma: no cover - the form table and this switch are written together
             raise AssertionError(form)
+        if not is_held_out_scene(meta):
+            return meta
+
+
+@dataclass(frozen=True)
+class CaptionNoise:
+    """Rates of the training-caption noise: per object, the colour becomes a wheel neighbour (``color``) and the
+    shape a confusable shape (``shape``); per counting clause, n objects are drawn as n - 1 or n + 1 (``count``,
+    within 1..4); per position caption, the relation is mirrored (``position``)."""
+
+    color: float = 0.25
+    shape: float = 0.15
+    count: float = 0.2
+    position: float = 0.15
+
+    def __post_init__(self) -> None:
+        for name in ("color", "shape", "count", "position"):
+            rate = getattr(self, name)
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"caption noise rate {name} must be in [0, 1], got {rate}")
+
+
+NO_NOISE = CaptionNoise(0.0, 0.0, 0.0, 0.0)
+
+
+def noisy_render_metadata(meta: dict[str, Any], rng: np.random.Generator, noise: CaptionNoise) -> dict[str, Any]:
+    """What the training image of caption ``meta`` shows: one include clause per object (count 1), each possibly
+    changed by the caption noise. The caption is not changed; a draw that would show a held-out scene (see
+    :func:`is_held_out_scene`) is replaced by the clean scene."""
+    objects: list[dict[str, Any]] = []
+    first: list[int] = []
+    for clause in meta["include"]:
+        n = int(clause.get("count", 1))
+        move = rng.random() < noise.count
+        up = rng.random() < 0.5
+        if n >= 2 and move:
+            n = n + 1 if up and n < max(NUMBER_WORDS) else n - 1
+        first.append(len(objects))
+        for k in range(n):
+            obj: dict[str, Any] = {"class": clause["class"], "count": 1}
+            if "color" in clause:
+                obj["color"] = clause["color"]
+            if "position" in clause and k == 0:
+                obj["position"] = list(clause["position"])
+            objects.append(obj)
+    for obj in objects:
+        swap_shape, shape_pick = rng.random() < noise.shape, rng.random()
+        swap_color, color_pick = rng.random() < noise.color, rng.random()
+        mirror = rng.random() < noise.position
+        if swap_shape:
+            options = SHAPE_CONFUSIONS[obj["class"]]
+            obj["class"] = options[int(shape_pick * len(options))]
+        if swap_color and "color" in obj:
+            options = COLOR_NEIGHBOURS[obj["color"]]
+            obj["color"] = options[int(color_pick * len(options))]
+        if "position" in obj:
+            rel, target = obj["position"]
+            obj["position"] = [MIRROR[rel] if mirror else rel, first[int(target)]]
+    shown = {"tag": meta["tag"], "include": objects}
+    if is_held_out_scene(shown):
+        return {"tag": meta["tag"], "include": copy.deepcopy(meta["include"])}
+    return shown
 
 
 def vocabulary() -> list[str]:
     """Every word of the grammar, sorted."""
-    words = {"a", "and", "of", "left", "right", "above", "below"} | set(NUMBER_WORDS.values())
+    words = {"a", "an", "and", "of", "left", "right", "above", "below"} | set(NUMBER_WORDS.values())
     words |= set(SHAPES) | set(PLURALS.values()) | set(COLORS)
     return sorted(words)

@@ -9,8 +9,12 @@ so a run resumed from a checkpoint continues exactly as the uninterrupted run wo
     loss_curve.png          the loss curve, redrawn at every checkpoint
     checkpoints/step_*.pt   model, EMA, optimizer (the last --keep of them); load with weights_only=True
     pipeline/               the EMA model as an exportable ShapeBench folder (updated at every checkpoint)
+    snapshots/step_*/       the EMA model every --snapshot-every steps (kept; for evaluating the run as it goes)
 
 Classifier-free guidance: a caption is replaced by the empty prompt with probability --cfg-dropout.
+Caption noise: the image drawn for a caption sometimes disagrees with it (--noise-color, --noise-shape, --noise-count,
+--noise-position; see ``prompts.CaptionNoise``), so that, as with web captions, the conditional distribution is broad
+and guidance has something to sharpen. Evaluation, ground truth and the oracle never see this noise.
 """
 
 from __future__ import annotations
@@ -26,10 +30,11 @@ import numpy as np
 import torch
 
 from .model import ShapeBenchModel, new_model, save_model
-from .prompts import sample_training_caption
+from .prompts import CaptionNoise, noisy_render_metadata, sample_training_caption
 from .world import render_metadata
 
 CHECKPOINT_DIR = "checkpoints"
+SNAPSHOT_DIR = "snapshots"
 LOG_NAME = "train_log.csv"
 CURVE_NAME = "loss_curve.png"
 
@@ -45,32 +50,55 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--ema-decay", type=float, default=0.999)
     p.add_argument("--cfg-dropout", type=float, default=0.12, help="probability of the empty caption")
+    defaults = CaptionNoise()
+    p.add_argument("--noise-color", type=float, default=defaults.color,
+                   help="caption noise: probability that an object's colour is drawn as a wheel neighbour")
+    p.add_argument("--noise-shape", type=float, default=defaults.shape,
+                   help="caption noise: probability that an object is drawn as a confusable shape")
+    p.add_argument("--noise-count", type=float, default=defaults.count,
+                   help="caption noise: probability that n counted objects are drawn as n - 1 or n + 1")
+    p.add_argument("--noise-position", type=float, default=defaults.position,
+                   help="caption noise: probability that a position relation is drawn mirrored")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (the team shares 2 cores: keep 1)")
     p.add_argument("--checkpoint-minutes", type=float, default=15.0, help="save a checkpoint this often")
     p.add_argument("--keep", type=int, default=3, help="checkpoints kept on disk")
+    p.add_argument("--snapshot-every", type=int, default=0,
+                   help="also write the EMA model to snapshots/step_N/ every this many steps (0: never)")
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     args = p.parse_args(argv)
-    for name, lo in (("steps", 1), ("batch_size", 1), ("threads", 1), ("keep", 1), ("log_every", 1), ("warmup", 0)):
+    for name, lo in (("steps", 1), ("batch_size", 1), ("threads", 1), ("keep", 1), ("log_every", 1), ("warmup", 0),
+                     ("snapshot_every", 0)):
         if getattr(args, name) < lo:
             p.error(f"--{name.replace('_', '-')} must be >= {lo}, got {getattr(args, name)}")
     if not 0.0 <= args.cfg_dropout < 1.0:
         p.error(f"--cfg-dropout must be in [0, 1), got {args.cfg_dropout}")
     if not 0.0 < args.ema_decay < 1.0:
         p.error(f"--ema-decay must be in (0, 1), got {args.ema_decay}")
+    for name in ("noise_color", "noise_shape", "noise_count", "noise_position"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            p.error(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(args, name)}")
     return args
 
 
+def caption_noise(args: argparse.Namespace) -> CaptionNoise:
+    return CaptionNoise(color=args.noise_color, shape=args.noise_shape, count=args.noise_count,
+                        position=args.noise_position)
+
+
 # ---------------------------------------------------------------------------------------------- data
-def make_batch(seed: int, step: int, batch_size: int, cfg_dropout: float) -> tuple[torch.Tensor, list[str]]:
-    """Images in [-1, 1] (B, 3, 32, 32) and their captions ("" for CFG dropout) of one training step."""
+def make_batch(seed: int, step: int, batch_size: int, cfg_dropout: float,
+               noise: CaptionNoise = CaptionNoise()) -> tuple[torch.Tensor, list[str]]:
+    """Images in [-1, 1] (B, 3, 32, 32) and their captions ("" for CFG dropout) of one training step; the images
+    carry the caption noise."""
     rng = np.random.default_rng([seed, step])
     images, captions = [], []
     for _ in range(batch_size):
         meta = sample_training_caption(rng)
-        images.append(render_metadata(meta, int(rng.integers(2**31 - 1))))
+        shown = noisy_render_metadata(meta, rng, noise)
+        images.append(render_metadata(shown, int(rng.integers(2**31 - 1))))
         captions.append("" if rng.random() < cfg_dropout else meta["prompt"])
     x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
     return x, captions
@@ -262,6 +290,7 @@ def train(args: argparse.Namespace) -> str:
     else:
         truncate_log(log_path, -1)
 
+    noise = caption_noise(args)
     t0 = time.time() - seconds0
     last_ckpt = time.time()
     acc_loss, acc_n = 0.0, 0
@@ -270,7 +299,7 @@ def train(args: argparse.Namespace) -> str:
         lr = lr_at(step, args)
         for g in opt.param_groups:
             g["lr"] = lr
-        x0, captions = make_batch(args.seed, step, args.batch_size, args.cfg_dropout)
+        x0, captions = make_batch(args.seed, step, args.batch_size, args.cfg_dropout, noise)
         gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
         loss = training_loss(model, x0, captions, gen, device)
         opt.zero_grad(set_to_none=True)
@@ -289,6 +318,11 @@ def train(args: argparse.Namespace) -> str:
         if time.time() - last_ckpt >= args.checkpoint_minutes * 60 or done == args.steps:
             _checkpoint(args, done, model, ema, opt, log_path)
             last_ckpt = time.time()
+        if args.snapshot_every and done % args.snapshot_every == 0:
+            state = {"unet": model.unet.state_dict(), "text_encoder": model.text_encoder.state_dict(),
+                     "ema": ema.shadow, "args": vars(args)}
+            save_model(model_from_checkpoint(state), os.path.join(args.out, SNAPSHOT_DIR, f"step_{done:07d}"),
+                       trained_steps=done, weights="ema", training_args=vars(args))
     return os.path.join(args.out, "pipeline")
 
 
@@ -297,7 +331,8 @@ def _checkpoint(args: argparse.Namespace, step: int, model: ShapeBenchModel, ema
     path = save_checkpoint(args.out, step, model, ema, opt, args, args.keep)
     plot_loss(log_path, os.path.join(args.out, CURVE_NAME))
     export_model = model_from_checkpoint(load_checkpoint(path))
-    save_model(export_model, os.path.join(args.out, "pipeline"), trained_steps=step, checkpoint=os.path.abspath(path))
+    save_model(export_model, os.path.join(args.out, "pipeline"), trained_steps=step, weights="ema",
+               training_args=vars(args), checkpoint=os.path.abspath(path))
     print(f"checkpoint {path}", flush=True)
 
 

@@ -1,8 +1,10 @@
 """The ShapeBench world: flat coloured shapes on a plain dark background, drawn from GenEval-style metadata.
 
-Everything here is deterministic given a ``numpy.random.Generator``. Shapes are axis-aligned and fill their square
-bounding box exactly (a star is stretched to its box), so an oracle can match a detected component against the five
-templates rendered in that box. Edges are anti-aliased by supersampling, which is also what the model learns to draw.
+Everything here is deterministic given a ``numpy.random.Generator``. Shapes fill their square bounding box exactly
+(a star is stretched to its box, a diamond touches the middle of each side), so an oracle can match a detected
+component against the seven templates rendered in that box. Edges are anti-aliased by supersampling, which is also
+what the model learns to draw. Each object's colour is its palette colour plus a small per-object offset (``JITTER``),
+in training renders and ground-truth renders alike.
 """
 
 from __future__ import annotations
@@ -14,21 +16,39 @@ from typing import Any, Sequence
 import numpy as np
 
 IMAGE_SIZE = 32
-SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross")
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross", "diamond", "ring")
 PLURALS: dict[str, str] = {"circle": "circles", "square": "squares", "triangle": "triangles", "star": "stars",
-                           "cross": "crosses"}
-#: RGB in 0..255. Six hues far apart from each other and from the background, with names from GenEval's colour list.
+                           "cross": "crosses", "diamond": "diamonds", "ring": "rings"}
+#: RGB in 0..255: eight hues around the colour wheel, in wheel order, plus white. Wheel neighbours are close on
+#: purpose (77-100 apart in RGB, against 140-200 for v1's six colours) and every colour is far from the background
+#: and from the others' multiples, so that a pixel's colour is still decidable against the dark background.
 PALETTE: dict[str, tuple[int, int, int]] = {
-    "red": (222, 40, 40),
-    "yellow": (236, 212, 40),
-    "green": (40, 182, 70),
-    "blue": (48, 100, 236),
-    "purple": (168, 60, 216),
-    "white": (236, 236, 236),
+    "red": (222, 44, 44),
+    "orange": (240, 130, 36),
+    "yellow": (226, 212, 44),
+    "green": (54, 178, 64),
+    "teal": (32, 168, 158),
+    "blue": (54, 104, 232),
+    "purple": (146, 68, 222),
+    "pink": (238, 110, 182),
+    "white": (232, 232, 232),
 }
 COLORS: tuple[str, ...] = tuple(PALETTE)
+#: the colours a caption's colour may be confused with (training-caption noise): wheel neighbours; white with the
+#: two lightest hues
+COLOR_NEIGHBOURS: dict[str, tuple[str, ...]] = {
+    "red": ("orange", "pink"), "orange": ("red", "yellow"), "yellow": ("orange", "green", "white"),
+    "green": ("yellow", "teal"), "teal": ("green", "blue"), "blue": ("teal", "purple"), "purple": ("blue", "pink"),
+    "pink": ("purple", "red", "white"), "white": ("yellow", "pink"),
+}
+#: the shapes a caption's shape may be confused with (training-caption noise)
+SHAPE_CONFUSIONS: dict[str, tuple[str, ...]] = {
+    "circle": ("ring",), "ring": ("circle",), "square": ("diamond",), "diamond": ("square", "triangle"),
+    "triangle": ("diamond",), "star": ("cross",), "cross": ("star",),
+}
 BACKGROUND: tuple[int, int, int] = (22, 22, 28)
 RELATIONS: tuple[str, ...] = ("left of", "right of", "above", "below")
+MIRROR: dict[str, str] = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
 
 #: bounding-box side in pixels, by the number of objects in the scene
 SIZE_RANGE: dict[int, tuple[int, int]] = {1: (11, 17), 2: (10, 14), 3: (10, 12), 4: (9, 11)}
@@ -40,6 +60,10 @@ SUPERSAMPLE = 4
 CROSS_ARM = 0.36
 #: inner / outer radius of the five-pointed star
 STAR_INNER = 0.45
+#: inner / outer radius of the ring: at the smallest box (9 px) the band is 2.2 px wide around a 4.5 px hole
+RING_INNER = 0.5
+#: per-object colour offset: each RGB channel shifted by an integer drawn uniformly from [-JITTER, JITTER]
+JITTER = 8
 
 
 def _star_polygon() -> np.ndarray:
@@ -75,6 +99,11 @@ def shape_indicator(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         return _inside_polygon(u, v, _star_polygon())
     if shape == "cross":
         return ((np.abs(u) <= CROSS_ARM) & (np.abs(v) <= 1.0)) | ((np.abs(v) <= CROSS_ARM) & (np.abs(u) <= 1.0))
+    if shape == "diamond":  # the square turned by 45 degrees, corners at the middle of the box sides
+        return np.abs(u) + np.abs(v) <= 1.0
+    if shape == "ring":
+        r2 = u * u + v * v
+        return (r2 <= 1.0) & (r2 >= RING_INNER * RING_INNER)
     raise ValueError(f"shape must be one of {', '.join(SHAPES)}; got {shape!r}")
 
 
@@ -94,13 +123,20 @@ def coverage(shape: str, size: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ShapeObject:
-    """One drawn object: class, colour name and its bounding box (x0, y0 top-left, side ``size``) in pixels."""
+    """One drawn object: class, colour name, its bounding box (x0, y0 top-left, side ``size``) in pixels and its
+    colour offset from the palette colour (``jitter``, RGB)."""
 
     shape: str
     color: str
     x0: int
     y0: int
     size: int
+    jitter: tuple[int, int, int] = (0, 0, 0)
+
+    @property
+    def rgb(self) -> tuple[int, int, int]:
+        """The drawn colour: the palette colour plus the jitter, clipped to 0..255."""
+        return tuple(int(np.clip(c + j, 0, 255)) for c, j in zip(PALETTE[self.color], self.jitter))
 
     @property
     def centre(self) -> tuple[float, float]:
@@ -122,7 +158,7 @@ def render(objects: Sequence[ShapeObject], image_size: int = IMAGE_SIZE) -> np.n
         if x0 < 0 or y0 < 0 or x1 > image_size or y1 > image_size:
             raise ValueError(f"object {obj} does not fit in a {image_size}x{image_size} image")
         region = img[y0:y1, x0:x1]
-        region[:] = region * (1.0 - a) + np.asarray(PALETTE[obj.color], dtype=np.float32) * a
+        region[:] = region * (1.0 - a) + np.asarray(obj.rgb, dtype=np.float32) * a
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
@@ -187,7 +223,7 @@ def scene_from_metadata(meta: dict[str, Any], rng: np.random.Generator) -> list[
     """A scene that satisfies GenEval-style metadata (``include`` clauses; exactly ``count`` of each class).
 
     Unspecified colours are drawn at random per object. A clause with ``position: [relation, idx]`` is placed
-    relative to the first object of clause ``idx``.
+    relative to the first object of clause ``idx``. Every object gets its own colour jitter (drawn after the layout).
     """
     include = meta.get("include")
     if not include:
@@ -203,7 +239,10 @@ def scene_from_metadata(meta: dict[str, Any], rng: np.random.Generator) -> list[
                 rel, idx = clause["position"]
                 spec["relation"] = (rel, first_index[int(idx)])
             specs.append(spec)
-    return layout(specs, rng)
+    objects = layout(specs, rng)
+    offsets = rng.integers(-JITTER, JITTER + 1, size=(len(objects), 3))
+    return [ShapeObject(o.shape, o.color, o.x0, o.y0, o.size, tuple(int(v) for v in off))
+            for o, off in zip(objects, offsets)]
 
 
 def render_metadata(meta: dict[str, Any], seed: int) -> np.ndarray:
