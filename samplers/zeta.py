@@ -93,7 +93,8 @@ class Zeta(ZigzagGuidance):
         if self.max_warmup_steps is not None and not self.adaptive_warmup:
             raise ValueError("max_warmup_steps only applies with adaptive_warmup=true")
         if self.max_warmup_steps is not None and self.max_warmup_steps < self.warmup_steps:
-            raise ValueError(f"max_warmup_steps ({self.max_warmup_steps}) must be >= warmup_steps ({self.warmup_steps})")
+            raise ValueError(f"max_warmup_steps ({self.max_warmup_steps}) must be >= warmup_steps "
+                             f"({self.warmup_steps})")
 
     @property
     def gamma_eff(self) -> float:
@@ -178,7 +179,8 @@ class Zeta(ZigzagGuidance):
 
     def _diagnostics(self, batch: int, T: int) -> dict[str, torch.Tensor]:
         nan = torch.full((batch, T), float("nan"), dtype=torch.float64)
-        diag = {"cache_cos": nan.clone(), "surrogate_rel_err": nan.clone(), "zigzag": torch.zeros(batch, T, dtype=torch.float64)}
+        diag = {"cache_cos": nan.clone(), "surrogate_rel_err": nan.clone(),
+                "zigzag": torch.zeros(batch, T, dtype=torch.float64)}
         if self.probe:
             diag["probe_rel_err"] = nan.clone()
         return diag
@@ -198,7 +200,7 @@ class Zeta(ZigzagGuidance):
         return cache * (solver.epsilon_scale(i - 1) / solver.epsilon_scale(i))
 
     def _collapsed_zag(self, net: Network, solver: LinearSolver, x: torch.Tensor, surrogate: torch.Tensor, i: int,
-             in_window: torch.Tensor, end: int, diag: dict[str, torch.Tensor]) -> torch.Tensor:
+                       in_window: torch.Tensor, end: int, diag: dict[str, torch.Tensor]) -> torch.Tensor:
         """The collapsed zag x^ = x_i + (b_i / a_i)(g1 - g2) s C for the samples in the window (others keep x_i)."""
         # probes run on every step that could be in the window, so the NFE never depends on the batch
         if self.probe and self.earliest_window_step(solver.num_steps) <= i < end:

@@ -24,8 +24,9 @@ def write_distribution(site: Path, name: str, entry_points: dict[str, dict[str, 
     info = site / f"{name.replace('-', '_')}-0.1.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("".join(
-        f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in entries.items()) for group, entries in entry_points.items()))
+    sections = [f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in entries.items())
+                for group, entries in entry_points.items()]
+    (info / "entry_points.txt").write_text("".join(sections))
 
 
 LOW_CFG = """
@@ -98,7 +99,8 @@ def test_entries_are_checked_against_the_base_class_and_their_own_name():
 def test_an_unknown_name_is_one_line_that_lists_the_known_ones():
     with pytest.raises(UnknownNameError) as info:
         SAMPLERS["zigzg"]
-    assert str(info.value) == "unknown sampler 'zigzg'; known samplers: cfgpp, implicit_zigzag, seg, standard, zeta, zigzag"
+    assert str(info.value) == ("unknown sampler 'zigzg'; known samplers: cfgpp, implicit_zigzag, seg, standard, zeta, "
+                               "zigzag")
     assert isinstance(info.value, ValueError) and SAMPLERS.get("zigzg") is None
     with pytest.raises(UnknownMetricError, match="unknown metric 'hpsv3'; known metrics: aesthetic, chscore_flow"):
         METRICS["hpsv3"]

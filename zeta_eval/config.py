@@ -14,8 +14,8 @@ Any of these is accepted in a config file::
     data: {source: drawbench, batch_size: 4}            # no class_path: datamodules.PromptDataModule
 
 Short names come from the libraries' registries (``samplers.SAMPLERS``, ``zeta_eval.adapters.ADAPTERS``,
-``metrics.METRICS``), plugins included. The expansion runs inside jsonargparse's loader (``parser_mode="zeta"``), so it applies to every ``--config`` file,
-overlays included, before LightningCLI validates anything.
+``metrics.METRICS``), plugins included. The expansion runs inside jsonargparse's loader (``parser_mode="zeta"``), so
+it applies to every ``--config`` file, overlays included, before LightningCLI validates anything.
 """
 
 from __future__ import annotations
