@@ -571,7 +571,7 @@ class Benchmark:
             return self.subsets
         if not self.subsets:
             raise PromptSourceError(f"{self.name} has no subsets; leave subset unset")
-        wanted = tuple(s.strip() for s in subset.split(",")) if isinstance(subset, str) else tuple(subset)
+        wanted = _subset_names(subset)
         unknown = [s for s in wanted if s not in self.subsets]
         if unknown or not wanted:
             raise PromptSourceError(f"unknown {self.name} subset(s) {unknown or list(wanted)}; known: "
@@ -648,7 +648,7 @@ class ShapeBenchPrompts(Benchmark):
     def parse_subset(self, subset: str | Sequence[str] | None) -> tuple[str, ...]:
         if subset is None:
             return (self.default_subset,)
-        wanted = tuple(s.strip() for s in subset.split(",")) if isinstance(subset, str) else tuple(subset)
+        wanted = _subset_names(subset)
         if len(wanted) != 1:
             raise PromptSourceError(f"shapebench takes one subset, got {list(wanted)}")
         return wanted  # validated by zeta_eval.shapebench itself
@@ -720,6 +720,11 @@ BENCHMARKS: Registry[Benchmark] = Registry("benchmark", Benchmark, {b.name: b fo
                       "shapebench", None, (), "zeta_eval.shapebench", defaults={"seeds": "source"},
                       subsets=("full", "demo", "smoke"), default_subset="full"),
 )}, group="zeta_eval.benchmarks", instances=True)
+
+
+def _subset_names(subset: str | Sequence[str]) -> tuple[str, ...]:
+    """``"a, b"`` or ``["a", "b"]`` -> ``("a", "b")``."""
+    return tuple(s.strip() for s in subset.split(",")) if isinstance(subset, str) else tuple(subset)
 
 
 def _find_local(bench: Benchmark, prompts_dir: Path) -> Path:
