@@ -1,4 +1,4 @@
-"""Reward, alignment and video-consistency scores as torchmetrics Metrics, picked by name.
+"""Reward, alignment and video-consistency scores as torchmetrics Metrics, picked by name from :data:`METRICS`.
 
     from metrics import build_metric
     metric = build_metric("hpsv2", checkpoint="/weights/HPSv2", version="v2.1")

@@ -44,8 +44,8 @@ class Registry(Mapping[str, T]):
 
     Args:
         kind: what the entries are, for messages (``"sampler"``, ``"model family"``).
-        base: every entry is a subclass of it (an instance with ``instances=True``).
-        entries: the built-in entries, ``{name: class | "module:attr"}``.
+        base: every entry is a subclass of it (an instance of it with ``instances=True``, e.g. benchmarks).
+        entries: the built-in entries, ``{name: class | object | "module:attr"}``.
         group: the entry-point group plugins register in (``"zeta_eval.samplers"``); read on first use.
         name_attr: the attribute that holds an entry's own name (``None``: not checked).
         plural: ``kind`` in the plural (default ``kind + "s"``).
