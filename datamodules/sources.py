@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from samplers.registry import Registry
+
 PROMPT_COLUMNS = ("prompt", "caption", "text", "Prompts", "prompts", "name")
 """Prompt column fallbacks, in order, when ``prompt_column`` is not given."""
 ID_COLUMNS = ("id", "prompt_id", "videoid")
@@ -542,7 +544,12 @@ class PromptSource:
 
 @dataclass(frozen=True)
 class Benchmark:
-    """A short name: where the benchmark lives on the hub, which local files hold it, and its protocol defaults."""
+    """A short name: where the benchmark lives on the hub, which local files hold it, and its protocol defaults.
+
+    This class reads a benchmark held in one table (a local file, or a hub dataset); :class:`SplitBenchmark` one
+    held in one file per subset. A plugin registers an instance (of either, or of a subclass that overrides
+    :meth:`source`) in the ``zeta_eval.benchmarks`` entry-point group.
+    """
 
     name: str
     summary: str
@@ -553,13 +560,125 @@ class Benchmark:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     subsets: tuple[str, ...] = ()
     default_subset: str | None = None
+    #: the metadata column that names a row's subset (to select subsets inside one file)
+    subset_column: str = "category"
+
+    def parse_subset(self, subset: str | Sequence[str] | None) -> tuple[str, ...]:
+        """The subsets asked for (all, or the default subset, when ``subset`` is None)."""
+        if subset is None:
+            if self.default_subset is not None:
+                return (self.default_subset,)
+            return self.subsets
+        if not self.subsets:
+            raise PromptSourceError(f"{self.name} has no subsets; leave subset unset")
+        wanted = _subset_names(subset)
+        unknown = [s for s in wanted if s not in self.subsets]
+        if unknown or not wanted:
+            raise PromptSourceError(f"unknown {self.name} subset(s) {unknown or list(wanted)}; known: "
+                                    f"{list(self.subsets)}")
+        return wanted
+
+    def source(self, subset: str | Sequence[str] | None, prompts_dir: Path | None, streaming: bool,
+               columns: Columns, name: str | None) -> PromptSource:
+        """The benchmark's rows: from its file in ``prompts_dir`` if given, else from the hub."""
+        subsets = self.parse_subset(subset)
+        common = dict(prompt_set=name or self.prompt_set, kind="short_name", benchmark=self.name,
+                      defaults=self.defaults, extra={"subset": list(subsets)} if self.subsets else {},
+                      streaming=streaming)
+        if prompts_dir is not None:
+            found = _find_local(self, prompts_dir)
+            if found.is_dir():
+                return PromptSource(parts=self.local_folder_parts(found, subsets, columns), **common)
+            everything = not self.subsets or set(subsets) == set(self.subsets)
+            row_filter = None if everything else (self.subset_column, subsets)
+            return PromptSource(parts=[_local_part(found, columns)], row_filter=row_filter, **common)
+        if self.hub is None:
+            raise PromptSourceError(f"{self.name} has no hub dataset; pass source: <path to {self.local_files[0]}> "
+                                    f"({self.upstream}) or set prompts_dir to a folder holding it")
+        local_hint = f", or prompts_dir: a folder holding {self.local_files[0]} ({self.upstream})"
+        return PromptSource(parts=self.hub_parts(replace(self.hub, streaming=streaming), subsets, columns, local_hint),
+                            **common)
+
+    def local_folder_parts(self, folder: Path, subsets: tuple[str, ...], columns: Columns) -> list[_Part]:
+        """The parts of a local copy that is a folder (one table: a folder is not a prompt file)."""
+        raise PromptSourceError(f"{str(folder)!r} is a folder; {self.name} is read from one prompt file "
+                                f"({list(self.local_files)})")
+
+    def hub_parts(self, hub: HubSpec, subsets: tuple[str, ...], columns: Columns,
+                  local_hint: str) -> list[_Part | _LazyFilePart]:
+        return [_hub_table_part(hub, hub.streaming, columns, local_hint)]
+
+
+@dataclass(frozen=True)
+class SplitBenchmark(Benchmark):
+    """A benchmark held in one file per subset: locally a folder of ``local_file`` files (or one file whose rows
+    name their subset), on the hub one ``hub_file`` per subset or one parquet folder (``hub_data_files``) per
+    subset. Row ids are ``id_format`` with the subset filled in, and each row's ``subset_column`` names its subset."""
+
+    local_file: str = "{subset}.json"
+    id_format: str = "{subset}_{{index}}"
+    hub_file: str | None = None
+    hub_data_files: str | None = None
+
+    def local_folder_parts(self, folder: Path, subsets: tuple[str, ...], columns: Columns) -> list[_Part]:
+        return [_local_part(folder / self.local_file.format(subset=s), columns, self.id_format.format(subset=s),
+                            {self.subset_column: s}) for s in subsets]
+
+    def hub_parts(self, hub: HubSpec, subsets: tuple[str, ...], columns: Columns,
+                  local_hint: str) -> list[_Part | _LazyFilePart]:
+        parts: list[_Part | _LazyFilePart] = []
+        for s in subsets:
+            ids, meta = self.id_format.format(subset=s), {self.subset_column: s}
+            if self.hub_file is not None:
+                filename = self.hub_file.format(subset=s)
+                provenance = {"hub": hub.path, "file": filename, "revision": hub.revision}
+                parts.append(_LazyFilePart(lambda f=filename: hub_file(hub.path, f, hub.revision, local_hint),
+                                           columns, ids, meta, provenance))
+            else:
+                # [unverified] the T2I-CompBench repo keeps one parquet folder per subset, e.g. color_val/*.parquet.
+                parts.append(_hub_table_part(replace(hub, data_files=self.hub_data_files.format(subset=s)),
+                                             hub.streaming, columns, local_hint, ids, meta))
+        return parts
+
+
+@dataclass(frozen=True)
+class ShapeBenchPrompts(Benchmark):
+    """ShapeBench's evaluation set, generated by ``zeta_eval.shapebench`` (embedded: no file, no hub)."""
+
+    def parse_subset(self, subset: str | Sequence[str] | None) -> tuple[str, ...]:
+        if subset is None:
+            return (self.default_subset,)
+        wanted = _subset_names(subset)
+        if len(wanted) != 1:
+            raise PromptSourceError(f"shapebench takes one subset, got {list(wanted)}")
+        return wanted  # validated by zeta_eval.shapebench itself
+
+    def source(self, subset: str | Sequence[str] | None, prompts_dir: Path | None, streaming: bool,
+               columns: Columns, name: str | None) -> PromptSource:
+        import importlib
+
+        (subset,) = self.parse_subset(subset)
+        try:
+            module = importlib.import_module("zeta_eval.shapebench")
+        except ModuleNotFoundError as err:
+            if err.name not in ("zeta_eval.shapebench", "zeta_eval"):
+                raise
+            raise PromptSourceError(f"shapebench is embedded in zeta_eval.shapebench, which is not importable "
+                                    f"({err})") from err
+        label = f"zeta_eval.shapebench.evaluation_set({subset!r})"
+        builder = _RowBuilder(label, Columns(prompt="prompt", id="id").override(columns), convert=True)
+        part = _Part(label=label, records=lambda: iter(module.evaluation_set(subset)), builder=builder,
+                     provenance={"embedded": "zeta_eval.shapebench.evaluation_set", "subset": subset})
+        return PromptSource(prompt_set=name or self.prompt_set, kind="embedded", parts=[part], benchmark=self.name,
+                            defaults=self.defaults, extra={"subset": subset}, streaming=streaming)
 
 
 HPDV2_STYLES = ("anime", "concept-art", "paintings", "photo")
 T2I_COMPBENCH_CATEGORIES = ("color", "shape", "texture", "spatial", "non_spatial", "complex", "numeracy",
                             "3d_spatial")
 
-BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
+#: every benchmark by short name; plugins add theirs through the ``zeta_eval.benchmarks`` entry-point group
+BENCHMARKS: Registry[Benchmark] = Registry("benchmark", Benchmark, {b.name: b for b in (
     Benchmark("drawbench", "DrawBench: 200 prompts, 11 categories", "drawbench",
               HubSpec("sayakpaul/drawbench", split="train", prompt_column="Prompts"),
               ("drawbench.jsonl", "drawbench.csv"),
@@ -586,38 +705,26 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
                       data_files="Captions/ChronoMagic-Bench-150.csv", prompt_column="name", id_column="videoid"),
               ("chronomagic_bench_150.jsonl", "chronomagic_bench_150.csv", "Captions_ChronoMagic-Bench-150.csv"),
               "prompts/Captions_ChronoMagic-Bench-150.csv of github.com/PKU-YuanGroup/ChronoMagic-Bench"),
-    Benchmark("hpdv2", "HPDv2 benchmark: 4 styles x 800 prompts (JSON lists), id = <style>_<index:05d>", "hpdv2",
-              HubSpec("zhwang/HPDv2", files=tuple(f"benchmark/{s}.json" for s in HPDV2_STYLES)),
-              ("hpdv2",), "benchmark/<style>.json of the zhwang/HPDv2 dataset repo",
-              subsets=HPDV2_STYLES),
-    Benchmark("t2i_compbench", "T2I-CompBench++ val: 8 categories x 300 prompts, id = <category>_<index:03d>",
-              "t2i_compbench", HubSpec("NinaKarine/t2i-compbench", split="train"),
-              ("t2i_compbench_val.jsonl", "t2i_compbench"),
-              "examples/dataset/<category>_val.txt of github.com/Karine-Huang/T2I-CompBench",
-              subsets=T2I_COMPBENCH_CATEGORIES),
-    Benchmark("shapebench", "ShapeBench, embedded (zeta_eval.shapebench.evaluation_set); seeds from the set",
-              "shapebench", None, (), "zeta_eval.shapebench", defaults={"seeds": "source"},
-              subsets=("full", "demo", "smoke"), default_subset="full"),
-)}
+    SplitBenchmark("hpdv2", "HPDv2 benchmark: 4 styles x 800 prompts (JSON lists), id = <style>_<index:05d>", "hpdv2",
+                   HubSpec("zhwang/HPDv2", files=tuple(f"benchmark/{s}.json" for s in HPDV2_STYLES)),
+                   ("hpdv2",), "benchmark/<style>.json of the zhwang/HPDv2 dataset repo",
+                   subsets=HPDV2_STYLES, subset_column="style", local_file="{subset}.json",
+                   id_format="{subset}_{{index:05d}}", hub_file="benchmark/{subset}.json"),
+    SplitBenchmark("t2i_compbench", "T2I-CompBench++ val: 8 categories x 300 prompts, id = <category>_<index:03d>",
+                   "t2i_compbench", HubSpec("NinaKarine/t2i-compbench", split="train"),
+                   ("t2i_compbench_val.jsonl", "t2i_compbench"),
+                   "examples/dataset/<category>_val.txt of github.com/Karine-Huang/T2I-CompBench",
+                   subsets=T2I_COMPBENCH_CATEGORIES, local_file="{subset}_val.txt", id_format="{subset}_{{index:03d}}",
+                   hub_data_files="{subset}_val/*.parquet"),
+    ShapeBenchPrompts("shapebench", "ShapeBench, embedded (zeta_eval.shapebench.evaluation_set); seeds from the set",
+                      "shapebench", None, (), "zeta_eval.shapebench", defaults={"seeds": "source"},
+                      subsets=("full", "demo", "smoke"), default_subset="full"),
+)}, group="zeta_eval.benchmarks", instances=True)
 
 
-def _parse_subset(bench: Benchmark, subset: str | Sequence[str] | None) -> tuple[str, ...]:
-    if subset is None:
-        if bench.default_subset is not None:
-            return (bench.default_subset,)
-        return bench.subsets
-    if not bench.subsets:
-        raise PromptSourceError(f"{bench.name} has no subsets; leave subset unset")
-    wanted = tuple(s.strip() for s in subset.split(",")) if isinstance(subset, str) else tuple(subset)
-    if bench.name == "shapebench":
-        if len(wanted) != 1:
-            raise PromptSourceError(f"shapebench takes one subset, got {list(wanted)}")
-        return wanted  # validated by zeta_eval.shapebench itself
-    unknown = [s for s in wanted if s not in bench.subsets]
-    if unknown or not wanted:
-        raise PromptSourceError(f"unknown {bench.name} subset(s) {unknown or list(wanted)}; known: "
-                                f"{list(bench.subsets)}")
-    return wanted
+def _subset_names(subset: str | Sequence[str]) -> tuple[str, ...]:
+    """``"a, b"`` or ``["a", "b"]`` -> ``("a", "b")``."""
+    return tuple(s.strip() for s in subset.split(",")) if isinstance(subset, str) else tuple(subset)
 
 
 def _find_local(bench: Benchmark, prompts_dir: Path) -> Path:
@@ -628,65 +735,6 @@ def _find_local(bench: Benchmark, prompts_dir: Path) -> Path:
             return prompts_dir / name
     raise PromptSourceError(f"{bench.name}: none of {list(bench.local_files)} in prompts_dir {str(prompts_dir)!r}; "
                             f"get {bench.upstream} or pass source: <path to the file>")
-
-
-def _shapebench_source(bench: Benchmark, subset: str, columns: Columns, name: str | None,
-                       streaming: bool) -> PromptSource:
-    import importlib
-
-    try:
-        module = importlib.import_module("zeta_eval.shapebench")
-    except ModuleNotFoundError as err:
-        if err.name not in ("zeta_eval.shapebench", "zeta_eval"):
-            raise
-        raise PromptSourceError(f"shapebench is embedded in zeta_eval.shapebench, which is not importable "
-                                f"({err})") from err
-    label = f"zeta_eval.shapebench.evaluation_set({subset!r})"
-    builder = _RowBuilder(label, Columns(prompt="prompt", id="id").override(columns), convert=True)
-    part = _Part(label=label, records=lambda: iter(module.evaluation_set(subset)), builder=builder,
-                 provenance={"embedded": "zeta_eval.shapebench.evaluation_set", "subset": subset})
-    return PromptSource(prompt_set=name or bench.prompt_set, kind="embedded", parts=[part], benchmark=bench.name,
-                        defaults=bench.defaults, extra={"subset": subset}, streaming=streaming)
-
-
-def _short_name_source(bench: Benchmark, subset: str | Sequence[str] | None, prompts_dir: Path | None,
-                       streaming: bool, columns: Columns, name: str | None) -> PromptSource:
-    subsets = _parse_subset(bench, subset)
-    if bench.name == "shapebench":
-        return _shapebench_source(bench, subsets[0], columns, name, streaming)
-    prompt_set = name or bench.prompt_set
-    common = dict(prompt_set=prompt_set, kind="short_name", benchmark=bench.name, defaults=bench.defaults,
-                  extra={"subset": list(subsets)} if bench.subsets else {}, streaming=streaming)
-    everything = not bench.subsets or set(subsets) == set(bench.subsets)
-    if prompts_dir is not None:
-        found = _find_local(bench, prompts_dir)
-        if bench.name == "hpdv2":
-            return PromptSource(parts=[_local_part(found / f"{s}.json", columns, f"{s}_{{index:05d}}", {"style": s})
-                                       for s in subsets], **common)
-        if bench.name == "t2i_compbench" and found.is_dir():
-            return PromptSource(parts=[_local_part(found / f"{c}_val.txt", columns, f"{c}_{{index:03d}}",
-                                                   {"category": c}) for c in subsets], **common)
-        row_filter = None if everything else ("category", subsets)
-        return PromptSource(parts=[_local_part(found, columns)], row_filter=row_filter, **common)
-    if bench.hub is None:
-        raise PromptSourceError(f"{bench.name} has no hub dataset; pass source: <path to {bench.local_files[0]}> "
-                                f"({bench.upstream}) or set prompts_dir to a folder holding it")
-    local_hint = f", or prompts_dir: a folder holding {bench.local_files[0]} ({bench.upstream})"
-    hub = replace(bench.hub, streaming=streaming)
-    if bench.name == "hpdv2":
-        parts = []
-        for s in subsets:
-            filename = f"benchmark/{s}.json"
-            provenance = {"hub": hub.path, "file": filename, "revision": hub.revision}
-            parts.append(_LazyFilePart(lambda f=filename: hub_file(hub.path, f, hub.revision, local_hint), columns,
-                                       f"{s}_{{index:05d}}", {"style": s}, provenance))
-        return PromptSource(parts=parts, **common)
-    if bench.name == "t2i_compbench":
-        # [unverified] the repo keeps one parquet folder per subset, e.g. color_val/*.parquet.
-        return PromptSource(parts=[_hub_table_part(replace(hub, data_files=f"{c}_val/*.parquet"), streaming, columns,
-                                                   local_hint, f"{c}_{{index:03d}}", {"category": c})
-                                   for c in subsets], **common)
-    return PromptSource(parts=[_hub_table_part(hub, streaming, columns, local_hint)], **common)
 
 
 def _hub_source(spec: HubSpec, streaming: bool, columns: Columns, name: str | None) -> PromptSource:
@@ -738,7 +786,7 @@ def resolve_source(source: str | Mapping[str, Any] | os.PathLike[str], *, subset
         spec = HubSpec.from_uri(text)
         return _hub_source(spec, spec.streaming if streaming is None else streaming, columns, name)
     if text in BENCHMARKS:
-        return _short_name_source(BENCHMARKS[text], subset, folder, bool(streaming), columns, name)
+        return BENCHMARKS[text].source(subset, folder, bool(streaming), columns, name)
     path = Path(text).expanduser()
     if path.is_dir():
         raise PromptSourceError(f"{str(path)!r} is a folder; pass one prompt file ({sorted(LOCAL_FORMATS)})")

@@ -1,4 +1,4 @@
-"""Reward, alignment and video-consistency scores as torchmetrics Metrics, picked by name.
+"""Reward, alignment and video-consistency scores as torchmetrics Metrics, picked by name from :data:`METRICS`.
 
     from metrics import build_metric
     metric = build_metric("hpsv2", checkpoint="/weights/HPSv2", version="v2.1")
@@ -31,46 +31,18 @@ imported when a metric first loads its weights.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from typing import Any
 
-from .base import METRICS, SampleMetric, WeightsNotFoundError, register_metric
-# importing the modules registers their metrics
-from . import aesthetic, chscore, clip_score, frame_consistency, geneval, hpsv2, image_reward  # noqa: F401
-from . import mtscore, pickscore  # noqa: F401
+from .base import METRICS, SampleMetric, UnknownMetricError, WeightsNotFoundError
 
-__all__ = ["METRICS", "SampleMetric", "UnknownMetricError", "WeightsNotFoundError", "build_metric", "metric_names",
-           "register_metric"]
-
-#: modules of this package that are helpers, not metrics
-HELPER_MODULES = frozenset({"base", "weights", "preprocess", "heads", "clip_backbone"})
-
-
-class UnknownMetricError(ValueError):
-    """A metric name that is neither registered nor a metric module of this package; the message lists them all."""
+__all__ = ["METRICS", "SampleMetric", "UnknownMetricError", "WeightsNotFoundError", "build_metric", "metric_names"]
 
 
 def metric_names() -> list[str]:
-    """Every metric that :func:`build_metric` can build: the registered names, and the metric modules not imported
-    yet (such a module registers its metric under its own name when imported, e.g. ``shapebench``)."""
-    import pkgutil
-    import sys
-
-    lazy = {m.name for m in pkgutil.iter_modules(__path__)
-            if m.name not in HELPER_MODULES and not m.name.startswith("_") and f"{__name__}.{m.name}" not in sys.modules}
-    return sorted(set(METRICS) | lazy)
+    """Every metric that :func:`build_metric` can build (built-in and plugins), without importing any."""
+    return METRICS.names()
 
 
 def build_metric(name: str, **kwargs: Any) -> SampleMetric:
-    """The metric registered as ``name``, constructed with ``kwargs`` (weight locations, scale, ...).
-
-    A name that is not registered yet but is a module of this package (``metrics/<name>.py``) is imported first,
-    so a module that registers its metric with :func:`register_metric` needs no edit here.
-    """
-    if (name not in METRICS and name.isidentifier() and name not in HELPER_MODULES
-            and importlib.util.find_spec(f"{__name__}.{name}") is not None):
-        importlib.import_module(f"{__name__}.{name}")
-    if name not in METRICS:
-        raise UnknownMetricError(f"unknown metric {name!r}; known metrics: {', '.join(metric_names())}")
+    """The metric registered as ``name``, constructed with ``kwargs`` (weight locations, scale, ...)."""
     return METRICS[name](**kwargs)

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from .base import SampleMetric, register_metric
+from .base import SampleMetric
 from .clip_backbone import DEFAULT_CLIP, load_clip
 from .heads import RewardMLP
 from .weights import cached, freeze, load_state_dict_file, resolve_file
@@ -26,7 +26,6 @@ def aesthetic_from_embeddings(image_embeds: torch.Tensor, head: RewardMLP) -> to
     return head(normalised.to(head.layers[0].weight.dtype)).squeeze(-1).float()
 
 
-@register_metric
 class Aesthetic(SampleMetric):
     """``clip``: CLIP ViT-L/14 (hub id or folder); ``head``: the MLP ``.pth`` (file, folder or hub id; the original
     is in github.com/christophschuhmann/improved-aesthetic-predictor). The head runs in fp32."""

@@ -19,21 +19,11 @@ from typing import Any, Callable, ClassVar, Sequence
 import torch
 from torchmetrics import Metric
 
+from samplers.registry import Registry, UnknownNameError
+
 from .weights import WeightsNotFoundError
 
-__all__ = ["SampleMetric", "WeightsNotFoundError", "METRICS", "register_metric"]
-
-METRICS: dict[str, type["SampleMetric"]] = {}
-
-
-def register_metric(cls: type["SampleMetric"]) -> type["SampleMetric"]:
-    """Class decorator: make ``cls`` buildable by its ``name`` through :func:`metrics.build_metric`."""
-    if not cls.name:
-        raise ValueError(f"{cls.__name__} has no name")
-    if METRICS.get(cls.name, cls) is not cls:
-        raise ValueError(f"metric name {cls.name!r} registered twice ({METRICS[cls.name].__name__}, {cls.__name__})")
-    METRICS[cls.name] = cls
-    return cls
+__all__ = ["SampleMetric", "WeightsNotFoundError", "METRICS", "UnknownMetricError"]
 
 
 class _Held:
@@ -203,3 +193,24 @@ class SampleMetric(Metric):
             mean = sum(per.values()) / len(per) if per else float("nan")
         out[self.name] = mean
         return out
+
+
+class UnknownMetricError(UnknownNameError):
+    """A metric name that is not registered; the message lists them all."""
+
+
+#: every metric by name, each module imported when first used; plugins add theirs through the ``zeta_eval.metrics``
+#: entry-point group
+METRICS: Registry[type[SampleMetric]] = Registry("metric", SampleMetric, {
+    "hpsv2": "metrics.hpsv2:HPSv2",
+    "pickscore": "metrics.pickscore:PickScore",
+    "image_reward": "metrics.image_reward:ImageReward",
+    "aesthetic": "metrics.aesthetic:Aesthetic",
+    "clip_score": "metrics.clip_score:ClipScore",
+    "geneval": "metrics.geneval:GenEval",
+    "frame_lpips": "metrics.frame_consistency:FrameLPIPS",
+    "frame_ssim": "metrics.frame_consistency:FrameSSIM",
+    "chscore_flow": "metrics.chscore:CHScoreFlow",
+    "mtscore_clip": "metrics.mtscore:MTScoreCLIP",
+    "shapebench": "metrics.shapebench:ShapeBenchScore",
+}, group="zeta_eval.metrics", unknown_error=UnknownMetricError)

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from .base import SampleMetric, register_metric
+from .base import SampleMetric
 from .weights import cached, freeze, load_state_dict_file, load_strictly, resolve_file
 
 # ChronoMagic-Bench's global_stats maxima (minima are 0) and weights
@@ -126,7 +126,6 @@ def _build_raft(arch: str, path, device: torch.device):
     return freeze(model, device, torch.float32)
 
 
-@register_metric
 class CHScoreFlow(SampleMetric):
     """``raft``: ``"raft_large"`` or ``"raft_small"``; ``weights``: its torchvision checkpoint (file, folder, or the
     bare file name looked up in ``$TORCH_HOME``; default: torchvision's DEFAULT weights file). RAFT runs in fp32.

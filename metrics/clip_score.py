@@ -11,7 +11,6 @@ from typing import Any, Sequence
 
 import torch
 
-from .base import register_metric
 from .clip_backbone import ClipMetric, matched_cosine
 
 
@@ -20,7 +19,6 @@ def clip_score_from_embeddings(image_embeds: torch.Tensor, text_embeds: torch.Te
     return 100.0 * matched_cosine(image_embeds, text_embeds)
 
 
-@register_metric
 class ClipScore(ClipMetric):
     """``clip``: a transformers CLIP (hub id or folder with weights, tokenizer and ``preprocessor_config.json``)."""
 

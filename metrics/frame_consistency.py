@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from .base import SampleMetric, register_metric
+from .base import SampleMetric
 from .weights import WeightsMismatchError, cached, freeze, load_state_dict_file, load_strictly, resolve_file
 
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"  # torchvision's AlexNet ImageNet weights (download.pytorch.org)
@@ -78,7 +78,6 @@ def _build_lpips(alexnet_path: Path, head_path: Path, device: torch.device):
     return freeze(model, device, torch.float32)
 
 
-@register_metric
 class FrameLPIPS(SampleMetric):
     """``backbone``: torchvision's AlexNet weights (file, folder, or bare name looked up in ``$TORCH_HOME``);
     ``head``: the LPIPS linear head (default: the one inside the lpips package)."""
@@ -111,7 +110,6 @@ class FrameLPIPS(SampleMetric):
                 "frame_lpips_pairs": "consecutive frames, mean per video"}
 
 
-@register_metric
 class FrameSSIM(SampleMetric):
     """Mean SSIM of consecutive frames (torchmetrics' SSIM; media are in [0, 1], so ``data_range`` is 1.0)."""
 

@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from .base import SampleMetric, register_metric
+from .base import SampleMetric
 from .clip_backbone import DEFAULT_CLIP, ClipBackbone, load_clip
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, to_uint8_levels
 from .weights import cached, freeze, from_pretrained_strictly, resolve_folder
@@ -264,7 +264,6 @@ def _build_detector(folder, device: torch.device, dtype: torch.dtype, short: int
     return Mask2FormerDetector(freeze(model, device, dtype), short=short, long=long)
 
 
-@register_metric
 class GenEval(SampleMetric):
     """``detector``: a transformers Mask2Former COCO instance model (hub id or folder); ``clip``: the colour
     classifier's CLIP ViT-L/14; ``detector_size``: the test-time (short, long) resize of mmdet's config.

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import torch
 
-from .base import SampleMetric, register_metric
+from .base import SampleMetric
 from .preprocess import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, normalize, resize_longest_and_pad, to_uint8_levels
 from .weights import WeightsMismatchError, cached, check_keys, freeze, resolve_file
 
@@ -48,7 +48,6 @@ def _build(architecture: str, path, device: torch.device, dtype: torch.dtype):
     return freeze(model, device, dtype), open_clip.get_tokenizer(architecture)
 
 
-@register_metric
 class HPSv2(SampleMetric):
     """``checkpoint``: the HPS ``.pt`` file, a folder holding it, or the hub repo (``xswu/HPSv2``); ``version``:
     ``"v2.0"`` or ``"v2.1"`` (the file name); ``architecture``: the open_clip config (ViT-H-14)."""

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from .base import SampleMetric, register_metric
+from .base import SampleMetric
 from .heads import RewardMLP
 from .preprocess import clip_preprocess
 from .weights import (WeightsMismatchError, cached, freeze, is_hub_id, load_state_dict_file, load_strictly,
@@ -183,7 +183,6 @@ def _build(checkpoint: Path, med_config: Path, tokenizer_dir: Path, vision_head_
     return model, tokenizer
 
 
-@register_metric
 class ImageReward(SampleMetric):
     """``checkpoint``: ``ImageReward.pt`` (file, folder or hub repo); ``med_config``: its BERT config (default: next
     to the checkpoint); ``tokenizer``: ``bert-base-uncased`` (hub id or folder)."""

@@ -16,7 +16,6 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from .base import register_metric
 from .clip_backbone import ClipMetric
 
 # the 10 captions of the reference, in its order: 0-4 normal video, 5-9 time-lapse
@@ -56,7 +55,6 @@ def mtscore_from_embeddings(video_embeds: torch.Tensor, caption_embeds: torch.Te
     return (probs * is_timelapse).sum(-1), (probs * ~is_timelapse).sum(-1)
 
 
-@register_metric
 class MTScoreCLIP(ClipMetric):
     """``clip``: a transformers CLIP (hub id or folder), shared with the other CLIP metrics."""
 

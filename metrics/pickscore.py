@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 import torch
 
-from .base import SampleMetric, register_metric
+from .base import SampleMetric
 from .clip_backbone import load_clip, matched_cosine
 
 PICKSCORE_MODEL = "yuvalkirstain/PickScore_v1"
@@ -22,7 +22,6 @@ def pickscore_from_embeddings(image_embeds: torch.Tensor, text_embeds: torch.Ten
     return torch.as_tensor(logit_scale, dtype=cos.dtype, device=cos.device) * cos
 
 
-@register_metric
 class PickScore(SampleMetric):
     """``model``: the PickScore CLIP weights; ``processor``: tokenizer and image settings (the LAION ViT-H/14 repo;
     only its small config and tokenizer files are read)."""

@@ -31,7 +31,7 @@ import torch
 from zeta_eval.shapebench.prompts import TASKS
 from zeta_eval.shapebench.world import BACKGROUND, COLORS, PALETTE, SHAPES, SUPERSAMPLE, shape_indicator
 
-from .base import SampleMetric, register_metric
+from .base import SampleMetric
 from .geneval import POSITION_THRESHOLD, relative_position  # GenEval's position rule, shared
 
 #: a pixel is foreground of colour k where its coverage a_k >= this
@@ -338,7 +338,6 @@ def judge(image: Any, metadata: dict[str, Any]) -> tuple[bool, str]:
 
 
 # ---------------------------------------------------------------------------------------------- metric
-@register_metric
 class ShapeBenchScore(SampleMetric):
     """Oracle accuracy on ShapeBench: per-sample ``shapebench`` (1.0 correct / 0.0 wrong) and ``shapebench_reason``
     (int code of the first failed rule, see :data:`REASONS`); ``compute()`` gives per-task accuracy and the

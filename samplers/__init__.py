@@ -2,21 +2,25 @@
 
 Model-agnostic: this package imports torch only. A sampler runs ``sample(denoiser, x_T, solver)``, where the
 denoiser is the network with its conditioning (from a model adapter) and the solver holds the per-step
-coefficients of a diffusers scheduler over a timestep schedule.
+coefficients of a diffusers scheduler over a timestep schedule. A sampler is a dataclass of settings
+(:mod:`samplers.settings`), registered by name in :data:`SAMPLERS` (:mod:`samplers.registry`, shared by the other
+libraries' registries).
 """
 
 from .base import BRANCHES, SAMPLERS, Denoiser, Network, Sampler, SamplerOutput, build_sampler, guide
+from .registry import Registry, RegistryError, UnknownNameError
 from .cfgpp import CFGPlusPlus
 from .schedules import SchedulePlan, ays_sigmas, loglinear_interpolate, resolve_schedule
 from .seg import SEG
+from .settings import setting
 from .solvers import LinearSolver, ddim_solver, euler_solver, flow_solver, solver_from_scheduler
 from .standard import Standard
 from .zeta import Zeta
 from .zigzag import ImplicitZigzag, Zigzag
 
 __all__ = [
-    "BRANCHES", "SAMPLERS", "CFGPlusPlus", "Denoiser", "ImplicitZigzag", "LinearSolver", "Network", "SEG",
-    "Sampler", "SamplerOutput", "SchedulePlan", "Standard", "Zeta", "Zigzag", "ays_sigmas", "build_sampler",
-    "ddim_solver", "euler_solver", "flow_solver", "guide", "loglinear_interpolate", "resolve_schedule",
-    "solver_from_scheduler",
+    "BRANCHES", "SAMPLERS", "CFGPlusPlus", "Denoiser", "ImplicitZigzag", "LinearSolver", "Network", "Registry",
+    "RegistryError", "SEG", "Sampler", "SamplerOutput", "SchedulePlan", "Standard", "UnknownNameError", "Zeta",
+    "Zigzag", "ays_sigmas", "build_sampler", "ddim_solver", "euler_solver", "flow_solver", "guide",
+    "loglinear_interpolate", "resolve_schedule", "setting", "solver_from_scheduler",
 ]

@@ -21,6 +21,8 @@ from typing import Any, Callable, ClassVar, Protocol, Sequence
 
 import torch
 
+from .registry import Registry
+from .settings import check_int, identity_params, integer, label_parts, non_negative, normalise, optional, setting
 from .solvers import LinearSolver
 
 BRANCHES = ("uncond", "cond", "perturbed")
@@ -91,59 +93,38 @@ def per_sample_relative_error(estimate: torch.Tensor, truth: torch.Tensor) -> to
     return torch.where(n > 0, (e - t).norm(dim=1) / n.clamp_min(1e-300), torch.full_like(n, float("nan")))
 
 
-# ---------------------------------------------------------------------------------------------- validation
-def check_gamma(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-    value = float(value)
-    if math.isnan(value) or value < 0 or math.isinf(value):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return value
-
-
 def scale_count(value: int, factor: float, lo: int, hi: int) -> int:
     """A step count scaled by ``factor``, rounded half up and clamped to [lo, hi] (lo wins if hi < lo)."""
     return max(lo, min(hi, math.floor(value * factor + 0.5)))
 
 
-def check_int(name: str, value: Any, lo: int, hi: int | None = None) -> int:
-    """An integer in [lo, hi] (hi inclusive, None = unbounded)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        allowed = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
-        raise ValueError(f"{name} must be an integer {allowed}, got {value}")
-    return value
-
-
-# ---------------------------------------------------------------------------------------------- registry
-SAMPLERS: dict[str, type["Sampler"]] = {}
-
-
+@dataclass(kw_only=True, eq=False)
 class Sampler(ABC):
-    """Base class of every sampler. Subclasses set ``name`` and implement :meth:`sample` and :meth:`expected_nfe`.
+    """Base class of every sampler: a dataclass of settings (see :mod:`samplers.settings`). Subclasses set ``name``
+    and implement :meth:`sample` and :meth:`expected_nfe`; :meth:`check_settings` checks settings together.
 
     Args:
         gamma1: denoising guidance scale (diffusers convention: 1 = no guidance).
         steps: number of solver steps; ``None`` takes the experiment's default (set by the pipeline).
-        label: a display name for reports (default: derived from the name and parameters).
+        label: a display name for reports (default: derived from the name and settings).
     """
 
     name: ClassVar[str] = ""
     #: guidance branches this sampler needs from the denoiser
     branches: ClassVar[tuple[str, ...]] = UC
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if cls.name:
-            if cls.name in SAMPLERS and SAMPLERS[cls.name] is not cls:
-                raise ValueError(f"sampler name {cls.name!r} registered twice")
-            SAMPLERS[cls.name] = cls
+    gamma1: float = setting(5.5, check=non_negative, label="γ={:g}", shown="always")
+    # steps enter the sample id as the steps that run (sampler_identity), the label is for display
+    steps: int | None = setting(None, check=optional(integer(1)), identity="never")
+    label: str | None = setting(None, identity="never")
 
-    def __init__(self, gamma1: float = 5.5, steps: int | None = None, label: str | None = None):
-        self.gamma1 = check_gamma("gamma1", gamma1)
-        self.steps = None if steps is None else check_int("steps", steps, 1)
-        self.label = label
+    def __post_init__(self) -> None:
+        _check_declared_as_dataclass(type(self))
+        normalise(self)
+        self.check_settings()
+
+    def check_settings(self) -> None:
+        """Raise ValueError for settings that are wrong together (each field checks itself)."""
 
     # -- what the pipeline needs to know before running
     @property
@@ -187,19 +168,15 @@ class Sampler(ABC):
         """Network evaluations per sample for ``num_steps`` steps."""
 
     def params(self) -> dict[str, Any]:
-        """The parameters that define the sampler's output (JSON-serialisable; part of the sample id)."""
-        return {"gamma1": self.gamma1}
+        """The settings that define the sampler's output (plain JSON; part of the sample id), from the fields."""
+        return identity_params(self)
 
     def display_name(self) -> str:
         """A short label for tables and figures, e.g. ``zeta γ=5.5 τ=3`` or ``standard γ=5.5 · 124 steps``."""
         if self.label:
             return self.label
-        text = " ".join([self.name, f"γ={self.gamma1:g}", *self.describe_params()])
+        text = " ".join([self.name, *label_parts(self)])
         return text + (f" · {self.steps} steps" if self.steps is not None else "")
-
-    def describe_params(self) -> list[str]:
-        """The parameters worth showing in a label besides gamma1 (subclasses override)."""
-        return []
 
     # -- the loop
     @abstractmethod
@@ -207,27 +184,19 @@ class Sampler(ABC):
                callback: StepCallback | None = None) -> SamplerOutput:
         """Run the sampler from the initial latent ``x`` (already scaled by ``solver.init_noise_sigma``)."""
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"
 
-
+@dataclass(kw_only=True, eq=False)
 class ZigzagGuidance(Sampler):
     """The zigzag family's guidance: denoising guidance gamma1 and inversion (zag) guidance gamma2.
 
     To first order a zigzag step acts like CFG at gamma_eff = 2 gamma1 - gamma2 (ALGORITHMS.md section 5).
     """
 
-    def __init__(self, gamma1: float = 5.5, gamma2: float = 0.0, steps: int | None = None, label: str | None = None):
-        super().__init__(gamma1=gamma1, steps=steps, label=label)
-        self._gamma2 = check_gamma("gamma2", gamma2)
-
-    @property
-    def gamma2(self) -> float:
-        return self._gamma2
+    gamma2: float = setting(0.0, check=non_negative, label="γ2={:g}")
 
     @property
     def gamma_eff(self) -> float:
-        return 2 * self.gamma1 - self._gamma2
+        return 2 * self.gamma1 - self.gamma2
 
     def no_zigzag_error(self, what: str) -> ValueError:
         """The refusal of a setting that zigzags on no step: its output is plain CFG at gamma1, so its rows would
@@ -237,8 +206,26 @@ class ZigzagGuidance(Sampler):
                           "for that, or change the setting")
 
 
+def _check_declared_as_dataclass(cls: type) -> None:
+    """A subclass that declares settings without ``@dataclass`` would leave them out of ``params()`` (the sample id)."""
+    for klass in cls.__mro__:
+        declared = [n for n, a in vars(klass).get("__annotations__", {}).items() if "ClassVar" not in str(a)]
+        if declared and "__dataclass_fields__" not in vars(klass):
+            raise TypeError(f"{klass.__qualname__} declares the settings {', '.join(declared)} but is not decorated "
+                            "with @dataclass(kw_only=True, eq=False): they would not be part of its sample ids")
+
+
+#: every sampler by name; plugins add theirs through the ``zeta_eval.samplers`` entry-point group
+SAMPLERS: Registry[type[Sampler]] = Registry("sampler", Sampler, {
+    "standard": "samplers.standard:Standard",
+    "zigzag": "samplers.zigzag:Zigzag",
+    "implicit_zigzag": "samplers.zigzag:ImplicitZigzag",
+    "zeta": "samplers.zeta:Zeta",
+    "cfgpp": "samplers.cfgpp:CFGPlusPlus",
+    "seg": "samplers.seg:SEG",
+}, group="zeta_eval.samplers")
+
+
 def build_sampler(name: str, **params: Any) -> Sampler:
     """Instantiate a registered sampler by name."""
-    if name not in SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r}; known samplers: {', '.join(sorted(SAMPLERS))}")
     return SAMPLERS[name](**params)

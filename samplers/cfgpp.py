@@ -8,27 +8,31 @@ for DDIM (epsilon, v_prediction), Euler and flow matching alike. 2 NFE per step.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from .base import Denoiser, Network, Sampler, SamplerOutput, StepCallback, guide
+from .settings import non_negative, setting
 from .solvers import LinearSolver
 
 
+def _lambda(name: str, value: Any) -> float:
+    value = non_negative(name, value)
+    if value > 1.0:
+        raise ValueError(f"cfgpp {name} (CFG++'s lambda) must be in [0, 1], got {value}")
+    return value
+
+
+@dataclass(kw_only=True, eq=False)
 class CFGPlusPlus(Sampler):
     """CFG++; ``gamma1`` is the paper's lambda and must lie in [0, 1]."""
 
     name = "cfgpp"
 
-    def __init__(self, gamma1: float = 0.6, steps: int | None = None, label: str | None = None):
-        super().__init__(gamma1=gamma1, steps=steps, label=label)
-        if self.gamma1 > 1.0:
-            raise ValueError(f"cfgpp gamma1 (CFG++'s lambda) must be in [0, 1], got {self.gamma1}")
+    gamma1: float = setting(0.6, check=_lambda, label="λ={:g}", shown="always")
 
     def expected_nfe(self, num_steps: int) -> int:
         return 2 * num_steps
-
-    def display_name(self) -> str:
-        if self.label:
-            return self.label
-        return f"cfgpp λ={self.gamma1:g}" + (f" · {self.steps} steps" if self.steps is not None else "")
 
     def sample(self, denoiser: Denoiser, x, solver: LinearSolver, callback: StepCallback | None = None) -> SamplerOutput:
         net = Network(denoiser, solver)

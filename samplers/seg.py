@@ -9,12 +9,30 @@ installs the attention hook; this sampler only says what the perturbation is):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Sequence
 
-from .base import Denoiser, Network, Sampler, SamplerOutput, StepCallback, check_gamma
+from .base import Denoiser, Network, Sampler, SamplerOutput, StepCallback
+from .settings import non_negative, optional, setting
 from .solvers import LinearSolver
 
 
+def _blur_sigma(name: str, value: Any) -> float:
+    if not isinstance(value, (int, float)) or math.isnan(value) or value <= 0:
+        raise ValueError(f"{name} must be > 0 (inf allowed), got {value!r}")
+    return float(value)
+
+
+def _layer_names(name: str, value: Sequence[Any]) -> list[str]:
+    return [str(x) for x in value]
+
+
+def _plain_json_sigma(sigma: float) -> float | str:
+    """Sample ids are plain JSON: an infinite blur (the mean of the queries) is written "inf"."""
+    return sigma if math.isfinite(sigma) else "inf"
+
+
+@dataclass(kw_only=True, eq=False)
 class SEG(Sampler):
     """SEG + CFG.
 
@@ -28,14 +46,9 @@ class SEG(Sampler):
     name = "seg"
     branches = ("uncond", "cond", "perturbed")
 
-    def __init__(self, gamma1: float = 5.5, seg_scale: float = 3.0, blur_sigma: float = 10.0,
-                 layers: Sequence[str] | None = None, steps: int | None = None, label: str | None = None):
-        super().__init__(gamma1=gamma1, steps=steps, label=label)
-        self.seg_scale = check_gamma("seg_scale", seg_scale)
-        if not isinstance(blur_sigma, (int, float)) or math.isnan(blur_sigma) or blur_sigma <= 0:
-            raise ValueError(f"blur_sigma must be > 0 (inf allowed), got {blur_sigma!r}")
-        self.blur_sigma = float(blur_sigma)
-        self.layers = None if layers is None else [str(x) for x in layers]
+    seg_scale: float = setting(3.0, check=non_negative, label="seg={:g}", shown="always")
+    blur_sigma: float = setting(10.0, check=_blur_sigma, encode=_plain_json_sigma, label="σ={:g}", shown="always")
+    layers: Sequence[str] | None = setting(None, check=optional(_layer_names))
 
     @property
     def perturbation(self) -> dict[str, Any]:
@@ -43,14 +56,6 @@ class SEG(Sampler):
 
     def expected_nfe(self, num_steps: int) -> int:
         return 3 * num_steps
-
-    def describe_params(self) -> list[str]:
-        return [f"seg={self.seg_scale:g}", f"σ={self.blur_sigma:g}"]
-
-    def params(self) -> dict[str, Any]:
-        # plain JSON (part of the sample id): an infinite blur (the mean of the queries) is written "inf"
-        sigma = self.blur_sigma if math.isfinite(self.blur_sigma) else "inf"
-        return {"gamma1": self.gamma1, "seg_scale": self.seg_scale, "blur_sigma": sigma, "layers": self.layers}
 
     def sample(self, denoiser: Denoiser, x, solver: LinearSolver, callback: StepCallback | None = None) -> SamplerOutput:
         net = Network(denoiser, solver)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .base import Denoiser, Network, Sampler, SamplerOutput, StepCallback, guide
+from .settings import setting
 from .solvers import LinearSolver
 
 
+@dataclass(kw_only=True, eq=False)
 class Standard(Sampler):
     """x_{i+1} = a_i x_i + b_i (u + gamma1 (c - u)).
 
@@ -17,12 +21,12 @@ class Standard(Sampler):
 
     name = "standard"
 
-    def __init__(self, gamma1: float = 5.5, steps: int | None = None, label: str | None = None,
-                 match_nfe: str | None = None):
-        super().__init__(gamma1=gamma1, steps=steps, label=label)
-        if match_nfe is not None and steps is not None:
+    # resolved into steps by the pipeline, which are part of the sample id
+    match_nfe: str | None = setting(None, identity="never")
+
+    def check_settings(self) -> None:
+        if self.match_nfe is not None and self.steps is not None:
             raise ValueError("standard: give either steps or match_nfe, not both")
-        self.match_nfe = match_nfe
 
     def expected_nfe(self, num_steps: int) -> int:
         return 2 * num_steps

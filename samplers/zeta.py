@@ -26,15 +26,41 @@ Diagnostics (per sample and step, NaN where undefined): ``cache_cos`` = cos(Delt
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from .base import (Denoiser, Network, SamplerOutput, StepCallback, ZigzagGuidance, check_int, guide,
-                   per_sample_cosine, per_sample_relative_error, scale_count, zigzag_shift)
+from .base import (Denoiser, Network, SamplerOutput, StepCallback, ZigzagGuidance, guide, per_sample_cosine,
+                   per_sample_relative_error, scale_count, zigzag_shift)
+from .settings import flag, integer, optional, setting
 from .solvers import LinearSolver
 
 
+def _finite(name: str, value: Any) -> float:
+    if not isinstance(value, (int, float)) or value != value:
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _cosine(name: str, value: Any) -> float:
+    if not isinstance(value, (int, float)) or not -1.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a cosine in [-1, 1], got {value!r}")
+    return float(value)
+
+
+def _warmup_label(zeta: "Zeta") -> str:
+    return f"τ={zeta.warmup_steps}" + ("+adaptive" if zeta.adaptive_warmup else "")
+
+
+def _window_label(zeta: "Zeta") -> str | None:
+    if zeta.window_start is None and zeta.window_end is None:
+        return None
+    start = zeta.window_start if zeta.window_start is not None else zeta.warmup_steps
+    return f"window=[{start},{zeta.window_end if zeta.window_end is not None else 'T-1'})"
+
+
+@dataclass(kw_only=True, eq=False)
 class Zeta(ZigzagGuidance):
     """zeta-sampling (2 NFE per step).
 
@@ -51,39 +77,38 @@ class Zeta(ZigzagGuidance):
 
     name = "zeta"
 
-    def __init__(self, gamma1: float = 5.5, gamma2: float = 0.0, warmup_steps: int = 3,
-                 window_start: int | None = None, window_end: int | None = None, surrogate_scale: float = 1.0,
-                 rescale_surrogate: bool = False, adaptive_warmup: bool = False, adaptive_threshold: float = 0.9,
-                 max_warmup_steps: int | None = None, probe: bool = False,
-                 steps: int | None = None, label: str | None = None):
-        super().__init__(gamma1=gamma1, gamma2=gamma2, steps=steps, label=label)
-        self.warmup_steps = check_int("warmup_steps", warmup_steps, 1)
-        self.window_start = None if window_start is None else check_int("window_start", window_start, 0)
-        self.window_end = None if window_end is None else check_int("window_end", window_end, 0)
-        if not isinstance(surrogate_scale, (int, float)) or surrogate_scale != surrogate_scale:
-            raise ValueError(f"surrogate_scale must be a finite number, got {surrogate_scale!r}")
-        self.surrogate_scale = float(surrogate_scale)
-        self.rescale_surrogate = bool(rescale_surrogate)
-        self.adaptive_warmup = bool(adaptive_warmup)
-        if not isinstance(adaptive_threshold, (int, float)) or not -1.0 <= adaptive_threshold <= 1.0:
-            raise ValueError(f"adaptive_threshold must be a cosine in [-1, 1], got {adaptive_threshold!r}")
-        self.adaptive_threshold = float(adaptive_threshold)
-        self.max_warmup_steps = None if max_warmup_steps is None else check_int("max_warmup_steps", max_warmup_steps, 1)
+    warmup_steps: int = setting(3, check=integer(1), label=_warmup_label)
+    window_start: int | None = setting(None, check=optional(integer(0)), label=_window_label)
+    window_end: int | None = setting(None, check=optional(integer(0)))
+    # the options below came after the first results: left out of the sample id at their defaults, so those stay valid
+    surrogate_scale: float = setting(1.0, check=_finite, identity="if_changed", label="scale={:g}")
+    rescale_surrogate: bool = setting(False, check=flag, identity="if_changed", label="rescaled")
+    adaptive_warmup: bool = setting(False, check=flag, identity="if_changed")
+    adaptive_threshold: float = setting(0.9, check=_cosine, requires="adaptive_warmup")
+    max_warmup_steps: int | None = setting(None, check=optional(integer(1)), requires="adaptive_warmup")
+    # the probe changes no output, so it is not part of the sample id
+    probe: bool = setting(False, check=flag, identity="never")
+
+    def check_settings(self) -> None:
         if self.max_warmup_steps is not None and not self.adaptive_warmup:
             raise ValueError("max_warmup_steps only applies with adaptive_warmup=true")
         if self.max_warmup_steps is not None and self.max_warmup_steps < self.warmup_steps:
-            raise ValueError(f"max_warmup_steps ({self.max_warmup_steps}) must be >= warmup_steps ({self.warmup_steps})")
-        self.probe = bool(probe)
+            raise ValueError(f"max_warmup_steps ({self.max_warmup_steps}) must be >= warmup_steps "
+                             f"({self.warmup_steps})")
 
     @property
     def gamma_eff(self) -> float:
         """The shift is (b/a)(g1 - g2) s C: to first order CFG at g1 + s (g1 - g2) (2 g1 - g2 for the paper's s = 1)."""
-        return self.gamma1 + self.surrogate_scale * (self.gamma1 - self._gamma2)
+        return self.gamma1 + self.surrogate_scale * (self.gamma1 - self.gamma2)
 
     def window(self, num_steps: int) -> tuple[int, int]:
         start = self.warmup_steps if self.window_start is None else self.window_start
         end = num_steps - 1 if self.window_end is None else self.window_end
         return start, end
+
+    def earliest_window_step(self, num_steps: int) -> int:
+        """The first step any sample can zigzag on: the window's start, or the warm-up's end if adaptive."""
+        return self.warmup_steps if self.adaptive_warmup else self.window(num_steps)[0]
 
     def validate(self, num_steps: int) -> None:
         super().validate(num_steps)
@@ -100,8 +125,7 @@ class Zeta(ZigzagGuidance):
                              "the cache is empty before the warm-up ends")
         if self.adaptive_warmup and self.max_warmup_steps is not None and self.max_warmup_steps >= num_steps:
             raise ValueError(f"max_warmup_steps must be < steps ({num_steps}), got {self.max_warmup_steps}")
-        # adaptive: samples enter the window at warmup_steps at the earliest
-        first = self.warmup_steps if self.adaptive_warmup else start
+        first = self.earliest_window_step(num_steps)
         if first >= end:
             defaults = "" if explicit else f" (warmup_steps {self.warmup_steps} to steps - 1)"
             raise self.no_zigzag_error(f"the window [{first}, {end}){defaults} at {num_steps} steps")
@@ -121,84 +145,94 @@ class Zeta(ZigzagGuidance):
     def expected_nfe(self, num_steps: int) -> int:
         if not self.probe:
             return 2 * num_steps
-        start, end = self.window(num_steps)
-        probe_from = max(self.warmup_steps if self.adaptive_warmup else start, 1)
+        end = self.window(num_steps)[1]
+        probe_from = max(self.earliest_window_step(num_steps), 1)
         return 2 * num_steps + 2 * max(0, min(end, num_steps) - probe_from)
 
-    def describe_params(self) -> list[str]:
-        out = [f"γ2={self._gamma2:g}"] if self._gamma2 else []
-        out.append(f"τ={self.warmup_steps}" + ("+adaptive" if self.adaptive_warmup else ""))
-        if self.window_start is not None or self.window_end is not None:
-            out.append(f"window=[{self.window_start if self.window_start is not None else self.warmup_steps},"
-                       f"{self.window_end if self.window_end is not None else 'T-1'})")
-        if self.surrogate_scale != 1.0:
-            out.append(f"scale={self.surrogate_scale:g}")
-        return out + (["rescaled"] if self.rescale_surrogate else [])
-
-    def params(self) -> dict[str, Any]:
-        p: dict[str, Any] = {"gamma1": self.gamma1, "gamma2": self._gamma2, "warmup_steps": self.warmup_steps,
-                             "window_start": self.window_start, "window_end": self.window_end}
-        if self.surrogate_scale != 1.0:
-            p["surrogate_scale"] = self.surrogate_scale
-        if self.rescale_surrogate:
-            p["rescale_surrogate"] = True
-        if self.adaptive_warmup:
-            p.update(adaptive_warmup=True, adaptive_threshold=self.adaptive_threshold,
-                     max_warmup_steps=self.max_warmup_steps)
-        return p  # probe changes no output, so it is not part of the sample identity
-
+    # -- the loop
     def sample(self, denoiser: Denoiser, x, solver: LinearSolver, callback: StepCallback | None = None) -> SamplerOutput:
+        """Per step: shift by the cached guidance difference where a sample is in the window, one CFG step, and
+        that step's difference c - u becomes the cache (the module docstring's four lines)."""
         net = Network(denoiser, solver)
         T = solver.num_steps
-        start, end = self.window(T)
-        gap = (self.gamma1 - self._gamma2) * self.surrogate_scale
-        batch = x.shape[0]
-        nan = torch.full((batch, T), float("nan"), dtype=torch.float64)
-        diag = {"cache_cos": nan.clone(), "surrogate_rel_err": nan.clone(), "zigzag": torch.zeros(batch, T, dtype=torch.float64)}
-        if self.probe:
-            diag["probe_rel_err"] = nan.clone()
-        # per-sample first window step; fixed unless adaptive
-        first = torch.full((batch,), start if not self.adaptive_warmup else T, dtype=torch.long)
-        if self.adaptive_warmup and self.max_warmup_steps is not None:
-            first.fill_(self.max_warmup_steps)
-
-        # probes run on every step that could be in the window, so the NFE never depends on the batch
-        probe_from = self.warmup_steps if self.adaptive_warmup else start
+        end = self.window(T)[1]
+        diag = self._diagnostics(x.shape[0], T)
+        first = self._first_window_steps(x.shape[0], T)
         cache: torch.Tensor | None = None  # the surrogate C: the only latent-sized buffer kept across steps
         for i in range(T):
             if cache is not None:
-                active = (first <= i) & (i < end)
-                surrogate = cache
-                if self.rescale_surrogate:
-                    surrogate = cache * (solver.epsilon_scale(i - 1) / solver.epsilon_scale(i))
-                if self.probe and probe_from <= i < end:
-                    u0, c0 = net(x, i)
-                    err = per_sample_relative_error(surrogate, c0 - u0)
-                    diag["probe_rel_err"][:, i] = torch.where(active, err, diag["probe_rel_err"][:, i])
-                    del u0, c0
-                if bool(active.any()):
-                    shifted = zigzag_shift(solver, x, surrogate, i, gap)
-                    # the anchor x_i is not needed past this point: x_{i+1} = a x^ + b m(x^)
-                    x = shifted if bool(active.all()) else torch.where(_expand(active, x), shifted, x)
-                    del shifted
-                    diag["zigzag"][:, i] = active.double()
-                del surrogate
+                in_window = (first <= i) & (i < end)
+                x = self._collapsed_zag(net, solver, x, self._surrogate(cache, solver, i), i, in_window, end, diag)
             u, c = net(x, i)
             x = solver.step(x, guide(u, c, self.gamma1), i)
             delta = c - u
             del u, c
             if cache is not None:
-                cos = per_sample_cosine(delta, cache)
-                diag["cache_cos"][:, i] = cos
-                diag["surrogate_rel_err"][:, i] = per_sample_relative_error(cache, delta)
+                cos = self._record_cache_quality(delta, cache, i, diag)
                 if self.adaptive_warmup:
-                    ready = (cos >= self.adaptive_threshold) & (first > i + 1) & (i + 1 >= self.warmup_steps)
-                    first = torch.where(ready, torch.full_like(first, i + 1), first)
+                    first = self._enter_window(first, cos, i)
             cache = delta
             del delta
             if callback is not None:
                 callback(i, {"x": x, "cache": cache})
         return SamplerOutput(x, net.nfe, diag, zigzag_steps=diag["zigzag"].sum(1).round().long())
+
+    def _diagnostics(self, batch: int, T: int) -> dict[str, torch.Tensor]:
+        nan = torch.full((batch, T), float("nan"), dtype=torch.float64)
+        diag = {"cache_cos": nan.clone(), "surrogate_rel_err": nan.clone(),
+                "zigzag": torch.zeros(batch, T, dtype=torch.float64)}
+        if self.probe:
+            diag["probe_rel_err"] = nan.clone()
+        return diag
+
+    def _first_window_steps(self, batch: int, T: int) -> torch.Tensor:
+        """Each sample's first window step: the window's start, or, with the adaptive warm-up, the latest warm-up
+        end (T: never, until :meth:`_enter_window` moves it)."""
+        if not self.adaptive_warmup:
+            return torch.full((batch,), self.window(T)[0], dtype=torch.long)
+        return torch.full((batch,), T if self.max_warmup_steps is None else self.max_warmup_steps, dtype=torch.long)
+
+    def _surrogate(self, cache: torch.Tensor, solver: LinearSolver, i: int) -> torch.Tensor:
+        """The cached difference of step i - 1 as used at step i: as is (the paper), or rescaled to its epsilon
+        equivalent at t_i (``rescale_surrogate``)."""
+        if not self.rescale_surrogate:
+            return cache
+        return cache * (solver.epsilon_scale(i - 1) / solver.epsilon_scale(i))
+
+    def _collapsed_zag(self, net: Network, solver: LinearSolver, x: torch.Tensor, surrogate: torch.Tensor, i: int,
+                       in_window: torch.Tensor, end: int, diag: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The collapsed zag x^ = x_i + (b_i / a_i)(g1 - g2) s C for the samples in the window (others keep x_i)."""
+        # probes run on every step that could be in the window, so the NFE never depends on the batch
+        if self.probe and self.earliest_window_step(solver.num_steps) <= i < end:
+            self._probe(net, x, surrogate, i, in_window, diag)
+        if not bool(in_window.any()):
+            return x
+        shifted = zigzag_shift(solver, x, surrogate, i, (self.gamma1 - self.gamma2) * self.surrogate_scale)
+        diag["zigzag"][:, i] = in_window.double()
+        # the anchor x_i is not needed past this point: x_{i+1} = a x^ + b m(x^)
+        return shifted if bool(in_window.all()) else torch.where(_expand(in_window, x), shifted, x)
+
+    def _probe(self, net: Network, x: torch.Tensor, surrogate: torch.Tensor, i: int, in_window: torch.Tensor,
+               diag: dict[str, torch.Tensor]) -> None:
+        """Debug: the surrogate's error against the guidance difference at the anchor x_i, which the implicit
+        zigzag would evaluate (2 NFE)."""
+        u0, c0 = net(x, i)
+        err = per_sample_relative_error(surrogate, c0 - u0)
+        diag["probe_rel_err"][:, i] = torch.where(in_window, err, diag["probe_rel_err"][:, i])
+
+    def _record_cache_quality(self, delta: torch.Tensor, cache: torch.Tensor, i: int,
+                              diag: dict[str, torch.Tensor]) -> torch.Tensor:
+        """cos(Delta_i, Delta_{i-1}) and the free surrogate error ||C - Delta_i|| / ||Delta_i||; returns the cosine."""
+        cos = per_sample_cosine(delta, cache)
+        diag["cache_cos"][:, i] = cos
+        diag["surrogate_rel_err"][:, i] = per_sample_relative_error(cache, delta)
+        return cos
+
+    def _enter_window(self, first: torch.Tensor, cos: torch.Tensor, i: int) -> torch.Tensor:
+        """Adaptive warm-up: a sample enters the window at step i + 1 once consecutive guidance differences agree
+        (cosine >= adaptive_threshold), never before warmup_steps and not later than it was due to."""
+        ready = (cos >= self.adaptive_threshold) & (first > i + 1) & (i + 1 >= self.warmup_steps)
+        return torch.where(ready, torch.full_like(first, i + 1), first)
 
 
 def _expand(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

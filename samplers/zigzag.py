@@ -14,22 +14,21 @@ Implicit zigzag evaluates the zag's guidance at the anchor x_i instead of y, so 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 
-from .base import (UC, Denoiser, Network, SamplerOutput, StepCallback, ZigzagGuidance, check_int, guide,
-                   scale_count, zigzag_shift)
+from .base import UC, Denoiser, Network, SamplerOutput, StepCallback, ZigzagGuidance, guide, scale_count, zigzag_shift
+from .settings import flag, integer, one_of, optional, setting
 from .solvers import LinearSolver
 
 
+@dataclass(kw_only=True, eq=False)
 class _ZigzagFamily(ZigzagGuidance):
     """Shared parameters: inversion guidance g2 and the number of zigzag steps lambda (counted from step 0)."""
 
-    def __init__(self, gamma1: float = 5.5, gamma2: float = 0.0, lambda_steps: int | None = None,
-                 steps: int | None = None, label: str | None = None):
-        super().__init__(gamma1=gamma1, gamma2=gamma2, steps=steps, label=label)
-        self.lambda_steps = None if lambda_steps is None else check_int("lambda_steps", lambda_steps, 0)
+    lambda_steps: int | None = setting(None, check=optional(integer(0)), label="λ={}")
 
     def zigzag_steps(self, num_steps: int) -> int:
         """lambda: zigzag on steps i < lambda; default T - 1 (every step but the last)."""
@@ -49,14 +48,8 @@ class _ZigzagFamily(ZigzagGuidance):
         if self.lambda_steps is not None:
             self.lambda_steps = scale_count(self.lambda_steps, after / before, min(self.lambda_steps, 1), after - 1)
 
-    def params(self) -> dict[str, Any]:
-        return {"gamma1": self.gamma1, "gamma2": self._gamma2, "lambda_steps": self.lambda_steps}
 
-    def describe_params(self) -> list[str]:
-        out = [f"γ2={self._gamma2:g}"] if self._gamma2 else []
-        return out + ([f"λ={self.lambda_steps}"] if self.lambda_steps is not None else [])
-
-
+@dataclass(kw_only=True, eq=False)
 class Zigzag(_ZigzagFamily):
     """Explicit Z-Sampling (Bai et al., ICLR 2025).
 
@@ -75,29 +68,23 @@ class Zigzag(_ZigzagFamily):
 
     name = "zigzag"
 
-    def __init__(self, gamma1: float = 5.5, gamma2: float = 0.0, lambda_steps: int | None = None, rounds: int = 1,
-                 zag_timestep: Literal["current", "next"] = "current",
-                 zag_evaluation: Literal["network", "anchor"] = "network", official_compat: bool = False,
-                 steps: int | None = None, label: str | None = None):
-        super().__init__(gamma1=gamma1, gamma2=gamma2, lambda_steps=lambda_steps, steps=steps, label=label)
-        self.rounds = check_int("rounds", rounds, 1)
-        if zag_timestep not in ("current", "next"):
-            raise ValueError(f"zag_timestep must be 'current' or 'next', got {zag_timestep!r}")
-        if zag_evaluation not in ("network", "anchor"):
-            raise ValueError(f"zag_evaluation must be 'network' or 'anchor', got {zag_evaluation!r}")
-        if official_compat and (zag_evaluation != "network" or zag_timestep != "current"):
+    rounds: int = setting(1, check=integer(1), label="rounds={}")
+    zag_timestep: Literal["current", "next"] = setting("current", check=one_of("current", "next"), label="zag@t_{}")
+    zag_evaluation: Literal["network", "anchor"] = setting("network", check=one_of("network", "anchor"),
+                                                           label="zag@{}")
+    official_compat: bool = setting(False, check=flag, label="official")
+
+    def check_settings(self) -> None:
+        if self.official_compat and (self.zag_evaluation != "network" or self.zag_timestep != "current"):
             raise ValueError("official_compat reproduces the public code: it needs zag_evaluation='network' and "
                              "zag_timestep='current'")
-        self.zag_timestep = zag_timestep
-        self.zag_evaluation = zag_evaluation
-        self.official_compat = bool(official_compat)
 
     def zag_branches(self) -> tuple[str, ...]:
         if self.zag_evaluation == "anchor":
             return ()
-        if self.official_compat or self._gamma2 not in (0.0, 1.0):
+        if self.official_compat or self.gamma2 not in (0.0, 1.0):
             return UC
-        return ("uncond",) if self._gamma2 == 0.0 else ("cond",)
+        return ("uncond",) if self.gamma2 == 0.0 else ("cond",)
 
     def expected_nfe(self, num_steps: int) -> int:
         per_zigzag = (len(self.zag_branches()) + 2) * self.rounds
@@ -108,29 +95,15 @@ class Zigzag(_ZigzagFamily):
             raise ValueError("zigzag official_compat reproduces a DDIMInverseScheduler call and needs a DDIM "
                              f"scheduler; this model's solver is {solver.kind}")
 
-    def describe_params(self) -> list[str]:
-        out = super().describe_params()
-        if self.rounds != 1:
-            out.append(f"rounds={self.rounds}")
-        if self.zag_timestep != "current":
-            out.append("zag@t_next")
-        if self.zag_evaluation != "network":
-            out.append("zag@anchor")
-        return out + (["official"] if self.official_compat else [])
-
-    def params(self) -> dict[str, Any]:
-        return {**super().params(), "rounds": self.rounds, "zag_timestep": self.zag_timestep,
-                "zag_evaluation": self.zag_evaluation, "official_compat": self.official_compat}
-
     def _zag(self, net: Network, solver: LinearSolver, y, i: int, anchor: tuple) -> Any:
         """x~_i from y = x_{i+1}: the inverse of interval i with the gamma2 prediction."""
         branches = self.zag_branches()
         if not branches:  # reuse the anchor's predictions
-            m2 = guide(anchor[0], anchor[1], self._gamma2)
+            m2 = guide(anchor[0], anchor[1], self.gamma2)
         else:
             j = i if self.zag_timestep == "current" else i + 1
             out = net(y, j, branches)
-            m2 = out[0] if len(out) == 1 else guide(out[0], out[1], self._gamma2)
+            m2 = out[0] if len(out) == 1 else guide(out[0], out[1], self.gamma2)
         if self.official_compat:
             return solver.official_inverse(y, m2, i)
         return solver.invert(y, m2, i)
@@ -152,6 +125,7 @@ class Zigzag(_ZigzagFamily):
         return SamplerOutput(x, net.nfe, zigzag_steps=_per_sample(x, min(lam, solver.num_steps)))
 
 
+@dataclass(kw_only=True, eq=False)
 class ImplicitZigzag(_ZigzagFamily):
     """Implicit Z-Sampling: the zag reuses the anchor's guidance difference; 4 NFE per zigzag step."""
 
@@ -163,7 +137,7 @@ class ImplicitZigzag(_ZigzagFamily):
     def sample(self, denoiser: Denoiser, x, solver: LinearSolver, callback: StepCallback | None = None) -> SamplerOutput:
         net = Network(denoiser, solver)
         lam = self.zigzag_steps(solver.num_steps)
-        gap = self.gamma1 - self._gamma2
+        gap = self.gamma1 - self.gamma2
         for i in range(solver.num_steps):
             u, c = net(x, i)
             if i < lam:

@@ -13,15 +13,14 @@ Any of these is accepted in a config file::
       metrics: [hpsv2, {name: pickscore, model: /weights/PickScore_v1}]
     data: {source: drawbench, batch_size: 4}            # no class_path: datamodules.PromptDataModule
 
-The expansion runs inside jsonargparse's loader (``parser_mode="zeta"``), so it applies to every ``--config`` file,
-overlays included, before LightningCLI validates anything.
+Short names come from the libraries' registries (``samplers.SAMPLERS``, ``zeta_eval.adapters.ADAPTERS``,
+``metrics.METRICS``), plugins included. The expansion runs inside jsonargparse's loader (``parser_mode="zeta"``), so
+it applies to every ``--config`` file, overlays included, before LightningCLI validates anything.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -29,37 +28,29 @@ DATAMODULE = "datamodules.PromptDataModule"
 MODE = "zeta"
 
 
-def _registry(kind: str, name: str = "") -> dict[str, Any]:
-    """Short name -> class or "module.Class" path, without importing model code where avoidable."""
+def _registry(kind: str) -> Any:
+    """The registry of short names for ``kind`` (each library owns its own)."""
     if kind == "sampler":
         from samplers import SAMPLERS
 
-        return dict(SAMPLERS)
+        return SAMPLERS
     if kind == "adapter":
-        return dict(importlib.import_module("zeta_eval.adapters").ADAPTER_PATHS)
+        from .adapters import ADAPTERS
+
+        return ADAPTERS
     if kind == "metric":
-        module = importlib.import_module("metrics")
-        registry = getattr(module, "METRICS", {})
-        if name and name not in registry and name.isidentifier() and name not in module.HELPER_MODULES:
-            if importlib.util.find_spec(f"metrics.{name}") is not None:  # metrics register when imported
-                importlib.import_module(f"metrics.{name}")
-        return dict(registry)
+        from metrics import METRICS
+
+        return METRICS
     raise KeyError(kind)
 
 
 def class_path_of(kind: str, name: str) -> str:
-    """Full import path for a short name (or the name itself if it is already a dotted path)."""
+    """Full import path for a short name (or the name itself if it is already a dotted path). A plugin that cannot
+    be imported is reported here, in one line."""
     if "." in name:
         return name
-    registry = _registry(kind, name)
-    if name not in registry:
-        names = importlib.import_module("metrics").metric_names() if kind == "metric" else sorted(registry)
-        known = ", ".join(names) or "none registered"
-        raise ValueError(f"unknown {kind} {name!r}; known {kind}s: {known}")
-    target = registry[name]
-    if isinstance(target, str):  # lazily imported entries are stored as "module.Class"
-        return target
-    return f"{target.__module__}.{target.__qualname__}"
+    return _registry(kind).class_path(name)
 
 
 def _expand_component(kind: str, value: Any) -> Any:
@@ -108,12 +99,3 @@ def register_loader() -> None:
     from jsonargparse import set_loader
 
     set_loader(MODE, load, exceptions=(yaml.YAMLError, ValueError))
-
-
-def load_file(path: str) -> dict[str, Any]:
-    """A config file as an expanded dict (for tools that read configs without LightningCLI)."""
-    with open(path, encoding="utf-8") as fh:
-        return expand_config(yaml.safe_load(fh)) or {}
-
-
-Loader = Callable[[str], Any]

@@ -1,59 +1,32 @@
 """Model adapters, one per model family, picked by short name in configs (``adapter: sdxl``).
 
 ``ADAPTERS`` maps a short name to its adapter class; classes are imported on first use, so importing this package
-does not import diffusers (``ADAPTER_PATHS`` gives the "module.Class" path without importing anything). ``build_adapter(name, **options)`` checks the name and the options at config time.
+does not import diffusers. Plugins add model families through the ``zeta_eval.adapters`` entry-point group.
+``build_adapter(name, **options)`` checks the name and the options at config time.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
-from collections.abc import Mapping
-from typing import Any, Iterator
+from typing import Any
+
+from samplers.registry import Registry
 
 from .base import ModelAdapter, ModelLoadError, hub_error_message, parse_dtype
 
-_PATHS = {
+#: every model family by name (its ``family``), each module imported when first used
+ADAPTERS: Registry[type[ModelAdapter]] = Registry("model family", ModelAdapter, {
     "sd": "zeta_eval.adapters.sd:SDAdapter",
     "sdxl": "zeta_eval.adapters.sdxl:SDXLAdapter",
     "hunyuan_dit": "zeta_eval.adapters.hunyuan_dit:HunyuanDiTAdapter",
     "cogvideox": "zeta_eval.adapters.cogvideox:CogVideoXAdapter",
     "modelscope": "zeta_eval.adapters.modelscope:ModelScopeAdapter",
     "shapebench": "zeta_eval.adapters.shapebench:ShapeBenchAdapter",
-}
-
-
-class _LazyRegistry(Mapping):
-    """Short name -> adapter class, importing each class's module on first access."""
-
-    def __init__(self, paths: dict[str, str]):
-        self._paths = dict(paths)
-        self._classes: dict[str, type[ModelAdapter]] = {}
-
-    def __getitem__(self, name: str) -> type[ModelAdapter]:
-        if name not in self._paths:
-            raise KeyError(name)
-        if name not in self._classes:
-            module, attr = self._paths[name].split(":")
-            self._classes[name] = getattr(importlib.import_module(module), attr)
-        return self._classes[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._paths)
-
-    def __len__(self) -> int:
-        return len(self._paths)
-
-
-ADAPTERS: Mapping[str, type[ModelAdapter]] = _LazyRegistry(_PATHS)
-#: short name -> "module.Class", for tools that need a class path without importing the class (config expansion)
-ADAPTER_PATHS: dict[str, str] = {name: path.replace(":", ".") for name, path in _PATHS.items()}
+}, group="zeta_eval.adapters", name_attr="family", plural="model families")
 
 
 def build_adapter(name: str, **options: Any) -> ModelAdapter:
     """The adapter ``name`` built from config options (no weights are loaded until ``adapter.load(device)``)."""
-    if name not in ADAPTERS:
-        raise ValueError(f"unknown model family {name!r}; known families: {', '.join(sorted(ADAPTERS))}")
     cls = ADAPTERS[name]
     accepted, required = _options_of(cls)
     unknown = sorted(set(options) - accepted)
@@ -84,4 +57,4 @@ def _options_of(cls: type) -> tuple[set[str], set[str]]:
     return accepted, required
 
 
-__all__ = ["ADAPTERS", "ADAPTER_PATHS", "ModelAdapter", "ModelLoadError", "build_adapter", "hub_error_message", "parse_dtype"]
+__all__ = ["ADAPTERS", "ModelAdapter", "ModelLoadError", "build_adapter", "hub_error_message", "parse_dtype"]
