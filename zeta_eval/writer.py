@@ -131,9 +131,10 @@ class ParquetPartWriter(BasePredictionWriter):
 
     # ------------------------------------------------------------------ Lightning hooks
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
-        if self.write_queue and hasattr(pl_module, "queue_media"):
+        if self.write_queue:
             self._background = BackgroundWriter(self.write_queue)
-            pl_module.queue_media = True  # media come to this writer with the rows instead of being written inline
+            if hasattr(pl_module, "queue_media"):
+                pl_module.queue_media = True  # media come to this writer with the rows instead of being written inline
 
     def on_predict_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int,
                                dataloader_idx: int = 0) -> None:
