@@ -198,3 +198,27 @@ def test_a_stop_while_the_queue_is_full_writes_every_generated_batch(tmp_path, c
     monkeypatch.undo()
     assert run("predict", "--config", cfg, "--output_dir", out) == 0
     assert len(read_parts(out)[0].to_pylist()) == 2 * len(PROMPTS)
+
+
+def test_video_media_are_identical_with_and_without_the_background_writer(tmp_path):
+    """The MP4 and its frame strip go through the same writer path as images: same bytes, each strip owned."""
+    import yaml
+
+    from tiny_models import TinyZoo
+
+    folder = TinyZoo(tmp_path / "zoo").folder("modelscope")
+    (tmp_path / "prompts.jsonl").write_text("".join(json.dumps(p) + "\n" for p in PROMPTS[:2]))
+    cfg = tmp_path / "video.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "model": {"adapter": {"name": "modelscope", "model": folder, "dtype": "float32", "num_frames": 4},
+                  "steps": 2, "samplers": ["standard"]},
+        "data": {"source": str(tmp_path / "prompts.jsonl"), "batch_size": 1}}))
+    inline, background = tmp_path / "inline", tmp_path / "background"
+    assert run("predict", "--config", cfg, "--output_dir", inline, "--write_queue", "0", "--report", "false") == 0
+    assert run("predict", "--config", cfg, "--output_dir", background, "--report", "false") == 0
+    assert rows_by_id(inline) == rows_by_id(background)
+    media = media_bytes(background)
+    assert media == media_bytes(inline) and sorted(Path(p).suffix for p in media) == [".mp4", ".mp4", ".png", ".png"]
+    for row in read_parts(background)[0].to_pylist():
+        assert (background / row["media_path"]).stat().st_size > 0
+        assert media_owner(background / row["media_strip_path"]) == row["sample_id"]

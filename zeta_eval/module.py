@@ -372,8 +372,8 @@ class SamplingEvaluation(LightningModule):
             item = torch.nan_to_num(media[k].float().cpu(), nan=0.0).clamp(0, 1)
             rel = folder / f"{stem}.{'mp4' if self.adapter.is_video else 'png'}"
             strip = folder / f"{stem}_strip.png" if self.adapter.is_video else None
-            files.append(SampleMedia(item, self.output_dir / rel, ids[k], None if strip is None
-                                     else self.output_dir / strip, fps))
+            files.append(SampleMedia(item, self.output_dir / rel, owner=ids[k], fps=fps,
+                                     strip=None if strip is None else self.output_dir / strip))
             paths.append(rel.as_posix())
             strips.append(None if strip is None else strip.as_posix())
         if self.queue_media:
