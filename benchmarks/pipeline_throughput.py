@@ -6,6 +6,7 @@ prompts, seeds, batch size and steps; runs alternate, medians are compared.
     python benchmarks/pipeline_throughput.py --arch sdxl [--size 256] [--prompts 4] [--batch 2] [--steps 10]
                                              [--repeats 3] [--metric hpsv2] [--device cpu|cuda]
                                              [--dtype bfloat16|float16|float32] [--profile OUT.prof]
+                                             [--compile [MODE]] [--compile-backend inductor] [--write-queue N]
 
 ``--arch tiny`` (default): a small SD-2-like pipeline saved to a folder; both sides load it inside the timed region.
 ``zeta_eval predict`` runs in-process (no interpreter start-up) and is timed twice: without media files (the
@@ -16,7 +17,13 @@ use that pipeline object (no loading in the timed region). The plain loop calls 
 each image as PNG and scores the batch with the same real-size metric (default ``hpsv2``: ViT-H-14, 986 M); ``zeta_eval
 predict`` writes PNGs and Parquet parts and scores with that metric (its adapter takes the in-memory pipeline).
 bfloat16 weights on CPU, float16 on CUDA by default. ``--profile`` writes a cProfile of one extra ``predict`` run and
-prints where its time goes.
+prints where its time goes. ``predict`` writes with its default background writer; ``--write-queue 0`` times it
+writing inline instead.
+
+``--compile [MODE]`` (sdxl) adds a third side to the alternation: ``predict`` with ``model.compile`` (mode ``default``
+unless given; ``--compile-backend``, default inductor). An untimed ``predict`` of one batch of the timed shape compiles
+the UNet first (its ``compile_seconds`` are reported); the timed runs then reuse the compiled code. The plain loop stays
+eager; on CUDA it runs the same channels_last UNet weights that compile converts the shared pipeline to.
 
 A plain loop is the reference ratio 1.0.
 """
@@ -97,7 +104,7 @@ def plain_loop_in_memory(pipe, prompts: list[str], batch: int, steps: int, size:
     return len(prompts)
 
 
-def zeta_run(config: Path, out: Path, save_media: bool | None = None) -> None:
+def zeta_run(config: Path, out: Path, save_media: bool | None = None, write_queue: int | None = None) -> None:
     """``zeta_eval predict`` in this process. It runs in a copy of the current context: jsonargparse leaves its last
     parser in a ContextVar, and through it the CLI, the model, the adapter and the whole pipeline would stay
     referenced after the run (7 GB for SDXL)."""
@@ -106,6 +113,7 @@ def zeta_run(config: Path, out: Path, save_media: bool | None = None) -> None:
     from zeta_eval.cli import main
 
     extra = [] if save_media is None else ["--model.save_media", str(save_media).lower()]
+    extra += [] if write_queue is None else ["--write_queue", str(write_queue)]
     argv = ["predict", "--config", str(config), "--output_dir", str(out), "--report", "false", *extra]
     code = contextvars.copy_context().run(main, argv)
     if code != 0:
@@ -121,9 +129,10 @@ def write_prompts(path: Path, n: int) -> list[str]:
     return prompts
 
 
-def experiment(adapter: dict, metrics: list, steps: int, source: Path, batch: int, device: str) -> dict:
+def experiment(adapter: dict, metrics: list, steps: int, source: Path, batch: int, device: str,
+               compile: dict | None = None) -> dict:
     return {"model": {"adapter": adapter, "steps": steps, "samplers": [{"name": "standard", "gamma1": 5.5}],
-                      "metrics": metrics},
+                      "metrics": metrics, **({"compile": compile} if compile else {})},
             "data": {"source": str(source), "batch_size": batch, "seeds": "per_prompt_index"},
             "trainer": {"accelerator": "gpu" if device == "cuda" else "cpu", "devices": 1,
                         "enable_progress_bar": False}}
@@ -145,13 +154,14 @@ def alternate(runs: dict[str, Callable[[int], int]], repeats: int) -> dict[str, 
 def report(desc: str, results: dict[str, dict[str, list[float]]], base_key: str = PLAIN) -> dict[str, float]:
     """Print the medians and their ratios to ``base_key``; the wall-clock ratios."""
     base = {kind: statistics.median(results[base_key][kind]) for kind in ("wall", "cpu")}
+    width = max(44, *map(len, results))
     print(desc)
-    print(f"{'':44s} {'images/s':>9s} {'ratio':>7s} {'img/CPU-s':>10s} {'ratio':>7s}   runs (images/s)")
+    print(f"{'':{width}s} {'images/s':>9s} {'ratio':>7s} {'img/CPU-s':>10s} {'ratio':>7s}   runs (images/s)")
     ratios = {}
     for key, rates in results.items():
         wall, cpu = statistics.median(rates["wall"]), statistics.median(rates["cpu"])
         ratios[key] = wall / base["wall"]
-        print(f"{key:44s} {wall:9.4f} {wall / base['wall']:7.3f} {cpu:10.4f} {cpu / base['cpu']:7.3f}   "
+        print(f"{key:{width}s} {wall:9.4f} {wall / base['wall']:7.3f} {cpu:10.4f} {cpu / base['cpu']:7.3f}   "
               f"{', '.join(f'{v:.4f}' for v in rates['wall'])}")
     return ratios
 
@@ -171,7 +181,7 @@ def run_tiny(args, work: Path) -> dict:
 
     def timed_predict(media: bool) -> Callable[[int], int]:
         def run(r: int) -> int:
-            zeta_run(config, work / f"out_{r}_{int(media)}", media)
+            zeta_run(config, work / f"out_{r}_{int(media)}", media, args.write_queue)
             return args.prompts
         return run
 
@@ -197,6 +207,8 @@ def run_sdxl(args, work: Path) -> dict:
     finally:  # nothing of this run stays referenced (the GPU suite frees the pipeline afterwards)
         inmemory.unregister(name)
         scorers.uninstall()
+        if args.compile:
+            torch.compiler.reset()  # compiled code and its guards keep the UNet referenced
 
 
 def _run_sdxl_registered(args, work: Path, pipe, name: str, device: torch.device, dtype: torch.dtype) -> dict:
@@ -230,27 +242,60 @@ def _run_sdxl_registered(args, work: Path, pipe, name: str, device: torch.device
     plain_loop_in_memory(pipe, prompts[:1], 1, 1, args.size, work / "plain_warmup", metric)
     zeta_run(warmup, work / "warmup")
 
-    def timed_predict(r: int) -> int:
-        zeta_run(config, work / f"out_{r}")
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return args.prompts
+    def timed_predict(cfg: Path, tag: str) -> Callable[[int], int]:
+        def run(r: int) -> int:
+            zeta_run(cfg, work / f"out_{tag}{r}", write_queue=args.write_queue)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            return args.prompts
+        return run
 
     predict_key = "zeta_eval predict (PNG + Parquet" + (f" + {args.metric})" if args.metric else ")")
     plain_key = PLAIN + (f" (PNG + {args.metric})" if args.metric else " (PNG)")
-    results = alternate({
-        plain_key: lambda r: plain_loop_in_memory(pipe, prompts, args.batch, args.steps, args.size,
-                                                  work / f"plain_{r}", metric),
-        predict_key: timed_predict}, args.repeats)
+    runs = {plain_key: lambda r: plain_loop_in_memory(pipe, prompts, args.batch, args.steps, args.size,
+                                                      work / f"plain_{r}", metric),
+            predict_key: timed_predict(config, "")}
+    compiled = None
+    if args.compile:
+        settings = {"mode": args.compile, "backend": args.compile_backend}
+        compiled = compile_warm_up(work, adapter, metrics, args, settings)
+        compile_key = f"{predict_key[:-1]}, compile {args.compile} {args.compile_backend})"
+        config_c = work / "exp_compile.yaml"
+        config_c.write_text(yaml.safe_dump(experiment(adapter, metrics, args.steps, work / "prompts.jsonl", args.batch,
+                                                      args.device, settings)))
+        runs[compile_key] = timed_predict(config_c, "compile_")
+    results = alternate(runs, args.repeats)
     unet = models.count_parameters(pipe.unet)
+    writer = "inline writes" if args.write_queue == 0 else f"background writer (queue {args.write_queue or 'default'})"
     ratios = report(f"SDXL at real size (UNet {unet / 1e9:.2f} B, random weights, {dtype}), {args.size}x{args.size}, "
                     f"{args.prompts} prompts, batch {args.batch}, {args.steps} steps, {args.repeats} alternating "
-                    f"repeats, device {args.device}, {args.threads} threads", results, plain_key)
+                    f"repeats, device {args.device}, {args.threads} threads; predict: {writer}", results, plain_key)
+    if compiled is not None:
+        compiled.update(ratio=ratios[compile_key], images_per_s=statistics.median(results[compile_key]["wall"]),
+                        images_per_cpu_s=statistics.median(results[compile_key]["cpu"]))
+        print(f"compile: first calls {compiled['compile_s']:.1f} s (untimed warm-up run, {compiled['warmup_s']:.1f} s "
+              f"in all); predict + compile / plain = {compiled['ratio']:.3f}")
     if args.profile:
         profile_predict(config, work / "profiled", args.profile)
     return {"images_per_s": {k: statistics.median(v["wall"]) for k, v in results.items()},
             "images_per_cpu_s": {k: statistics.median(v["cpu"]) for k, v in results.items()}, "runs": results,
-            "ratio": ratios[predict_key]}
+            "ratio": ratios[predict_key], "compile": compiled}
+
+
+def compile_warm_up(work: Path, adapter: dict, metrics: list, args, settings: dict) -> dict:
+    """One untimed ``predict`` with ``model.compile`` on one batch of the timed shape (one step): the UNet compiles
+    for that shape here; later runs on the same pipeline reuse it. Its rows' ``compile_seconds`` and its wall time."""
+    from zeta_eval.parts import read_parts
+
+    source = work / "compile_warmup.jsonl"
+    write_prompts(source, args.batch)
+    config = work / "compile_warmup.yaml"
+    config.write_text(yaml.safe_dump(experiment(adapter, metrics, 1, source, args.batch, args.device, settings)))
+    start = time.perf_counter()
+    zeta_run(config, work / "compile_warmup")
+    rows = read_parts(work / "compile_warmup")[0].to_pylist()
+    return {**settings, "compile_s": sum(r["compile_seconds"] or 0.0 for r in rows),
+            "warmup_s": time.perf_counter() - start}
 
 
 def profile_predict(config: Path, out: Path, path: Path) -> None:
@@ -283,8 +328,15 @@ def main(argv=None, pipeline=None, metric_options: dict | None = None) -> dict:
     ap.add_argument("--dtype", default=None)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--profile", type=Path, default=None, help="sdxl: cProfile one extra predict run into this file")
+    ap.add_argument("--compile", nargs="?", const="default", default=None, metavar="MODE",
+                    help="sdxl: also time predict with model.compile in this mode (default 'default')")
+    ap.add_argument("--compile-backend", default="inductor", help="torch.compile backend of --compile")
+    ap.add_argument("--write-queue", type=int, default=None,
+                    help="predict's --write_queue (default: its own, the background writer; 0: inline writes)")
     args = ap.parse_args(argv)
     tiny = args.arch == "tiny"
+    if args.compile and tiny:
+        ap.error("--compile needs --arch sdxl (the tiny side loads its model inside the timed region)")
     args.prompts = args.prompts or (32 if tiny else 4)
     args.batch = args.batch or (4 if tiny else 2)
     args.size = args.size or (64 if tiny else 256)

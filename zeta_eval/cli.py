@@ -149,7 +149,7 @@ def _build_cli(args: Sequence[str], plan_only: bool) -> Any:
     from .experiment import finish_after_predict, prepare_output_dir, print_plan
     from .module import SamplingEvaluation
     from .stopping import GracefulStop
-    from .writer import ParquetPartWriter
+    from .writer import DEFAULT_WRITE_QUEUE, ParquetPartWriter
 
     zconfig.register_loader()
     config_stem = Path(_first_config(args) or "experiment").stem
@@ -174,6 +174,9 @@ def _build_cli(args: Sequence[str], plan_only: bool) -> Any:
                                 help="write the report when a single (non-array) job finishes")
             parser.add_argument("--oversubscribe", type=bool, default=False,
                                 help="start more CPU processes (--trainer.devices) than this machine has cores")
+            parser.add_argument("--write_queue", type=int, default=DEFAULT_WRITE_QUEUE,
+                                help="finished batches a background thread may hold while it writes their media and "
+                                     "parts (0: write each batch before generating the next)")
 
         def before_instantiate_classes(self) -> None:
             cfg = self.config["predict"]
@@ -187,7 +190,8 @@ def _build_cli(args: Sequence[str], plan_only: bool) -> Any:
             trainer = super().instantiate_trainer(**kwargs)
             check_cpu_ranks(trainer, allow_more=bool(self.config["predict"].get("oversubscribe")))
             if not plan_only:
-                self.part_writer = ParquetPartWriter(self.config["predict"]["output_dir"])
+                self.part_writer = ParquetPartWriter(self.config["predict"]["output_dir"],
+                                                     write_queue=self.config["predict"]["write_queue"])
                 self.stopper = GracefulStop(lambda: self.part_writer.written, trainer)
                 trainer.callbacks.extend([self.part_writer, self.stopper.callback()])
                 if trainer.loggers:  # --trainer.logger: batch means, sample images and the summary (tracking.py)

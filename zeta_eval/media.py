@@ -11,6 +11,7 @@ PNG for another sample over it is refused. A failed write raises :class:`MediaWr
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -193,5 +194,30 @@ def save_media(media: torch.Tensor, path: str | os.PathLike, fps: int = 8) -> Pa
     raise ValueError(f"expected an image (3, H, W) or a video (F, 3, H, W), got shape {tuple(media.shape)}")
 
 
-__all__: Sequence[str] = ["MediaWriteError", "check_owner", "frame_indices", "frame_strip", "media_owner", "read_image",
-                          "read_video", "save_frame_strip", "save_image", "save_media", "save_video", "to_uint8"]
+@dataclass(frozen=True)
+class SampleMedia:
+    """The files of one generated sample, ready to be written (now, or later by the background writer).
+
+    ``pixels``: a CPU float tensor in [0, 1], an image (3, H, W) or a video (F, 3, H, W). An image becomes the PNG
+    ``path``; a video the MP4 ``path`` plus the frame-strip PNG ``strip`` that reports show. ``owner`` (the sample id)
+    is recorded in each PNG; a file of another owner is never replaced (an MP4 is checked through its strip).
+    """
+
+    pixels: torch.Tensor
+    path: Path
+    owner: str
+    strip: Path | None = None
+    fps: int = 8
+
+    def write(self) -> None:
+        if self.strip is None:
+            save_image(self.pixels, self.path, owner=self.owner)
+            return
+        check_owner(self.strip, self.owner)
+        save_video(self.pixels, self.path, fps=self.fps)
+        save_frame_strip(self.pixels, self.strip, owner=self.owner)
+
+
+__all__: Sequence[str] = ["MediaWriteError", "SampleMedia", "check_owner", "frame_indices", "frame_strip",
+                          "media_owner", "read_image", "read_video", "save_frame_strip", "save_image", "save_media",
+                          "save_video", "to_uint8"]

@@ -6,6 +6,7 @@ import datetime as _dt
 import logging
 import os
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -41,6 +42,14 @@ class SamplingEvaluation(LightningModule):
             clip_score, geneval, frame_lpips, frame_ssim, chscore_flow, mtscore_clip, shapebench).
         score: False defers scoring to ``python -m zeta_eval score OUT_DIR`` (e.g. on a 24 GB card).
         save_media: write PNG / MP4 files under ``OUT_DIR/media``.
+        compile: ``torch.compile`` the denoising network (the adapter's UNet or transformer): ``false`` (default),
+            ``true`` (mode ``default``, backend ``inductor``), a mode (``default``, ``reduce-overhead``,
+            ``max-autotune``, ``max-autotune-no-cudagraphs``) or ``{mode, backend, channels_last}`` (``channels_last``
+            null: on for 2D UNets on CUDA). The network compiles at its first call for each input shape; that call is
+            made once more, untimed, before the timed one, and its seconds go to the ``compile_seconds`` column instead
+            of ``seconds``. Results equal the eager network's within floating-point tolerance, so compile is not part
+            of the model identity (a run may resume with or without it). Refused with SEG (its hook on the network's
+            attention is invisible to a compiled graph) and with ``offload: model``.
         layout_invariant: evaluate each sample on its own (text encoder, network, decoder, scorers) with
             layout-independent kernels (:func:`use_layout_independent_kernels`), so that media and scores are
             bit-identical whatever the batch size, rank count or array layout, on the same hardware and software.
@@ -55,7 +64,8 @@ class SamplingEvaluation(LightningModule):
     def __init__(self, adapter: ModelAdapter, samplers: list[Sampler], steps: int = 50,
                  schedule: str | list[int] = "default", metrics: list[SampleMetric] | None = None,
                  score: bool = True, save_media: bool = True, layout_invariant: bool = False,
-                 max_steps: int | None = None, output_dir: str | None = None):
+                 max_steps: int | None = None, output_dir: str | None = None,
+                 compile: bool | str | dict[str, Any] = False):
         super().__init__()
         for name, value in (("steps", steps), ("max_steps", 1 if max_steps is None else max_steps)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -75,6 +85,7 @@ class SamplingEvaluation(LightningModule):
         self.save_media = bool(save_media)
         self.layout_invariant = bool(layout_invariant)
         self.output_dir = Path(output_dir) if output_dir else None
+        self.compile_options = compile_options(compile)
         self._validate()
         self._solvers: dict[int, LinearSolver] = {}
         self._done: set[str] = set()
@@ -82,6 +93,9 @@ class SamplingEvaluation(LightningModule):
         self._loaded_identity: dict[str, Any] | None = None
         self._model_key: str | None = None
         self._warned_truncation = False
+        #: set by the background part writer: media files go to it with the rows instead of being written inline
+        self.queue_media = False
+        self._queued_media: list[Any] = []
 
     # ------------------------------------------------------------------ configuration checks
     def _scale_steps(self, new: int) -> None:
@@ -132,11 +146,20 @@ class SamplingEvaluation(LightningModule):
                 raise ValueError(f"samplers[{seen[key]}] and samplers[{k}] are the same setting ({s.display_name()}): "
                                  "they would produce identical samples")
             seen[key] = k
+        if self.compile_options is not None:
+            self._check_compile()
         kind = "video" if self.adapter.is_video else "image"
         for m in self.metric_list:
             if m.media_kind != kind:
                 raise ValueError(f"metric {m.name!r} scores {m.media_kind}s but the {self.adapter.family} adapter "
                                  f"produces {kind}s")
+
+    def _check_compile(self) -> None:
+        self.adapter.check_compile()
+        for s in self.samplers:
+            if s.perturbation is not None:  # dynamo does not guard on hooks added after compilation
+                raise ValueError(f"model.compile cannot run {s.display_name()}: its perturbed branch hooks the "
+                                 "network's attention at each call, which a compiled network would silently skip")
 
     def sampler_label(self, sampler: Sampler) -> str:
         return sampler.display_name()
@@ -177,6 +200,8 @@ class SamplingEvaluation(LightningModule):
             self.model_key()  # the identity as configured, as experiment.json records it
             self.adapter.load(device)
         self._loaded_identity = self.model_identity()
+        if self.compile_options is not None:
+            self._compile_network()
         for s in self.samplers:  # solver-dependent checks before the first sample is drawn
             s.check_solver(self.solver_for(s))
         if self.score_enabled:
@@ -189,6 +214,21 @@ class SamplingEvaluation(LightningModule):
             dm.skip = self.record_done if self._done else None
         self._static = self._static_columns()
 
+    def _compile_network(self) -> None:
+        used = self.adapter.compile_network(**self.compile_options)
+        log.info("model.compile: the %s network compiles at its first call for each input shape (mode %s, backend %s,"
+                 " channels_last %s); those calls are timed apart, in the compile_seconds column", self.adapter.family,
+                 used["mode"], used["backend"], str(used["channels_last"]).lower())
+
+    def _compile_warm_up(self, denoiser: Any) -> "CompileWarmUp | None":
+        """The denoiser behind its compile warm-up (None without ``compile``)."""
+        if self.compile_options is None:
+            return None
+        network = self.adapter.denoising_network()
+        settings = (self.compile_options["mode"], self.compile_options["backend"])
+        return CompileWarmUp(denoiser, _WARM_SIGNATURES.setdefault(network, {}).setdefault(settings, set()),
+                             self.adapter.device)
+
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         return batch  # records hold no tensors; the adapter places its own tensors
 
@@ -200,6 +240,7 @@ class SamplingEvaluation(LightningModule):
 
     def predict_step(self, batch: Sequence[PromptRecord], batch_idx: int = 0, dataloader_idx: int = 0) -> list[dict]:
         records = list(batch)
+        self._queued_media = []  # media of a batch that was abandoned (a stop) belong to no rows
         rows: list[dict] = []
         for group in ([[r] for r in records] if self.layout_invariant else [records] if records else []):
             prompts = [r.prompt for r in group]
@@ -233,15 +274,17 @@ class SamplingEvaluation(LightningModule):
         cuda = self.adapter.device.type == "cuda"
         x = self.adapter.initial_latents([r.seed for r in records], solver)
         denoiser = self.adapter.denoiser(cond, sampler.perturbation)
+        warm_up = self._compile_warm_up(denoiser)
         if cuda:
             torch.cuda.synchronize(self.adapter.device)
             torch.cuda.reset_peak_memory_stats(self.adapter.device)
         start = time.perf_counter()
         with torch.inference_mode():
-            out = sampler.sample(denoiser, x, solver)
+            out = sampler.sample(warm_up or denoiser, x, solver)
         if cuda:
             torch.cuda.synchronize(self.adapter.device)
-        seconds = (time.perf_counter() - start) / len(records)
+        compile_seconds = warm_up.seconds if warm_up is not None else 0.0
+        seconds = (time.perf_counter() - start - compile_seconds) / len(records)
         peak_mb = torch.cuda.max_memory_allocated(self.adapter.device) / 2**20 if cuda else None
         start = time.perf_counter()
         with torch.inference_mode():
@@ -274,6 +317,7 @@ class SamplingEvaluation(LightningModule):
                 "gamma_eff": float(sampler.gamma1 if zigzag[k] == 0 else sampler.gamma_eff),
                 "zigzag_steps": zigzag[k], "nfe": int(out.nfe),
                 "seconds": seconds, "decode_seconds": decode_seconds, "peak_memory_mb": peak_mb,
+                "compile_seconds": compile_seconds / len(records) if warm_up is not None else None,
                 "media_path": paths[k], "media_strip_path": strips[k], "nonfinite": not bool(finite[k]),
                 "status": "ok" if bool(finite[k]) else "nonfinite",
                 "created_at": created, **self._static,
@@ -310,29 +354,39 @@ class SamplingEvaluation(LightningModule):
         A file name is the readable prompt id and seed plus the first 8 hex digits of the sample id, so it is unique
         per sample even when ids sanitise alike (``a/b``, ``a_b``) or a prompt was edited; each PNG records its
         sample id and is never replaced by another sample's (the MP4 is checked through its strip).
+
+        The files are written here, or, when ``queue_media`` is set (by the background part writer), handed to the
+        writer with the batch's rows (:meth:`take_queued_media`), which writes them before the rows.
         """
-        from .media import check_owner, save_frame_strip, save_image, save_video
+        from .media import SampleMedia
 
         assert self.output_dir is not None, "output_dir must be set to save media"
         folder = Path("media") / sampler_key(sampler, self.steps, self.schedule) / safe_name(records[0].prompt_set)
         paths: list[str] = []
         strips: list[str | None] = []
+        files: list[SampleMedia] = []
+        fps = int(getattr(self.adapter, "fps", 8))
         for k, rec in enumerate(records):
             stem = (f"{safe_name(rec.prompt_id)}_seed{rec.seed}" + (f"_{rec.sample_index}" if rec.sample_index else "")
                     + f"-{ids[k][:8]}")
             item = torch.nan_to_num(media[k].float().cpu(), nan=0.0).clamp(0, 1)
-            if self.adapter.is_video:
-                rel, strip = folder / f"{stem}.mp4", folder / f"{stem}_strip.png"
-                check_owner(self.output_dir / strip, ids[k])
-                save_video(item, self.output_dir / rel, fps=int(getattr(self.adapter, "fps", 8)))
-                save_frame_strip(item, self.output_dir / strip, owner=ids[k])
-                strips.append(strip.as_posix())
-            else:
-                rel = folder / f"{stem}.png"
-                save_image(item, self.output_dir / rel, owner=ids[k])
-                strips.append(None)
+            rel = folder / f"{stem}.{'mp4' if self.adapter.is_video else 'png'}"
+            strip = folder / f"{stem}_strip.png" if self.adapter.is_video else None
+            files.append(SampleMedia(item, self.output_dir / rel, owner=ids[k], fps=fps,
+                                     strip=None if strip is None else self.output_dir / strip))
             paths.append(rel.as_posix())
+            strips.append(None if strip is None else strip.as_posix())
+        if self.queue_media:
+            self._queued_media.extend(files)
+        else:
+            for file in files:
+                file.write()
         return paths, strips
+
+    def take_queued_media(self) -> list[Any]:
+        """The media files of the last batch, not yet written (``queue_media``); the caller writes them."""
+        files, self._queued_media = self._queued_media, []
+        return files
 
     def finish_metrics(self, rows: list[dict[str, Any]] | None = None) -> dict[str, float]:
         """Metric means over every rank (a collective: call it on every rank, after ``trainer.predict``).
@@ -409,6 +463,61 @@ class SamplingEvaluation(LightningModule):
 
     def configure_optimizers(self) -> Any:  # predict-only module
         return None
+
+
+#: torch.compile's modes
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def compile_options(value: Any) -> dict[str, Any] | None:
+    """``model.compile`` as :meth:`ModelAdapter.compile_network` options (None: off)."""
+    if value is None or value is False:
+        return None
+    options = {} if value is True else {"mode": value} if isinstance(value, str) else value
+    if not isinstance(options, dict) or set(options) - {"mode", "backend", "channels_last"}:
+        raise ValueError(f"model.compile must be true, false, a mode ({', '.join(COMPILE_MODES)}) or a mapping with "
+                         f"mode, backend and channels_last; got {value!r}")
+    options = {"mode": "default", "backend": "inductor", "channels_last": None, **options}
+    if options["mode"] not in COMPILE_MODES:
+        raise ValueError(f"model.compile mode must be one of {', '.join(COMPILE_MODES)}; got {options['mode']!r}")
+    if not isinstance(options["backend"], str) or not options["backend"]:
+        raise ValueError(f"model.compile backend must be a torch.compile backend name; got {options['backend']!r}")
+    if options["channels_last"] not in (None, True, False):
+        raise ValueError(f"model.compile channels_last must be true, false or null (auto); got "
+                         f"{options['channels_last']!r}")
+    return options
+
+
+#: per compiled network and (mode, backend): the input signatures it has compiled for in this process. torch.compile
+#: keeps what it compiled with the network's code, so a later run on the same network (a benchmark's repeats) does
+#: not compile again and needs no warm-up
+_WARM_SIGNATURES: "weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, set]]" = weakref.WeakKeyDictionary()
+
+
+class CompileWarmUp:
+    """A denoiser whose network is compiled: the first call for each input signature (latent shape and dtype,
+    branches, integer or real timestep) compiles the network for that shape. That call is made once beforehand,
+    its output discarded, and its time summed in ``seconds``, so that the sampler's own call is timed as every other
+    (the network is deterministic: both calls return the same values)."""
+
+    def __init__(self, denoiser: Any, signatures: set, device: torch.device):
+        self.denoiser, self.signatures, self.device = denoiser, signatures, device
+        self.seconds = 0.0
+
+    def __call__(self, x: torch.Tensor, t: float, branches: Sequence[str]) -> tuple[torch.Tensor, ...]:
+        signature = (tuple(x.shape), x.dtype, tuple(branches), float(t).is_integer())
+        if signature not in self.signatures:
+            self._sync()
+            start = time.perf_counter()
+            self.denoiser(x, t, branches)
+            self._sync()
+            self.seconds += time.perf_counter() - start
+            self.signatures.add(signature)
+        return self.denoiser(x, t, branches)
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
 
 def use_layout_independent_kernels(device: torch.device) -> None:

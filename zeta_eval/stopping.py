@@ -7,7 +7,8 @@ both signals itself:
 
 - the handler raises :class:`StopRequested` in the main thread, which Python does between two bytecodes: the network
   call in progress (one C++ op) finishes, the rest of the batch is abandoned (its samples are recomputed on resume);
-- a part file being written is finished first (:func:`deferred`), so every completed batch is on disk, whole;
+- a part file being written is finished first (:func:`deferred`), and so is every batch already handed to the
+  background writer (:mod:`.writer`), so every completed batch is on disk, whole;
 - the signal is passed on to the DDP ranks this process started (a signal sent to rank 0 alone stops every rank);
 - the command line prints one line, ``stopped by SIGTERM after N samples; rerun the same command to resume``, and
   exits with ``128 + signal number`` (143 for SIGTERM, 130 for SIGINT).
@@ -34,10 +35,13 @@ class StopRequested(BaseException):
     """A stop signal arrived. A ``BaseException``, so that no ``except Exception`` on the way up swallows it."""
 
     def __init__(self, signum: int, written: int | None = None, rank: int | None = None):
+        super().__init__(signum)
         self.signum, self.written, self.rank = signum, written, rank
-        after = f" after {written} samples" if written is not None else ""
-        where = f" (rank {rank})" if rank is not None else ""
-        super().__init__(f"stopped by {signal.Signals(signum).name}{after}{where}; rerun the same command to resume")
+
+    def __str__(self) -> str:  # built when printed: the writer updates ``written`` once its queue is on disk
+        after = f" after {self.written} samples" if self.written is not None else ""
+        where = f" (rank {self.rank})" if self.rank is not None else ""
+        return f"stopped by {signal.Signals(self.signum).name}{after}{where}; rerun the same command to resume"
 
     @property
     def exit_code(self) -> int:

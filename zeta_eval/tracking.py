@@ -73,12 +73,18 @@ class ExperimentTracking(Callback):
     def _log_images(self, trainer: Any, rows: Sequence[dict[str, Any]]) -> None:
         from PIL import Image
 
+        from .writer import wait_for_writes
+
+        waited = False
         for row in rows:
             label = str(row.get("sampler_label"))
             k = self._images_logged.get(label, 0)
             path = row.get("media_strip_path") or row.get("media_path")
             if k >= self.images_per_sampler or not path or not str(path).endswith(".png"):
                 continue
+            if not waited:  # the background writer may still hold this batch's files (only the first batches wait)
+                wait_for_writes(trainer)
+                waited = True
             with Image.open(self.output_dir / path) as im:
                 image = np.asarray(im.convert("RGB"))
             tag = f"samples/{tag_name(label)}/{k}"

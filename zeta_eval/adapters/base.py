@@ -131,6 +131,8 @@ class ModelAdapter(ABC):
     perturbations: ClassVar[frozenset[str]] = frozenset()
     #: why this family provides no perturbed branch (shown when a sampler that needs one is refused)
     no_perturbation_reason: ClassVar[str] = ""
+    #: the denoising network is a 2D convolutional UNet: channels_last speeds its convolutions up on CUDA
+    conv_unet: ClassVar[bool] = False
 
     def __init__(self, model: str, revision: str | None = None, dtype: str = "float16",
                  scheduler: str | None = None, negative_prompt: str = "",
@@ -149,6 +151,7 @@ class ModelAdapter(ABC):
         self.width = width
         self.device = torch.device("cpu")
         self._loaded = False
+        self._compiled: Any = None  # the torch.compile'd denoising network (model.compile)
 
     # ------------------------------------------------------------------ config-time checks
     def check_sampler(self, sampler: Sampler) -> None:
@@ -159,6 +162,12 @@ class ModelAdapter(ABC):
             raise ValueError(f"sampler {sampler.name!r} needs a {pert.get('kind')!r} perturbed branch, which the "
                              f"{self.family or type(self).__name__} adapter does not provide "
                              f"(supported: {sorted(self.perturbations) or 'none'}){reason}")
+
+    def check_compile(self) -> None:
+        """Raise ValueError (at config time) if ``model.compile`` cannot compile this adapter's network."""
+        if type(self).denoising_network is ModelAdapter.denoising_network:
+            raise ValueError(f"model.compile: the {self.family or type(self).__name__} adapter does not expose a "
+                             "denoising network to compile")
 
     # ------------------------------------------------------------------ loading
     @property
@@ -203,6 +212,38 @@ class ModelAdapter(ABC):
         """Per prompt: does the text encoder cut it (the pipeline truncates to its tokenizer's maximum length)?
         A family whose encoder cannot truncate raises ValueError naming the prompt instead."""
         return [False] * len(prompts)
+
+    # ------------------------------------------------------------------ compilation (model.compile)
+    def denoising_network(self) -> torch.nn.Module:
+        """The UNet or transformer the denoiser calls (what ``model.compile`` compiles); families that have one
+        override this and call :attr:`compute_network`."""
+        raise NotImplementedError
+
+    @property
+    def compute_network(self) -> Any:
+        """What the denoiser calls: the compiled network after :meth:`compile_network`, else the network itself."""
+        return self._compiled if self._compiled is not None else self.denoising_network()
+
+    def compile_network(self, mode: str = "default", backend: str = "inductor",
+                        channels_last: bool | None = None) -> dict[str, Any]:
+        """``torch.compile`` the denoising network (after :meth:`load`); returns the settings used.
+
+        The module itself is left untouched (the pipeline's own ``__call__``, and another adapter sharing the
+        pipeline, still run it eagerly); the compiled wrapper shares its parameters. ``channels_last`` (None: on for a
+        2D UNet on CUDA) converts the network's weights to that memory format first, in place. Compilation happens at
+        the first call for each input shape.
+        """
+        self.check_compile()
+        if backend not in torch.compiler.list_backends(exclude_tags=()):
+            raise ValueError(f"model.compile: unknown backend {backend!r}; torch offers "
+                             f"{', '.join(torch.compiler.list_backends(exclude_tags=()))}")
+        network = self.denoising_network()
+        if channels_last is None:
+            channels_last = self.conv_unet and self.device.type == "cuda"
+        if channels_last:
+            network.to(memory_format=torch.channels_last)
+        self._compiled = torch.compile(network, mode=mode, backend=backend)
+        return {"mode": mode, "backend": backend, "channels_last": bool(channels_last)}
 
     # ------------------------------------------------------------------ the per-batch interface
     @property

@@ -91,13 +91,12 @@ class CogVideoXAdapter(PipelineAdapter):
         return {"encoder_hidden_states": uncond}, {"encoder_hidden_states": cond}
 
     def _network(self, x, t, kwargs):
-        tr = self.pipe.transformer
-        if tr.config.use_rotary_positional_embeddings and self._rotary_cache is None:
+        if self.pipe.transformer.config.use_rotary_positional_embeddings and self._rotary_cache is None:
             h, w = self.resolution
             self._rotary_cache = self.pipe._prepare_rotary_positional_embeddings(h, w, x.shape[1], self.device)
-        return tr(hidden_states=x, encoder_hidden_states=kwargs["encoder_hidden_states"],
-                  timestep=self._timestep(t, x.shape[0]), image_rotary_emb=self._rotary_cache,
-                  return_dict=False)[0]
+        return self.compute_network(hidden_states=x, encoder_hidden_states=kwargs["encoder_hidden_states"],
+                                    timestep=self._timestep(t, x.shape[0]), image_rotary_emb=self._rotary_cache,
+                                    return_dict=False)[0]
 
     def _decode(self, latents: torch.Tensor) -> torch.Tensor:
         _, extra = self._frame_layout()

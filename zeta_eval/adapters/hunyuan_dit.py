@@ -95,7 +95,7 @@ class HunyuanDiTAdapter(PipelineAdapter):
         if self._rotary_cache is None:
             self._rotary_cache = self._rotary()
         t_in = self._timestep(t, x.shape[0], dtype=x.dtype)  # the pipeline casts t to the latent dtype
-        out = self.pipe.transformer(x, t_in, image_rotary_emb=self._rotary_cache, return_dict=False, **kwargs)[0]
+        out = self.compute_network(x, t_in, image_rotary_emb=self._rotary_cache, return_dict=False, **kwargs)[0]
         return out[:, : x.shape[1]]  # drop the learned-variance channels
 
     def _decode(self, latents: torch.Tensor) -> torch.Tensor:

@@ -239,6 +239,7 @@ class PipelineAdapter(ModelAdapter):
             raise ValueError(f"the {self.family} adapter runs a {self.pipeline_class}, got a "
                              f"{type(pipeline).__name__}")
         self.pipe = pipe
+        self._compiled = None  # a compiled network belongs to the pipeline it was made from
         self._scheduler = self._first_order_scheduler(pipe.scheduler)
         pipe.scheduler = self._scheduler
         self._after_load(pipe, dtype)
@@ -274,6 +275,15 @@ class PipelineAdapter(ModelAdapter):
     @property
     def network_dtype(self) -> torch.dtype:
         return self.network.dtype
+
+    def denoising_network(self) -> torch.nn.Module:
+        return self.network
+
+    def check_compile(self) -> None:
+        super().check_compile()
+        if self.offload == "model":  # its hooks move the weights between devices around every call
+            raise ValueError("model.compile cannot be combined with offload: model; use offload: none (the 24 GB "
+                             "overlay sets model; compile is for cards that hold the whole pipeline)")
 
     # ------------------------------------------------------------------ scheduler
     def _scheduler_class(self, key: str) -> Any:

@@ -21,6 +21,7 @@ class UNetImageAdapter(PipelineAdapter):
 
     network_attr = "unet"
     perturbations = frozenset({"seg"})
+    conv_unet = True
 
     def __init__(self, model: str, *args: Any, unet: str | None = None, unet_subfolder: str | None = "unet",
                  unet_revision: str | None = None, vae: str | None = None, vae_subfolder: str | None = None,
@@ -109,8 +110,8 @@ class OneTextEncoderUNet:
         return {"encoder_hidden_states": uncond}, {"encoder_hidden_states": cond}
 
     def _network(self, x, t, kwargs):
-        return self.pipe.unet(x, self._timestep(t), encoder_hidden_states=kwargs["encoder_hidden_states"],
-                              return_dict=False)[0]
+        return self.compute_network(x, self._timestep(t), encoder_hidden_states=kwargs["encoder_hidden_states"],
+                                    return_dict=False)[0]
 
 
 class SDAdapter(OneTextEncoderUNet, UNetImageAdapter):

@@ -61,8 +61,8 @@ class SDXLAdapter(UNetImageAdapter):
 
     def _network(self, x, t, kwargs):
         added = {"text_embeds": kwargs["text_embeds"], "time_ids": kwargs["time_ids"]}
-        return self.pipe.unet(x, self._timestep(t), encoder_hidden_states=kwargs["encoder_hidden_states"],
-                              added_cond_kwargs=added, return_dict=False)[0]
+        return self.compute_network(x, self._timestep(t), encoder_hidden_states=kwargs["encoder_hidden_states"],
+                                    added_cond_kwargs=added, return_dict=False)[0]
 
     def _unscale(self, latents: torch.Tensor) -> torch.Tensor:
         cfg = self.pipe.vae.config

@@ -46,12 +46,11 @@ class ShapeBenchDenoiser:
         branches = check_branches(branches, ("uncond", "cond"), family="shapebench")
         if x.shape[0] != self.cond.batch_size:
             raise ValueError(f"latent batch {x.shape[0]} does not match the conditioning batch {self.cond.batch_size}")
-        net = self.adapter.network
         dtype = self.adapter.compute_dtype()
         states = torch.cat([self.cond.uncond if b == "uncond" else self.cond.cond for b in branches])
         x_in = torch.cat([x] * len(branches)).to(self.adapter.device, dtype)
         t_in = torch.full((x_in.shape[0],), float(t), device=self.adapter.device, dtype=dtype)
-        out = net.unet(x_in, t_in, encoder_hidden_states=states.to(dtype)).sample
+        out = self.adapter.compute_network(x_in, t_in, encoder_hidden_states=states.to(dtype)).sample
         return tuple(o.to(device=x.device, dtype=x.dtype) for o in out.chunk(len(branches)))
 
 
@@ -67,6 +66,7 @@ class ShapeBenchAdapter(ModelAdapter):
     """
 
     family = "shapebench"
+    conv_unet = True
     no_perturbation_reason = "the ShapeBench model has no attention hook for a perturbed branch"
 
     def __init__(self, model: str = DEFAULT_MODEL, revision: str | None = None, dtype: str = "float32",
@@ -110,6 +110,7 @@ class ShapeBenchAdapter(ModelAdapter):
             net.unet.to(self.dtype)
             net.text_encoder.to(self.dtype)
         self._net = net
+        self._compiled = None  # a compiled network belongs to the model it was made from
         self._scheduler = None
         self._loaded = True
 
@@ -118,6 +119,9 @@ class ShapeBenchAdapter(ModelAdapter):
         if self._net is None:
             raise RuntimeError("the shapebench adapter is not loaded; call adapter.load(device) first")
         return self._net
+
+    def denoising_network(self) -> torch.nn.Module:
+        return self.network.unet
 
     def describe(self) -> dict[str, Any]:
         from .pipeline_adapter import SCHEDULER_FIELDS, _plain
