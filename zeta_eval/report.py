@@ -22,7 +22,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -415,23 +415,42 @@ def nonfinite_scores(rep: Report, summary: list[dict[str, Any]]) -> dict[str, in
     return {m: n for m, n in counts.items() if n}
 
 
-def write_markdown(rep: Report, summary: list[dict[str, Any]]) -> str:
-    lines = [f"# zeta_eval report: {rep.experiment.get('name', 'experiment')}", ""]
+def _table(head: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    """A Markdown table: the header, its rule and one line per row of cells."""
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def _section(title: str, body: list[str], intro: str | None = None) -> list[str]:
+    """A ``## title`` section (after a blank line), its intro paragraph if any, then ``body``."""
+    return ["", f"## {title}", ""] + ([intro, ""] if intro else []) + body
+
+
+def _scaled(rep: Report, metric: str) -> str:
+    """`` ×100`` after the name of a metric shown scaled, else nothing."""
+    return f" ×{rep.scale(metric):g}" if rep.scale(metric) != 1 else ""
+
+
+def _status_lines(rep: Report) -> list[str]:
+    """Whether the run is complete, and the rows of other experiments left out."""
     state = rep.completeness
     if state is None:
-        lines += ["**Completeness unknown**: no experiment.json in this folder.", ""]
-    else:
-        head, rest = state.describe().split(" (", 1)
-        lines.append(f"**{'Complete' if state.complete else 'Incomplete'}: {head}** ({rest}.")
-        if state.foreign_rows:
-            lines.append(f"{state.foreign_rows} row{'s' if state.foreign_rows != 1 else ''} of other experiments in "
-                         "this folder (written before a --force) are left out.")
-        lines.append("")
+        return ["**Completeness unknown**: no experiment.json in this folder.", ""]
+    head, rest = state.describe().split(" (", 1)
+    lines = [f"**{'Complete' if state.complete else 'Incomplete'}: {head}** ({rest}."]
+    if state.foreign_rows:
+        lines.append(f"{state.foreign_rows} row{'s' if state.foreign_rows != 1 else ''} of other experiments in "
+                     "this folder (written before a --force) are left out.")
+    return lines + [""]
+
+
+def _provenance_lines(rep: Report, summary: list[dict[str, Any]]) -> list[str]:
+    """What the rows are (samples, settings, models, prompts, writers) and what was left out of the numbers."""
     models = sorted({s.model for s in rep.settings})
-    ranks = sorted(set(rep.table.column("world_size").to_pylist())) if "world_size" in rep.table.column_names else []
-    tasks = sorted(set(rep.table.column("array_tasks").to_pylist())) if "array_tasks" in rep.table.column_names else []
-    lines.append(f"{rep.table.num_rows} samples from {len(rep.settings)} sampler settings; model(s): "
-                 + ", ".join(f"`{m}`" for m in models) + ".")
+    columns = rep.table.column_names
+    ranks = sorted(set(rep.table.column("world_size").to_pylist())) if "world_size" in columns else []
+    tasks = sorted(set(rep.table.column("array_tasks").to_pylist())) if "array_tasks" in columns else []
+    lines = [f"{rep.table.num_rows} samples from {len(rep.settings)} sampler settings; model(s): "
+             + ", ".join(f"`{m}`" for m in models) + "."]
     if rep.experiment:
         ex = rep.experiment
         data = ex.get("data", {})
@@ -446,83 +465,115 @@ def write_markdown(rep: Report, summary: list[dict[str, Any]]) -> str:
             f"{count} non-finite `{m}` values (" + ", ".join(
                 f"{row['sampler_label']}: {row[f'{m}_nonfinite']}" for row in summary if row[f"{m}_nonfinite"]) + ")"
             for m, count in bad.items()) + ".")
-    lines += ["", "## Results", ""]
-    arrow = {m: ("↓" if m in LOWER_IS_BETTER else "↑") for m in rep.metrics}
-    head = ["sampler", "n", "γ_eff", "zigzag steps", "NFE", "s/sample"] + [f"{m}{' ×' + format(rep.scale(m), 'g') if rep.scale(m) != 1 else ''} {arrow[m]}" for m in rep.metrics]
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in summary:
-        cells = [row["sampler_label"], str(row["n"]), _span(row["gamma_eff_min"], row["gamma_eff_max"]),
-                 _span(row["zigzag_steps_min"], row["zigzag_steps_max"]), f"{row['nfe']:g}",
-                 f"{row['seconds_per_sample']:.3g}"]
-        cells += [_fmt(row[f"{m}_mean"], row[f"{m}_lo"], row[f"{m}_hi"], rep.scale(m)) for m in rep.metrics]
-        lines.append("| " + " | ".join(cells) + " |")
-    if rep.baseline is not None and len(rep.settings) > 1 and rep.metrics:
-        lines += ["", f"## Win rate against {rep.baseline.label}", "",
-                  "Paired on identical (prompt, seed); ties count half; [lo, hi] is the 95% Wilson interval.", ""]
-        head = ["sampler"] + rep.metrics
-        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for row in summary:
-            if row["sampler_key"] == rep.baseline.key:
-                continue
-            cells = [row["sampler_label"]] + [
-                _fmt(row.get(f"{m}_winrate", float("nan")), row.get(f"{m}_winrate_lo", float("nan")),
-                     row.get(f"{m}_winrate_hi", float("nan")), 100, 1) + " %"
-                if math.isfinite(row.get(f"{m}_winrate", float("nan"))) else "-" for m in rep.metrics]
-            lines.append("| " + " | ".join(cells) + " |")
-        lines += ["", f"## Paired difference against {rep.baseline.label}", "",
-                  "Mean of (sampler − baseline) over identical (prompt, seed), signed so that > 0 is better; "
-                  "[lo, hi] is the 95% Student-t interval of the paired differences (clipped to [-1, 1] for 0/1 "
-                  "scores).", ""]
-        head = ["sampler"] + [f"Δ {m}{' ×' + format(rep.scale(m), 'g') if rep.scale(m) != 1 else ''}"
-                              for m in rep.metrics]
-        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for row in summary:
-            if row["sampler_key"] == rep.baseline.key:
-                continue
-            cells = [row["sampler_label"]] + [
-                _fmt(row.get(f"{m}_delta", float("nan")), row.get(f"{m}_delta_lo", float("nan")),
-                     row.get(f"{m}_delta_hi", float("nan")), rep.scale(m), sign=True)
-                for m in rep.metrics]
-            lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _results_section(rep: Report, summary: list[dict[str, Any]]) -> list[str]:
+    """Per setting: n, γ_eff, zigzag steps, NFE, s/sample and every metric's mean [95% CI]."""
+    head = ["sampler", "n", "γ_eff", "zigzag steps", "NFE", "s/sample"] + [
+        f"{m}{_scaled(rep, m)} {'↓' if m in LOWER_IS_BETTER else '↑'}" for m in rep.metrics]
+    rows = [[row["sampler_label"], str(row["n"]), _span(row["gamma_eff_min"], row["gamma_eff_max"]),
+             _span(row["zigzag_steps_min"], row["zigzag_steps_max"]), f"{row['nfe']:g}",
+             f"{row['seconds_per_sample']:.3g}"]
+            + [_fmt(row[f"{m}_mean"], row[f"{m}_lo"], row[f"{m}_hi"], rep.scale(m)) for m in rep.metrics]
+            for row in summary]
+    return _section("Results", _table(head, rows))
+
+
+def _against(base: Setting, summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The summary rows of every setting but the baseline."""
+    return [row for row in summary if row["sampler_key"] != base.key]
+
+
+def _winrate_section(rep: Report, summary: list[dict[str, Any]], base: Setting) -> list[str]:
+    """Per setting and metric: the paired win rate against the baseline [95% Wilson], in percent."""
+    nan = float("nan")
+    rows = [[row["sampler_label"]] + [
+        _fmt(row.get(f"{m}_winrate", nan), row.get(f"{m}_winrate_lo", nan), row.get(f"{m}_winrate_hi", nan), 100, 1)
+        + " %" if math.isfinite(row.get(f"{m}_winrate", nan)) else "-" for m in rep.metrics]
+        for row in _against(base, summary)]
+    return _section(f"Win rate against {base.label}", _table(["sampler"] + rep.metrics, rows),
+                    "Paired on identical (prompt, seed); ties count half; [lo, hi] is the 95% Wilson interval.")
+
+
+def _difference_section(rep: Report, summary: list[dict[str, Any]], base: Setting) -> list[str]:
+    """Per setting and metric: the mean paired difference against the baseline [95% Student t], > 0 better."""
+    nan = float("nan")
+    head = ["sampler"] + [f"Δ {m}{_scaled(rep, m)}" for m in rep.metrics]
+    rows = [[row["sampler_label"]] + [
+        _fmt(row.get(f"{m}_delta", nan), row.get(f"{m}_delta_lo", nan), row.get(f"{m}_delta_hi", nan), rep.scale(m),
+             sign=True) for m in rep.metrics]
+        for row in _against(base, summary)]
+    return _section(f"Paired difference against {base.label}", _table(head, rows),
+                    "Mean of (sampler − baseline) over identical (prompt, seed), signed so that > 0 is better; "
+                    "[lo, hi] is the 95% Student-t interval of the paired differences (clipped to [-1, 1] for 0/1 "
+                    "scores).")
+
+
+def _category_cells(rep: Report, setting: Setting, metric: str, cats: list[str]) -> list[str]:
+    """One setting's row of a per-category table: each category's mean [95% CI] (n), then the mean of the
+    category means (every category weighs the same, whatever its size)."""
+    vals = _values(setting, metric)
+    cat = np.array(setting.rows.get("category", [None] * setting.n), dtype=object)
+    means, cells = [], [setting.label]
+    for c in cats:
+        mean, lo, hi, n = mean_ci(vals[cat == c])
+        means.append(mean)
+        cells.append(_fmt(mean, lo, hi, rep.scale(metric)) + (f" (n={n})" if n else ""))
+    finite = [v for v in means if math.isfinite(v)]
+    cells.append(_fmt(sum(finite) / len(finite), scale=rep.scale(metric)) if finite else "-")
+    return cells
+
+
+def _category_sections(rep: Report) -> list[str]:
+    """One table per metric: settings x categories, when the prompts have categories."""
     cats = sorted({c for s in rep.settings for c in categories(s)})
-    if cats and rep.metrics:
-        for m in rep.metrics:
-            lines += ["", f"## {m} per category", ""]
-            head = ["sampler"] + cats + ["mean of categories"]
-            lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-            for s in rep.settings:
-                vals = _values(s, m)
-                cat = np.array(s.rows.get("category", [None] * s.n), dtype=object)
-                means = []
-                cells = [s.label]
-                for c in cats:
-                    mean, lo, hi, n = mean_ci(vals[cat == c])
-                    means.append(mean)
-                    cells.append(_fmt(mean, lo, hi, rep.scale(m)) + (f" (n={n})" if n else ""))
-                finite = [v for v in means if math.isfinite(v)]
-                cells.append(_fmt(sum(finite) / len(finite), scale=rep.scale(m)) if finite else "-")
-                lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "## How these numbers were made", "",
-              "- Each sample is one (prompt, seed, sampler setting); rows are deduplicated by `sample_id` (latest wins).",
-              "- mean [lo, hi]: the mean and the bounds of its 95% confidence interval: Student t for continuous scores, "
-              "Wilson for 0/1 scores (not centred on the mean; never outside [0, 1]).",
-              "- Scores marked ×100 are 0/1 per sample in `samples.parquet` and shown here as percentages; HPS v2 and "
-              "ImageReward are stored ×100 already, as their papers report them (see the conventions).",
-              "- NFE counts network evaluations per sample (a batched [uncond, cond] call is 2); s/sample is the "
-              "sampling wall time per sample (CUDA-synchronised on GPU), decoding excluded.",
-              "- γ_eff is the first-order equivalent CFG scale of what ran (2γ1 − γ2 for the zigzag family; γ1 for a "
-              "sample that zigzagged on no step): compare zigzag variants with standard CFG at γ_eff too, and with "
-              "NFE-matched standard CFG. `zigzag steps` are the steps the samples actually zigzagged (a range when "
-              "they differ per sample, as with an adaptive warm-up).",
-              "- Samples with non-finite latents or media are flagged (`nonfinite`) and not scored; scores that came out "
-              "non-finite are counted (`<metric>_nonfinite` in summary.csv) and left out of every mean."]
+    if not cats:
+        return []
+    return [line for m in rep.metrics for line in _section(
+        f"{m} per category", _table(["sampler"] + cats + ["mean of categories"],
+                                    [_category_cells(rep, s, m, cats) for s in rep.settings]))]
+
+
+#: how the numbers of the report were made (its last section but the conventions and the settings)
+METHOD_NOTES = (
+    "- Each sample is one (prompt, seed, sampler setting); rows are deduplicated by `sample_id` (latest wins).",
+    "- mean [lo, hi]: the mean and the bounds of its 95% confidence interval: Student t for continuous scores, "
+    "Wilson for 0/1 scores (not centred on the mean; never outside [0, 1]).",
+    "- Scores marked ×100 are 0/1 per sample in `samples.parquet` and shown here as percentages; HPS v2 and "
+    "ImageReward are stored ×100 already, as their papers report them (see the conventions).",
+    "- NFE counts network evaluations per sample (a batched [uncond, cond] call is 2); s/sample is the "
+    "sampling wall time per sample (CUDA-synchronised on GPU), decoding excluded.",
+    "- γ_eff is the first-order equivalent CFG scale of what ran (2γ1 − γ2 for the zigzag family; γ1 for a "
+    "sample that zigzagged on no step): compare zigzag variants with standard CFG at γ_eff too, and with "
+    "NFE-matched standard CFG. `zigzag steps` are the steps the samples actually zigzagged (a range when "
+    "they differ per sample, as with an adaptive warm-up).",
+    "- Samples with non-finite latents or media are flagged (`nonfinite`) and not scored; scores that came out "
+    "non-finite are counted (`<metric>_nonfinite` in summary.csv) and left out of every mean.",
+)
+
+
+def _conventions_section(rep: Report) -> list[str]:
     conv = _conventions(rep)
-    if conv:
-        lines += ["", "## Metric conventions", ""] + [f"- `{k}`: {json.dumps(v, sort_keys=True)}" for k, v in conv.items()]
-    lines += ["", "## Sampler settings", ""]
-    for s in rep.settings:
-        steps = int(np.nanmax(s.col("steps")))
-        lines.append(f"- `{s.key}` {s.label}: {s.name}, {steps} steps, {json.dumps(s.params, sort_keys=True)}")
+    if not conv:
+        return []
+    return _section("Metric conventions", [f"- `{k}`: {json.dumps(v, sort_keys=True)}" for k, v in conv.items()])
+
+
+def _settings_section(rep: Report) -> list[str]:
+    return _section("Sampler settings", [f"- `{s.key}` {s.label}: {s.name}, {int(np.nanmax(s.col('steps')))} steps, "
+                                         f"{json.dumps(s.params, sort_keys=True)}" for s in rep.settings])
+
+
+def write_markdown(rep: Report, summary: list[dict[str, Any]]) -> str:
+    """summary.md: status and provenance, the results, the comparisons with the baseline, the per-category
+    tables, how the numbers were made, the metric conventions and the sampler settings."""
+    lines = [f"# zeta_eval report: {rep.experiment.get('name', 'experiment')}", ""]
+    lines += _status_lines(rep) + _provenance_lines(rep, summary) + _results_section(rep, summary)
+    if rep.baseline is not None and len(rep.settings) > 1 and rep.metrics:
+        lines += _winrate_section(rep, summary, rep.baseline) + _difference_section(rep, summary, rep.baseline)
+    lines += _category_sections(rep) + _section("How these numbers were made", list(METHOD_NOTES))
+    lines += _conventions_section(rep) + _settings_section(rep)
     return "\n".join(lines) + "\n"
 
 
