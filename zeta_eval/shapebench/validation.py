@@ -122,10 +122,13 @@ def validation_table(judge: Callable[[Any, dict[str, Any]], tuple[bool, str]], t
 def main(argv: list[str] | None = None) -> None:
     from metrics.shapebench import judge
 
-    p = argparse.ArgumentParser(prog="python -m zeta_eval.shapebench.validation", description=__doc__.split("\n")[0])
-    p.add_argument("--tint", type=float, default=0.0)
-    p.add_argument("--noise", type=float, default=0.0)
-    p.add_argument("--blur", type=float, default=0.0)
+    p = argparse.ArgumentParser(prog="python -m zeta_eval.shapebench.validation",
+                                description="The oracle's validation table on ground-truth renders of every evaluation "
+                                            "item: per task, the share of ground truth accepted, of another prompt's "
+                                            "renders rejected and of near misses rejected, under degradation.")
+    p.add_argument("--tint", type=float, default=0.0, help="uniform colour shift per channel, up to this (0..255)")
+    p.add_argument("--noise", type=float, default=0.0, help="std of the Gaussian pixel noise (0..255)")
+    p.add_argument("--blur", type=float, default=0.0, help="sigma of the Gaussian blur (pixels)")
     args = p.parse_args(argv)
     table = validation_table(judge, args.tint, args.noise, args.blur)
     print(f"tint {args.tint:g}, noise {args.noise:g}, blur {args.blur:g}")
