@@ -6,7 +6,8 @@ Outputs (all written atomically, only after every input was read):
                     and paired mean differences (95% CI) against the standard baseline; per-category breakdowns;
                     how each number was made
   summary.csv       the same numbers, one row per (model, sampler setting), machine-readable
-  pareto.png        each metric against seconds per sample, one point per sampler setting (the paper's Fig. 7b)
+  pareto.png        each metric against seconds per sample, one point per sampler setting, and the Pareto front
+                    (the paper's Fig. 7b)
   grid.png          prompts x samplers on the same seeds (Fig. 5)
   winrate_vs_lambda.png   win rate against the number of zigzag steps, when the run sweeps it (Fig. 7a)
   index.html        the report to browse (results, compare, gallery, run), with its data in report_data.js
@@ -612,30 +613,161 @@ def _figure():
     return plt
 
 
-def plot_pareto(rep: Report, summary: list[dict[str, Any]], path: Path) -> None:
+def pareto_front(costs: Sequence[float], scores: Sequence[float], higher_is_better: bool = True) -> list[int]:
+    """Indices of the settings on the Pareto front of cost (lower is better) against score: those that no other
+    setting beats, i.e. none costs at most as much and scores at least as well with one of the two strictly.
+    Settings with a non-finite cost or score are left out; the front is sorted by cost."""
+    sign = 1.0 if higher_is_better else -1.0
+    points = [(float(c), sign * float(s), k) for k, (c, s) in enumerate(zip(costs, scores))
+              if math.isfinite(c) and math.isfinite(s)]
+    front = [(c, s, k) for c, s, k in points
+             if not any(c2 <= c and s2 >= s and (c2 < c or s2 > s) for c2, s2, _ in points)]
+    return [k for _, _, k in sorted(front)]
+
+
+def dodge(xs: Sequence[float], step: float) -> list[float]:
+    """x positions at least ``step`` apart: points closer than that in x (e.g. one sampler at several guidance
+    scales, which costs the same) are spread ``step`` apart around their mean x, in their order, so that no marker
+    or error bar hides another; a group whose spread comes within ``step`` of its neighbour joins it. Isolated and
+    non-finite points stay where they are."""
+    def spread(group: list[int]) -> list[float]:
+        centre = sum(xs[k] for k in group) / len(group)
+        return [centre + (i - (len(group) - 1) / 2) * step for i in range(len(group))]
+
+    groups = [[k] for k in sorted((k for k in range(len(xs)) if math.isfinite(xs[k])), key=lambda k: (xs[k], k))]
+    i = 0
+    while i + 1 < len(groups):
+        if spread(groups[i + 1])[0] - spread(groups[i])[-1] < step:
+            groups[i:i + 2] = [groups[i] + groups[i + 1]]
+            i = max(0, i - 1)  # the wider group may now reach its left neighbour
+        else:
+            i += 1
+    out = [float(x) for x in xs]
+    for group in groups:
+        for k, x in zip(group, spread(group)):
+            out[k] = x
+    return out
+
+
+#: markers of the settings in pareto.png, with matplotlib's ten default colours: 60 distinct (colour, marker) pairs
+PARETO_MARKERS = "osD^vP*Xh<>p"
+#: the Pareto front in pareto.png: a dashed staircase through the front's settings, each in a ring
+FRONT_LINE = {"color": "0.4", "lw": 1.1, "ls": "--"}
+FRONT_RING = {"marker": "o", "ms": 13, "mfc": "none", "mec": "0.2", "mew": 1.0}
+
+
+def pareto_figure(rep: Report, summary: list[dict[str, Any]]):
+    """Each metric against seconds per sample: one point per setting with its asymmetric 95% error bar, the Pareto
+    front as a staircase, points of (nearly) equal cost spread sideways, and the legend below the plots."""
     plt = _figure()
     from matplotlib.ticker import MaxNLocator
 
     metrics = rep.metrics or ["nfe"]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics) + 2.2, 4.2), squeeze=False)
-    markers = "osD^vP*Xh<>p"
+    costs = [row["seconds_per_sample"] for row in summary]
+    finite = [c for c in costs if math.isfinite(c)]
+    span = (max(finite) - min(finite)) if finite else 0.0
+    step = 0.015 * (span if span > 0 else max(abs(c) for c in finite or [1.0]) or 1.0)
+    xs = dodge(costs, step)
+    columns = 2 if len(metrics) == 1 else 3 if len(metrics) == 2 else 4
+    legend_rows = math.ceil((len(summary) + 1) / columns)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.6 * len(metrics), 4.2 + 0.19 * legend_rows), squeeze=False,
+                             layout="constrained")
     for ax, m in zip(axes[0], metrics):
-        sc = rep.scale(m)
+        sc, higher = rep.scale(m), m not in LOWER_IS_BETTER
+        ys = [row.get(f"{m}_mean", row.get(m, float("nan"))) * sc for row in summary]
+        front = pareto_front(costs, ys, higher_is_better=higher) if rep.metrics else []
+        if front:  # the best score reachable at each cost (it holds until the next front point's cost), and rings
+            ax.step([xs[k] for k in front], [ys[k] for k in front], where="post", zorder=1, label="Pareto front",
+                    **FRONT_LINE)
+            ax.plot([xs[k] for k in front], [ys[k] for k in front], ls="none", zorder=3, **FRONT_RING)
         for k, row in enumerate(summary):
-            y = row.get(f"{m}_mean", row.get(m))
             below, above = error_bar(row, m, sc)
-            ax.errorbar([row["seconds_per_sample"]], [y * sc], yerr=[[below], [above]],
-                        fmt=markers[k % len(markers)], capsize=3, label=row["sampler_label"])
+            ax.errorbar([xs[k]], [ys[k]], yerr=[[below], [above]], fmt=PARETO_MARKERS[k % len(PARETO_MARKERS)],
+                        color=f"C{k % 10}", capsize=3, label=row["sampler_label"], zorder=2)
         ax.set_xlabel("seconds per sample")
-        ax.set_ylabel(m + (" (×100)" if sc != 1 else ""))
+        ax.set_ylabel(m + (" (×100)" if sc != 1 else "") + ("" if higher else " (lower is better)"))
         ax.set_title(f"{m} vs cost")
         ax.xaxis.set_major_locator(MaxNLocator(5))
         ax.grid(alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center right", fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1 - 2.2 / (5.2 * len(metrics) + 2.2), 1))
+    if "Pareto front" in labels:  # its legend entry shows the ring too
+        from matplotlib.lines import Line2D
+
+        handles[labels.index("Pareto front")] = Line2D([], [], **FRONT_LINE, **FRONT_RING)
+    title = f"points of nearly equal cost are drawn {step:.2g} s apart" if xs != costs else None
+    fig.legend(handles, labels, loc="outside lower center", ncols=columns, fontsize=7, frameon=False,
+               title=title, title_fontsize=7)
+    return fig
+
+
+def plot_pareto(rep: Report, summary: list[dict[str, Any]], path: Path) -> None:
+    fig = pareto_figure(rep, summary)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _figure().close(fig)
+
+
+def _text_extent(fig: Any, text: str, fontsize: float) -> tuple[float, float]:
+    """(width, height) in inches of ``text`` (lines included) at ``fontsize`` as the figure draws it."""
+    from matplotlib.text import Text
+
+    box = Text(0, 0, text, fontsize=fontsize, figure=fig).get_window_extent(fig.canvas.get_renderer())
+    return box.width / fig.dpi, box.height / fig.dpi
+
+
+def wrap_to_width(fig: Any, text: str, width: float, fontsize: float, max_lines: int = 3) -> str:
+    """``text`` broken into lines no wider than ``width`` inches (measured): at spaces, and inside a word only where
+    the word alone is wider; more than ``max_lines`` lines are cut, the last ending with "…"."""
+    def fits(s: str) -> bool:
+        return _text_extent(fig, s, fontsize)[0] <= width
+
+    lines: list[str] = []
+    for word in text.split():
+        if lines and fits(f"{lines[-1]} {word}"):
+            lines[-1] = f"{lines[-1]} {word}"
+            continue
+        while not fits(word) and len(word) > 1:  # a word wider than the column: break it where it must
+            cut = max(i for i in range(1, len(word)) if fits(word[:i]) or i == 1)
+            lines.append(word[:cut])
+            word = word[cut:]
+        lines.append(word)
+    if len(lines) > max_lines:
+        last = lines[max_lines - 1]
+        while last and not fits(last + "…"):
+            last = last[:-1]
+        lines = lines[:max_lines - 1] + [last.rstrip() + "…"]
+    return "\n".join(lines)
+
+
+def grid_figure(titles: Sequence[str], row_labels: Sequence[str], cells: Sequence[Sequence[Any]],
+                cell_inches: tuple[float, float], fontsize: float = 7.0, dpi: float = 110):
+    """Images in rows (prompts) and columns (settings): column titles wrapped to the column width, row labels
+    horizontal on the left, wrapped to at most 1.6 inches; the margins are the measured extents of both, so that
+    nothing is cut and no title runs into its neighbour. ``cells[r][c]``: an image array or None (left blank)."""
+    plt = _figure()
+    fig = plt.figure(dpi=dpi)  # text is measured at the resolution it is saved at
+    cw, ch = cell_inches
+    gap, pad = 0.08, 0.06
+    titles = [wrap_to_width(fig, t, cw - gap, fontsize) for t in titles]
+    row_labels = [wrap_to_width(fig, t, 1.6, fontsize) for t in row_labels]
+    title_h = max(_text_extent(fig, t, fontsize)[1] for t in titles) + 2 * pad
+    label_w = max(_text_extent(fig, t, fontsize)[0] for t in row_labels) + 2 * pad
+    width = label_w + len(titles) * cw + (len(titles) - 1) * gap + pad
+    height = title_h + len(row_labels) * ch + (len(row_labels) - 1) * gap + pad
+    fig.set_size_inches(width, height)
+    for r, label in enumerate(row_labels):
+        for c, title in enumerate(titles):
+            left, top = label_w + c * (cw + gap), title_h + r * (ch + gap)
+            ax = fig.add_axes((left / width, 1 - (top + ch) / height, cw / width, ch / height))
+            if cells[r][c] is not None:
+                ax.imshow(cells[r][c], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(title, fontsize=fontsize, pad=pad * 72)
+            if c == 0:
+                ax.annotate(label, xy=(0, 0.5), xycoords="axes fraction", xytext=(-pad * 72, 0),
+                            textcoords="offset points", ha="right", va="center", fontsize=fontsize)
+    return fig
 
 
 def plot_grid(rep: Report, out: Path, path: Path, max_prompts: int = 8) -> bool:
@@ -652,7 +784,7 @@ def plot_grid(rep: Report, out: Path, path: Path, max_prompts: int = 8) -> bool:
     common = sorted(set.intersection(*(set(k) for k in keyed)), key=lambda k: (str(k[0]), str(k[1]), k[2], k[3]))
     if not common:
         return False
-    # spread the chosen prompts over categories when there are some
+    # every k-th of the (prompt set, prompt id, seed) order: prompts from across the set, not only its first ones
     chosen = common[:: max(1, len(common) // max_prompts)][:max_prompts]
     cells: list[list[Image.Image | None]] = []
     for key in chosen:
@@ -668,28 +800,14 @@ def plot_grid(rep: Report, out: Path, path: Path, max_prompts: int = 8) -> bool:
     size = max((im.size for r in cells for im in r if im is not None), default=(64, 64))
     scale = max(1, 96 // max(1, size[1]))
     w, h = size[0] * scale, size[1] * scale
-    plt = _figure()
-    fig, axes = plt.subplots(len(chosen), len(settings), figsize=(max(1.6, w / 60) * len(settings), max(1.6, h / 60) * len(chosen) + 0.6),
-                             squeeze=False)
     first = settings[0]
     prompts = {tuple(first.rows[k][j] for k in PAIR_KEY): (first.rows.get("prompt") or [""] * first.n)[j]
                for j in range(first.n)}
-    for r, key in enumerate(chosen):
-        for c, s in enumerate(settings):
-            ax = axes[r][c]
-            im = cells[r][c]
-            if im is not None:
-                ax.imshow(im.resize((w, h), Image.NEAREST))
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(s.label, fontsize=7)
-            if c == 0:
-                text = str(prompts.get(key, ""))
-                ax.set_ylabel(text[:28] + ("…" if len(text) > 28 else ""), fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    pictures = [[None if im is None else np.asarray(im.resize((w, h), Image.NEAREST)) for im in row] for row in cells]
+    fig = grid_figure([s.label for s in settings], [str(prompts.get(key, "")) for key in chosen], pictures,
+                      (max(1.6, w / 60), max(1.6, h / 60)))
+    fig.savefig(path, dpi=fig.dpi)
+    _figure().close(fig)
     return True
 
 
