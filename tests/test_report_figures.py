@@ -144,3 +144,14 @@ def test_grid_titles_and_row_labels_fit_without_overlap():
     assert labels[4].get_text().endswith("…")  # too long for three lines: cut, visibly
     assert labels[7].get_text().replace("\n", "") == prompts[7]  # a word wider than the column is broken, not cut
     plt.close(fig)
+
+
+def test_pareto_legend_says_when_points_were_spread():
+    far = summary_of(["a", "b", "c"], [1.0, 2.0, float("nan")], [50.0, 60.0, 70.0])  # nothing to spread
+    near = summary_of(["a", "b", "c"], [1.0, 1.0, 2.0], [50.0, 60.0, 70.0])
+    titles = []
+    for summary in (far, near):
+        fig = pareto_figure(report_of(["m"]), summary)
+        titles.append(fig.legends[0].get_title().get_text())
+        plt.close(fig)
+    assert titles == ["", "points of nearly equal cost are drawn 0.015 s apart"]

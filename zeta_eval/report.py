@@ -694,7 +694,8 @@ def pareto_figure(rep: Report, summary: list[dict[str, Any]]):
         from matplotlib.lines import Line2D
 
         handles[labels.index("Pareto front")] = Line2D([], [], **FRONT_LINE, **FRONT_RING)
-    title = f"points of nearly equal cost are drawn {step:.2g} s apart" if xs != costs else None
+    moved = any(x != c for x, c in zip(xs, costs) if math.isfinite(c))
+    title = f"points of nearly equal cost are drawn {step:.2g} s apart" if moved else None
     fig.legend(handles, labels, loc="outside lower center", ncols=columns, fontsize=7, frameon=False,
                title=title, title_fontsize=7)
     return fig
