@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 
 def degradation(image: torch.Tensor) -> dict[str, float]:
@@ -22,15 +23,9 @@ def degradation(image: torch.Tensor) -> dict[str, float]:
 
     rgb = O.to_rgb255(image)
     bg = O.estimate_background(rgb)
-    a, rel = O.coverage_maps(rgb)
-    near = np.argmin(np.where(a > 0, rel, np.inf), axis=-1)
-    cov = np.take_along_axis(a, near[..., None], -1)[..., 0]
-    obj = cov > 0.1
-    grown = obj.copy()
-    for _ in range(2):  # keep 2 pixels away from anything drawn
-        g = grown.copy()
-        g[1:] |= grown[:-1]; g[:-1] |= grown[1:]; g[:, 1:] |= grown[:, :-1]; g[:, :-1] |= grown[:, 1:]
-        grown = g
+    a, _ = O.coverage_maps(rgb, bg)
+    _, near, cov = O.pixel_labels(rgb, bg)
+    grown = ndimage.binary_dilation(cov > 0.1, iterations=2)  # keep 2 pixels (4-connected) away from anything drawn
     background = rgb[~grown]
     noise = float(background.std(0).mean()) if len(background) > 20 else float("nan")
     blurs = []

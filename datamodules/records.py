@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,15 +25,3 @@ class PromptRecord:
     seed: int
     sample_index: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def key(self) -> str:
-        """Identity of the item regardless of model and sampler."""
-        return stable_hash({"set": self.prompt_set, "prompt_id": self.prompt_id, "seed": self.seed,
-                            "sample_index": self.sample_index})
-
-
-def stable_hash(obj: Any, length: int = 16) -> str:
-    """A short hex digest of a JSON-serialisable object that does not depend on dict order or the process."""
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]

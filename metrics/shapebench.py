@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections import deque
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from zeta_eval.shapebench.prompts import TASKS
 from zeta_eval.shapebench.world import BACKGROUND, COLORS, PALETTE, SHAPES, SUPERSAMPLE, shape_indicator
@@ -104,25 +104,26 @@ def coverage_maps(rgb: np.ndarray, background: np.ndarray | None = None) -> tupl
     return a, rel
 
 
+def pixel_labels(rgb: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per pixel (H, W): its label (the nearest colour where the pixel is foreground, else -1), its nearest colour
+    (the smallest residual among the colours it has positive coverage of) and that colour's coverage in [0, 1]."""
+    a, rel = coverage_maps(rgb, background)
+    nearest = np.argmin(np.where(a > 0, rel, np.inf), axis=-1)
+    cov = np.clip(np.take_along_axis(a, nearest[..., None], -1)[..., 0], 0.0, 1.0)
+    residual = np.take_along_axis(rel, nearest[..., None], -1)[..., 0]
+    labels = np.where((cov >= COVERAGE_THRESHOLD) & (residual <= RESIDUAL_TOLERANCE), nearest, -1)
+    return labels, nearest, cov
+
+
 def components(mask: np.ndarray) -> list[np.ndarray]:
-    """4-connected components of a boolean mask, each as an (N, 2) array of (row, col)."""
-    seen = np.zeros_like(mask, dtype=bool)
-    h, w = mask.shape
-    out = []
-    for r0, c0 in zip(*np.nonzero(mask)):
-        if seen[r0, c0]:
-            continue
-        seen[r0, c0] = True
-        queue, pix = deque([(r0, c0)]), []
-        while queue:
-            r, c = queue.popleft()
-            pix.append((r, c))
-            for rr, cc in ((r - 1, c), (r + 1, c), (r, c - 1), (r, c + 1)):
-                if 0 <= rr < h and 0 <= cc < w and mask[rr, cc] and not seen[rr, cc]:
-                    seen[rr, cc] = True
-                    queue.append((rr, cc))
-        out.append(np.asarray(pix))
-    return out
+    """4-connected components of a boolean mask, each as an (N, 2) array of (row, col) in raster order; components in
+    the raster order of their first pixel."""
+    labels, n = ndimage.label(mask)  # the default structure of a 2-D label is the 4-neighbourhood
+    flat = labels.ravel()
+    order = np.argsort(flat, kind="stable")  # pixel indices grouped by label, raster order within a label
+    sizes = np.bincount(flat, minlength=n + 1)
+    rows, cols = np.divmod(order[sizes[0]:], mask.shape[1])
+    return np.split(np.stack([rows, cols], axis=1), np.cumsum(sizes[1:-1])) if n else []
 
 
 #: blur levels (Gaussian sigma, pixels) of the templates: generated images have softer edges than renders
@@ -132,15 +133,10 @@ PAD = 2
 
 
 def _gaussian_blur(x: np.ndarray, sigma: float) -> np.ndarray:
+    """``x`` blurred by a Gaussian of ``sigma`` pixels cut at 3 sigma (rounded up), zeros outside ``x``."""
     if sigma <= 0:
         return x
-    r = int(np.ceil(3 * sigma))
-    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
-    k /= k.sum()
-    # zero padding then "valid" keeps the shape even when the kernel is longer than the array (a thin blob)
-    for axis in (0, 1):
-        x = np.apply_along_axis(lambda v: np.convolve(np.pad(v, r), k, mode="valid"), axis, x)
-    return x
+    return ndimage.gaussian_filter(x, sigma, mode="constant", cval=0.0, radius=int(np.ceil(3 * sigma)))
 
 
 #: pixels added to the (left, top, right, bottom) of a blob's box before template matching: up to one on any side (a
@@ -245,12 +241,8 @@ def analyze(image: Any) -> list[Detection]:
     """
     rgb = to_rgb255(image)
     bg = estimate_background(rgb)
-    a, rel = coverage_maps(rgb, bg)
+    labels, nearest, cov = pixel_labels(rgb, bg)
     offset = rgb - bg
-    nearest = np.argmin(np.where(a > 0, rel, np.inf), axis=-1)
-    cov = np.clip(np.take_along_axis(a, nearest[..., None], -1)[..., 0], 0.0, 1.0)
-    rk = np.take_along_axis(rel, nearest[..., None], -1)[..., 0]
-    labels = np.where((cov >= COVERAGE_THRESHOLD) & (rk <= RESIDUAL_TOLERANCE), nearest, -1)
     unlabelled = labels == -1
     # the anti-aliased rim of colour k: partly covered pixels, not foreground, whose nearest colour is k
     rims = [unlabelled & (nearest == k) for k in range(len(COLORS))]

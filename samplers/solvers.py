@@ -21,11 +21,11 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
-from .schedules import ScheduleSpec, resolve_schedule
+from .schedules import SchedulePlan, ScheduleSpec, resolve_schedule
 
 #: parameterisations the solvers understand ("flow" = rectified-flow velocity, v = eps - x0)
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample", "flow")
@@ -111,9 +111,6 @@ class LinearSolver:
         x0 = self.P[i] * x + self.Q[i] * m_data
         eps = self.R[i] * x + self.S[i] * m_noise
         return an * x0 + sn * eps
-
-    def predict_x0(self, x: torch.Tensor, m: torch.Tensor, i: int) -> torch.Tensor:
-        return self.P[i] * x + self.Q[i] * m
 
     def epsilon_scale(self, i: int) -> float:
         """d eps_hat / d m at step i: how a change of the model output changes the predicted noise."""
@@ -254,15 +251,60 @@ def _as_floats(values: Any) -> list[float]:
     return [float(v) for v in values]
 
 
-def solver_from_scheduler(
-    scheduler: Any, num_steps: int, schedule: ScheduleSpec = "default", **set_timesteps_kwargs: Any
-) -> LinearSolver:
-    """Build the solver of a diffusers scheduler over ``num_steps`` steps of ``schedule``.
+def _ddim_from_scheduler(sched: Any, plan: SchedulePlan, num_steps: int, kwargs: dict[str, Any]) -> LinearSolver:
+    """DDIM over the scheduler's own timesteps (its prev_timestep rule) or the plan's explicit ones."""
+    config = sched.config
+    abar = _as_floats(sched.alphas_cumprod)
+    n_train = int(config.num_train_timesteps)
+    if plan.timesteps is None:
+        sched.set_timesteps(num_steps, **kwargs)
+        timesteps = _as_floats(sched.timesteps)
+        ratio = n_train // sched.num_inference_steps
+        prev = [int(round(t)) - ratio for t in timesteps]  # the scheduler's own prev_timestep rule
+    else:
+        timesteps = [float(t) for t in plan.timesteps]
+        ratio = n_train // len(timesteps)
+        prev = None
+    table = DDIMTable(
+        alphas_cumprod=tuple(abar),
+        step_ratio=ratio,
+        initial_alpha_cumprod=1.0 if config.get("set_alpha_to_one", True) else abar[0],
+        num_train_timesteps=n_train,
+    )
+    return ddim_solver(abar, timesteps, config.prediction_type, float(sched.final_alpha_cumprod), prev_timesteps=prev,
+                       schedule_name=plan.name, ddim_table=table)
 
-    ``schedule``: ``"default"`` (the scheduler's own spacing), ``"leading" | "trailing" | "linspace"`` (spacing
-    override), ``"ays"`` / ``"ays:sd" | "ays:sdxl" | "ays:svd"`` (Align Your Steps), or an explicit list of
-    timesteps. The scheduler passed in is not modified.
-    """
+
+def _euler_from_scheduler(sched: Any, plan: SchedulePlan, num_steps: int, kwargs: dict[str, Any]) -> LinearSolver:
+    """Euler over the plan's sigmas, its timesteps or the scheduler's own spacing."""
+    if plan.sigmas is not None:
+        sched.set_timesteps(sigmas=list(plan.sigmas), **kwargs)
+    elif plan.timesteps is not None:
+        sched.set_timesteps(timesteps=list(plan.timesteps), **kwargs)
+    else:
+        sched.set_timesteps(num_steps, **kwargs)
+    return euler_solver(_as_floats(sched.sigmas), _as_floats(sched.timesteps), sched.config.prediction_type,
+                        float(sched.init_noise_sigma), schedule_name=plan.name)
+
+
+def _flow_from_scheduler(sched: Any, plan: SchedulePlan, num_steps: int, kwargs: dict[str, Any]) -> LinearSolver:
+    """Flow-matching Euler over the scheduler's own sigmas (custom schedules are not defined for it)."""
+    if plan.timesteps is not None or plan.sigmas is not None:
+        raise ValueError("custom timestep schedules (AYS, explicit lists) are not defined for flow-matching models")
+    sched.set_timesteps(num_steps, **kwargs)
+    return flow_solver(_as_floats(sched.sigmas), _as_floats(sched.timesteps), schedule_name=plan.name)
+
+
+#: the solver builder of each supported scheduler class (by name: this module never imports diffusers)
+_BUILDERS: dict[str, Callable[[Any, SchedulePlan, int, dict[str, Any]], LinearSolver]] = {
+    **{name: _ddim_from_scheduler for name in _DDIM_LIKE},
+    **{name: _euler_from_scheduler for name in _EULER_LIKE},
+    **{name: _flow_from_scheduler for name in _FLOW_LIKE},
+}
+
+
+def _check_scheduler(scheduler: Any, num_steps: int) -> None:
+    """Refuse an unsupported scheduler, a bad step count, and a DDIM whose step is not affine."""
     name = type(scheduler).__name__
     if name not in SUPPORTED_SCHEDULERS:
         raise ValueError(
@@ -275,46 +317,20 @@ def solver_from_scheduler(
     if name in _DDIM_LIKE and (config.get("clip_sample", False) or config.get("thresholding", False)):
         raise ValueError("DDIM with clip_sample or thresholding is not an affine step; set clip_sample=False, "
                          "thresholding=False in the scheduler config")
+
+
+def solver_from_scheduler(
+    scheduler: Any, num_steps: int, schedule: ScheduleSpec = "default", **set_timesteps_kwargs: Any
+) -> LinearSolver:
+    """Build the solver of a diffusers scheduler over ``num_steps`` steps of ``schedule``.
+
+    ``schedule``: ``"default"`` (the scheduler's own spacing), ``"leading" | "trailing" | "linspace"`` (spacing
+    override), ``"ays"`` / ``"ays:sd" | "ays:sdxl" | "ays:svd"`` (Align Your Steps), or an explicit list of
+    timesteps. The scheduler passed in is not modified.
+    """
+    _check_scheduler(scheduler, num_steps)
     plan = resolve_schedule(schedule, scheduler, num_steps)
     sched = copy.deepcopy(scheduler)
     if plan.spacing is not None:
         sched = type(sched).from_config(sched.config, timestep_spacing=plan.spacing)
-
-    if name in _DDIM_LIKE:
-        prediction_type = config.prediction_type
-        abar = _as_floats(sched.alphas_cumprod)
-        final = float(sched.final_alpha_cumprod)
-        n_train = int(config.num_train_timesteps)
-        if plan.timesteps is None:
-            sched.set_timesteps(num_steps, **set_timesteps_kwargs)
-            timesteps = _as_floats(sched.timesteps)
-            ratio = n_train // sched.num_inference_steps
-            prev = [int(round(t)) - ratio for t in timesteps]  # the scheduler's own prev_timestep rule
-        else:
-            timesteps = [float(t) for t in plan.timesteps]
-            ratio = n_train // len(timesteps)
-            prev = None
-        table = DDIMTable(
-            alphas_cumprod=tuple(abar),
-            step_ratio=ratio,
-            initial_alpha_cumprod=1.0 if config.get("set_alpha_to_one", True) else abar[0],
-            num_train_timesteps=n_train,
-        )
-        return ddim_solver(abar, timesteps, prediction_type, final, prev_timesteps=prev,
-                           schedule_name=plan.name, ddim_table=table)
-
-    if name in _EULER_LIKE:
-        if plan.sigmas is not None:
-            sched.set_timesteps(sigmas=list(plan.sigmas), **set_timesteps_kwargs)
-        elif plan.timesteps is not None:
-            sched.set_timesteps(timesteps=list(plan.timesteps), **set_timesteps_kwargs)
-        else:
-            sched.set_timesteps(num_steps, **set_timesteps_kwargs)
-        return euler_solver(_as_floats(sched.sigmas), _as_floats(sched.timesteps), config.prediction_type,
-                            float(sched.init_noise_sigma), schedule_name=plan.name)
-
-    # flow matching
-    if plan.timesteps is not None or plan.sigmas is not None:
-        raise ValueError("custom timestep schedules (AYS, explicit lists) are not defined for flow-matching models")
-    sched.set_timesteps(num_steps, **set_timesteps_kwargs)
-    return flow_solver(_as_floats(sched.sigmas), _as_floats(sched.timesteps), schedule_name=plan.name)
+    return _BUILDERS[type(scheduler).__name__](sched, plan, num_steps, set_timesteps_kwargs)

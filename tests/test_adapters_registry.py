@@ -34,7 +34,6 @@ def test_class_paths():
 
 
 def test_shapebench_is_registered_lazily():
-    pytest.importorskip("zeta_eval.adapters.shapebench")
     assert ADAPTERS["shapebench"].__name__ == "ShapeBenchAdapter"
 
 

@@ -453,9 +453,10 @@ def test_shapebench_with_a_stand_in(monkeypatch):
     assert dm.describe()["seeds"]["policy"] == "source"
 
 
-def test_shapebench_real_module_if_present():
-    shapebench = pytest.importorskip("zeta_eval.shapebench", reason="zeta_eval.shapebench is not written yet")
-    expected = shapebench.evaluation_set("smoke")
+def test_shapebench_records_are_the_evaluation_set():
+    from zeta_eval.shapebench import evaluation_set
+
+    expected = evaluation_set("smoke")
     recs = records("shapebench", subset="smoke")
     assert [(r.prompt_id, r.prompt, r.seed) for r in recs] == [(str(e["id"]), e["prompt"], e["seed"])
                                                                for e in expected]

@@ -184,7 +184,7 @@ def test_weight_digests_are_cached_by_path_size_and_mtime(tmp_path, monkeypatch)
     (folder / "model_index.json").write_text("{}")
     (folder / ".cache").mkdir()
     (folder / ".cache" / "junk").write_text("not part of the model")
-    identity.clear_digest_cache()
+    monkeypatch.setattr(identity, "_digests", None)  # no digest of another test's folders in memory
     calls = []
     real = identity._hash_file
     monkeypatch.setattr(identity, "_hash_file", lambda p: calls.append(p) or real(p))
@@ -192,7 +192,7 @@ def test_weight_digests_are_cached_by_path_size_and_mtime(tmp_path, monkeypatch)
     assert files == {"model_index.json": hashlib.sha256(b"{}").hexdigest(),
                      "unet/w.safetensors": hashlib.sha256(b"1234" * 1000).hexdigest()}
     assert len(calls) == 2
-    identity.clear_digest_cache()  # a new process: read from the cache file, hash nothing
+    monkeypatch.setattr(identity, "_digests", None)  # a new process: read from the cache file, hash nothing
     assert identity.folder_sha256(folder) == files and len(calls) == 2
     (folder / "unet" / "w.safetensors").write_bytes(b"4321" * 1000)  # same size, new mtime: hashed again
     assert identity.folder_sha256(folder)["unet/w.safetensors"] == hashlib.sha256(b"4321" * 1000).hexdigest()

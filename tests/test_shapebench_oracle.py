@@ -81,6 +81,36 @@ def test_judge_rules():
         judge_detections(stars, {"tag": "counting"})
 
 
+def test_components_are_4_connected_in_raster_order():
+    from metrics.shapebench import components
+
+    mask = np.array([[0, 1, 1, 0, 0],
+                     [0, 0, 1, 0, 1],
+                     [1, 0, 0, 1, 0],  # (2, 3) touches (1, 4) only diagonally: its own component
+                     [1, 1, 0, 0, 0]], dtype=bool)
+    got = [p.tolist() for p in components(mask)]
+    assert got == [[[0, 1], [0, 2], [1, 2]], [[1, 4]], [[2, 0], [3, 0], [3, 1]], [[2, 3]]]
+    assert components(np.zeros((3, 3), bool)) == []
+    assert [len(p) for p in components(np.ones((3, 4), bool))] == [12]
+
+
+@pytest.mark.parametrize("sigma,radius", [(0.6, 2), (0.75, 3), (1.0, 3)])
+def test_template_blur_is_a_gaussian_cut_at_three_sigma_with_zeros_outside(sigma, radius):
+    from metrics.shapebench import _gaussian_blur
+
+    delta = np.zeros((11, 11))
+    delta[5, 5] = 1.0
+    g = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    g /= g.sum()
+    want = np.zeros((11, 11))
+    want[5 - radius: 6 + radius, 5 - radius: 6 + radius] = np.outer(g, g)  # nothing beyond ceil(3 sigma)
+    np.testing.assert_allclose(_gaussian_blur(delta, sigma), want, rtol=0, atol=1e-15)
+    corner = np.zeros((5, 5))
+    corner[0, 0] = 1.0  # what the kernel spreads outside the array is lost (zero padding), not reflected back
+    assert _gaussian_blur(corner, sigma).sum() == pytest.approx(g[radius:].sum() ** 2)
+    assert _gaussian_blur(delta, 0.0) is delta
+
+
 def test_analyze_finds_exact_objects_on_a_clean_render():
     objs = [W.ShapeObject("star", "purple", 2, 3, 13), W.ShapeObject("cross", "white", 18, 17, 12)]
     dets = analyze(W.render(objs))

@@ -18,18 +18,6 @@ from .parts import atomic_text, list_parts, read_done_ids
 
 log = logging.getLogger("zeta_eval")
 
-#: datamodule description fields that vary with the layout of a run, not with its content
-_LAYOUT_KEYS = {"shard_index", "num_shards", "skipped", "skipped_done", "items_in_shard", "batch_size",
-                "num_workers", "rank", "world_size", "sha256_checked_at"}
-
-
-def data_identity(dm: Any) -> dict[str, Any]:
-    if hasattr(dm, "identity"):
-        return dm.identity()
-    desc = dict(dm.describe())
-    return {k: v for k, v in desc.items() if k not in _LAYOUT_KEYS}
-
-
 class ShardLock:
     """An exclusive ``flock`` on ``OUT_DIR/locks/shard-<k>-of-<K>.lock``, held while one ``predict`` of that shard
     runs, so that a second ``predict`` of the same shard is refused instead of computing everything twice. Different
@@ -151,7 +139,7 @@ def experiment_record(model: Any, dm: Any, out: Path) -> dict[str, Any]:
     from .identity import record_item_key
 
     dm.setup("predict")
-    ident = data_identity(dm)
+    ident = dm.identity()  # a PromptDataModule (the CLI takes its subclasses only)
     items = _count(dm)
     records = dm.records() if items is not None and hasattr(dm, "records") else None
     return {"fingerprint": model.fingerprint(ident), "name": out.name, "data": ident,

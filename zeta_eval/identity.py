@@ -104,12 +104,6 @@ def _cache() -> dict[str, dict[str, Any]]:
     return _digests
 
 
-def clear_digest_cache() -> None:
-    """Forget the in-process digests (the cache file stays): the next lookup reads the file again."""
-    global _digests
-    _digests = None
-
-
 def _save_cache(new: dict[str, dict[str, Any]]) -> None:
     """Merge ``new`` into the cache file (another process may have added entries meanwhile); best effort."""
     from .parts import atomic_text

@@ -6,7 +6,8 @@ Outputs (all written atomically, only after every input was read):
                     and paired mean differences (95% CI) against the standard baseline; per-category breakdowns;
                     how each number was made
   summary.csv       the same numbers, one row per (model, sampler setting), machine-readable
-  pareto.png        each metric against seconds per sample, one point per sampler setting (the paper's Fig. 7b)
+  pareto.png        each metric against seconds per sample, one point per sampler setting, and the Pareto front
+                    (the paper's Fig. 7b)
   grid.png          prompts x samplers on the same seeds (Fig. 5)
   winrate_vs_lambda.png   win rate against the number of zigzag steps, when the run sweeps it (Fig. 7a)
   index.html        the report to browse (results, compare, gallery, run), with its data in report_data.js
@@ -22,7 +23,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -416,23 +417,42 @@ def nonfinite_scores(rep: Report, summary: list[dict[str, Any]]) -> dict[str, in
     return {m: n for m, n in counts.items() if n}
 
 
-def write_markdown(rep: Report, summary: list[dict[str, Any]]) -> str:
-    lines = [f"# zeta_eval report: {rep.experiment.get('name', 'experiment')}", ""]
+def _table(head: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    """A Markdown table: the header, its rule and one line per row of cells."""
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def _section(title: str, body: list[str], intro: str | None = None) -> list[str]:
+    """A ``## title`` section (after a blank line), its intro paragraph if any, then ``body``."""
+    return ["", f"## {title}", ""] + ([intro, ""] if intro else []) + body
+
+
+def _scaled(rep: Report, metric: str) -> str:
+    """`` ×100`` after the name of a metric shown scaled, else nothing."""
+    return f" ×{rep.scale(metric):g}" if rep.scale(metric) != 1 else ""
+
+
+def _status_lines(rep: Report) -> list[str]:
+    """Whether the run is complete, and the rows of other experiments left out."""
     state = rep.completeness
     if state is None:
-        lines += ["**Completeness unknown**: no experiment.json in this folder.", ""]
-    else:
-        head, rest = state.describe().split(" (", 1)
-        lines.append(f"**{'Complete' if state.complete else 'Incomplete'}: {head}** ({rest}.")
-        if state.foreign_rows:
-            lines.append(f"{state.foreign_rows} row{'s' if state.foreign_rows != 1 else ''} of other experiments in "
-                         "this folder (written before a --force) are left out.")
-        lines.append("")
+        return ["**Completeness unknown**: no experiment.json in this folder.", ""]
+    head, rest = state.describe().split(" (", 1)
+    lines = [f"**{'Complete' if state.complete else 'Incomplete'}: {head}** ({rest}."]
+    if state.foreign_rows:
+        lines.append(f"{state.foreign_rows} row{'s' if state.foreign_rows != 1 else ''} of other experiments in "
+                     "this folder (written before a --force) are left out.")
+    return lines + [""]
+
+
+def _provenance_lines(rep: Report, summary: list[dict[str, Any]]) -> list[str]:
+    """What the rows are (samples, settings, models, prompts, writers) and what was left out of the numbers."""
     models = sorted({s.model for s in rep.settings})
-    ranks = sorted(set(rep.table.column("world_size").to_pylist())) if "world_size" in rep.table.column_names else []
-    tasks = sorted(set(rep.table.column("array_tasks").to_pylist())) if "array_tasks" in rep.table.column_names else []
-    lines.append(f"{rep.table.num_rows} samples from {len(rep.settings)} sampler settings; model(s): "
-                 + ", ".join(f"`{m}`" for m in models) + ".")
+    columns = rep.table.column_names
+    ranks = sorted(set(rep.table.column("world_size").to_pylist())) if "world_size" in columns else []
+    tasks = sorted(set(rep.table.column("array_tasks").to_pylist())) if "array_tasks" in columns else []
+    lines = [f"{rep.table.num_rows} samples from {len(rep.settings)} sampler settings; model(s): "
+             + ", ".join(f"`{m}`" for m in models) + "."]
     if rep.experiment:
         ex = rep.experiment
         data = ex.get("data", {})
@@ -447,83 +467,115 @@ def write_markdown(rep: Report, summary: list[dict[str, Any]]) -> str:
             f"{count} non-finite `{m}` values (" + ", ".join(
                 f"{row['sampler_label']}: {row[f'{m}_nonfinite']}" for row in summary if row[f"{m}_nonfinite"]) + ")"
             for m, count in bad.items()) + ".")
-    lines += ["", "## Results", ""]
-    arrow = {m: ("↓" if m in LOWER_IS_BETTER else "↑") for m in rep.metrics}
-    head = ["sampler", "n", "γ_eff", "zigzag steps", "NFE", "s/sample"] + [f"{m}{' ×' + format(rep.scale(m), 'g') if rep.scale(m) != 1 else ''} {arrow[m]}" for m in rep.metrics]
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in summary:
-        cells = [row["sampler_label"], str(row["n"]), _span(row["gamma_eff_min"], row["gamma_eff_max"]),
-                 _span(row["zigzag_steps_min"], row["zigzag_steps_max"]), f"{row['nfe']:g}",
-                 f"{row['seconds_per_sample']:.3g}"]
-        cells += [_fmt(row[f"{m}_mean"], row[f"{m}_lo"], row[f"{m}_hi"], rep.scale(m)) for m in rep.metrics]
-        lines.append("| " + " | ".join(cells) + " |")
-    if rep.baseline is not None and len(rep.settings) > 1 and rep.metrics:
-        lines += ["", f"## Win rate against {rep.baseline.label}", "",
-                  "Paired on identical (prompt, seed); ties count half; [lo, hi] is the 95% Wilson interval.", ""]
-        head = ["sampler"] + rep.metrics
-        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for row in summary:
-            if row["sampler_key"] == rep.baseline.key:
-                continue
-            cells = [row["sampler_label"]] + [
-                _fmt(row.get(f"{m}_winrate", float("nan")), row.get(f"{m}_winrate_lo", float("nan")),
-                     row.get(f"{m}_winrate_hi", float("nan")), 100, 1) + " %"
-                if math.isfinite(row.get(f"{m}_winrate", float("nan"))) else "-" for m in rep.metrics]
-            lines.append("| " + " | ".join(cells) + " |")
-        lines += ["", f"## Paired difference against {rep.baseline.label}", "",
-                  "Mean of (sampler − baseline) over identical (prompt, seed), signed so that > 0 is better; "
-                  "[lo, hi] is the 95% Student-t interval of the paired differences (clipped to [-1, 1] for 0/1 "
-                  "scores).", ""]
-        head = ["sampler"] + [f"Δ {m}{' ×' + format(rep.scale(m), 'g') if rep.scale(m) != 1 else ''}"
-                              for m in rep.metrics]
-        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for row in summary:
-            if row["sampler_key"] == rep.baseline.key:
-                continue
-            cells = [row["sampler_label"]] + [
-                _fmt(row.get(f"{m}_delta", float("nan")), row.get(f"{m}_delta_lo", float("nan")),
-                     row.get(f"{m}_delta_hi", float("nan")), rep.scale(m), sign=True)
-                for m in rep.metrics]
-            lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _results_section(rep: Report, summary: list[dict[str, Any]]) -> list[str]:
+    """Per setting: n, γ_eff, zigzag steps, NFE, s/sample and every metric's mean [95% CI]."""
+    head = ["sampler", "n", "γ_eff", "zigzag steps", "NFE", "s/sample"] + [
+        f"{m}{_scaled(rep, m)} {'↓' if m in LOWER_IS_BETTER else '↑'}" for m in rep.metrics]
+    rows = [[row["sampler_label"], str(row["n"]), _span(row["gamma_eff_min"], row["gamma_eff_max"]),
+             _span(row["zigzag_steps_min"], row["zigzag_steps_max"]), f"{row['nfe']:g}",
+             f"{row['seconds_per_sample']:.3g}"]
+            + [_fmt(row[f"{m}_mean"], row[f"{m}_lo"], row[f"{m}_hi"], rep.scale(m)) for m in rep.metrics]
+            for row in summary]
+    return _section("Results", _table(head, rows))
+
+
+def _against(base: Setting, summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The summary rows of every setting but the baseline."""
+    return [row for row in summary if row["sampler_key"] != base.key]
+
+
+def _winrate_section(rep: Report, summary: list[dict[str, Any]], base: Setting) -> list[str]:
+    """Per setting and metric: the paired win rate against the baseline [95% Wilson], in percent."""
+    nan = float("nan")
+    rows = [[row["sampler_label"]] + [
+        _fmt(row.get(f"{m}_winrate", nan), row.get(f"{m}_winrate_lo", nan), row.get(f"{m}_winrate_hi", nan), 100, 1)
+        + " %" if math.isfinite(row.get(f"{m}_winrate", nan)) else "-" for m in rep.metrics]
+        for row in _against(base, summary)]
+    return _section(f"Win rate against {base.label}", _table(["sampler"] + rep.metrics, rows),
+                    "Paired on identical (prompt, seed); ties count half; [lo, hi] is the 95% Wilson interval.")
+
+
+def _difference_section(rep: Report, summary: list[dict[str, Any]], base: Setting) -> list[str]:
+    """Per setting and metric: the mean paired difference against the baseline [95% Student t], > 0 better."""
+    nan = float("nan")
+    head = ["sampler"] + [f"Δ {m}{_scaled(rep, m)}" for m in rep.metrics]
+    rows = [[row["sampler_label"]] + [
+        _fmt(row.get(f"{m}_delta", nan), row.get(f"{m}_delta_lo", nan), row.get(f"{m}_delta_hi", nan), rep.scale(m),
+             sign=True) for m in rep.metrics]
+        for row in _against(base, summary)]
+    return _section(f"Paired difference against {base.label}", _table(head, rows),
+                    "Mean of (sampler − baseline) over identical (prompt, seed), signed so that > 0 is better; "
+                    "[lo, hi] is the 95% Student-t interval of the paired differences (clipped to [-1, 1] for 0/1 "
+                    "scores).")
+
+
+def _category_cells(rep: Report, setting: Setting, metric: str, cats: list[str]) -> list[str]:
+    """One setting's row of a per-category table: each category's mean [95% CI] (n), then the mean of the
+    category means (every category weighs the same, whatever its size)."""
+    vals = _values(setting, metric)
+    cat = np.array(setting.rows.get("category", [None] * setting.n), dtype=object)
+    means, cells = [], [setting.label]
+    for c in cats:
+        mean, lo, hi, n = mean_ci(vals[cat == c])
+        means.append(mean)
+        cells.append(_fmt(mean, lo, hi, rep.scale(metric)) + (f" (n={n})" if n else ""))
+    finite = [v for v in means if math.isfinite(v)]
+    cells.append(_fmt(sum(finite) / len(finite), scale=rep.scale(metric)) if finite else "-")
+    return cells
+
+
+def _category_sections(rep: Report) -> list[str]:
+    """One table per metric: settings x categories, when the prompts have categories."""
     cats = sorted({c for s in rep.settings for c in categories(s)})
-    if cats and rep.metrics:
-        for m in rep.metrics:
-            lines += ["", f"## {m} per category", ""]
-            head = ["sampler"] + cats + ["mean of categories"]
-            lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-            for s in rep.settings:
-                vals = _values(s, m)
-                cat = np.array(s.rows.get("category", [None] * s.n), dtype=object)
-                means = []
-                cells = [s.label]
-                for c in cats:
-                    mean, lo, hi, n = mean_ci(vals[cat == c])
-                    means.append(mean)
-                    cells.append(_fmt(mean, lo, hi, rep.scale(m)) + (f" (n={n})" if n else ""))
-                finite = [v for v in means if math.isfinite(v)]
-                cells.append(_fmt(sum(finite) / len(finite), scale=rep.scale(m)) if finite else "-")
-                lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "## How these numbers were made", "",
-              "- Each sample is one (prompt, seed, sampler setting); rows are deduplicated by `sample_id` (latest wins).",
-              "- mean [lo, hi]: the mean and the bounds of its 95% confidence interval: Student t for continuous scores, "
-              "Wilson for 0/1 scores (not centred on the mean; never outside [0, 1]).",
-              "- Scores marked ×100 are 0/1 per sample in `samples.parquet` and shown here as percentages; HPS v2 and "
-              "ImageReward are stored ×100 already, as their papers report them (see the conventions).",
-              "- NFE counts network evaluations per sample (a batched [uncond, cond] call is 2); s/sample is the "
-              "sampling wall time per sample (CUDA-synchronised on GPU), decoding excluded.",
-              "- γ_eff is the first-order equivalent CFG scale of what ran (2γ1 − γ2 for the zigzag family; γ1 for a "
-              "sample that zigzagged on no step): compare zigzag variants with standard CFG at γ_eff too, and with "
-              "NFE-matched standard CFG. `zigzag steps` are the steps the samples actually zigzagged (a range when "
-              "they differ per sample, as with an adaptive warm-up).",
-              "- Samples with non-finite latents or media are flagged (`nonfinite`) and not scored; scores that came out "
-              "non-finite are counted (`<metric>_nonfinite` in summary.csv) and left out of every mean."]
+    if not cats:
+        return []
+    return [line for m in rep.metrics for line in _section(
+        f"{m} per category", _table(["sampler"] + cats + ["mean of categories"],
+                                    [_category_cells(rep, s, m, cats) for s in rep.settings]))]
+
+
+#: how the numbers of the report were made (its last section but the conventions and the settings)
+METHOD_NOTES = (
+    "- Each sample is one (prompt, seed, sampler setting); rows are deduplicated by `sample_id` (latest wins).",
+    "- mean [lo, hi]: the mean and the bounds of its 95% confidence interval: Student t for continuous scores, "
+    "Wilson for 0/1 scores (not centred on the mean; never outside [0, 1]).",
+    "- Scores marked ×100 are 0/1 per sample in `samples.parquet` and shown here as percentages; HPS v2 and "
+    "ImageReward are stored ×100 already, as their papers report them (see the conventions).",
+    "- NFE counts network evaluations per sample (a batched [uncond, cond] call is 2); s/sample is the "
+    "sampling wall time per sample (CUDA-synchronised on GPU), decoding excluded.",
+    "- γ_eff is the first-order equivalent CFG scale of what ran (2γ1 − γ2 for the zigzag family; γ1 for a "
+    "sample that zigzagged on no step): compare zigzag variants with standard CFG at γ_eff too, and with "
+    "NFE-matched standard CFG. `zigzag steps` are the steps the samples actually zigzagged (a range when "
+    "they differ per sample, as with an adaptive warm-up).",
+    "- Samples with non-finite latents or media are flagged (`nonfinite`) and not scored; scores that came out "
+    "non-finite are counted (`<metric>_nonfinite` in summary.csv) and left out of every mean.",
+)
+
+
+def _conventions_section(rep: Report) -> list[str]:
     conv = _conventions(rep)
-    if conv:
-        lines += ["", "## Metric conventions", ""] + [f"- `{k}`: {json.dumps(v, sort_keys=True)}" for k, v in conv.items()]
-    lines += ["", "## Sampler settings", ""]
-    for s in rep.settings:
-        steps = int(np.nanmax(s.col("steps")))
-        lines.append(f"- `{s.key}` {s.label}: {s.name}, {steps} steps, {json.dumps(s.params, sort_keys=True)}")
+    if not conv:
+        return []
+    return _section("Metric conventions", [f"- `{k}`: {json.dumps(v, sort_keys=True)}" for k, v in conv.items()])
+
+
+def _settings_section(rep: Report) -> list[str]:
+    return _section("Sampler settings", [f"- `{s.key}` {s.label}: {s.name}, {int(np.nanmax(s.col('steps')))} steps, "
+                                         f"{json.dumps(s.params, sort_keys=True)}" for s in rep.settings])
+
+
+def write_markdown(rep: Report, summary: list[dict[str, Any]]) -> str:
+    """summary.md: status and provenance, the results, the comparisons with the baseline, the per-category
+    tables, how the numbers were made, the metric conventions and the sampler settings."""
+    lines = [f"# zeta_eval report: {rep.experiment.get('name', 'experiment')}", ""]
+    lines += _status_lines(rep) + _provenance_lines(rep, summary) + _results_section(rep, summary)
+    if rep.baseline is not None and len(rep.settings) > 1 and rep.metrics:
+        lines += _winrate_section(rep, summary, rep.baseline) + _difference_section(rep, summary, rep.baseline)
+    lines += _category_sections(rep) + _section("How these numbers were made", list(METHOD_NOTES))
+    lines += _conventions_section(rep) + _settings_section(rep)
     return "\n".join(lines) + "\n"
 
 
@@ -562,30 +614,162 @@ def _figure():
     return plt
 
 
-def plot_pareto(rep: Report, summary: list[dict[str, Any]], path: Path) -> None:
+def pareto_front(costs: Sequence[float], scores: Sequence[float], higher_is_better: bool = True) -> list[int]:
+    """Indices of the settings on the Pareto front of cost (lower is better) against score: those that no other
+    setting beats, i.e. none costs at most as much and scores at least as well with one of the two strictly.
+    Settings with a non-finite cost or score are left out; the front is sorted by cost."""
+    sign = 1.0 if higher_is_better else -1.0
+    points = [(float(c), sign * float(s), k) for k, (c, s) in enumerate(zip(costs, scores))
+              if math.isfinite(c) and math.isfinite(s)]
+    front = [(c, s, k) for c, s, k in points
+             if not any(c2 <= c and s2 >= s and (c2 < c or s2 > s) for c2, s2, _ in points)]
+    return [k for _, _, k in sorted(front)]
+
+
+def dodge(xs: Sequence[float], step: float) -> list[float]:
+    """x positions at least ``step`` apart: points closer than that in x (e.g. one sampler at several guidance
+    scales, which costs the same) are spread ``step`` apart around their mean x, in their order, so that no marker
+    or error bar hides another; a group whose spread comes within ``step`` of its neighbour joins it. Isolated and
+    non-finite points stay where they are."""
+    def spread(group: list[int]) -> list[float]:
+        centre = sum(xs[k] for k in group) / len(group)
+        return [centre + (i - (len(group) - 1) / 2) * step for i in range(len(group))]
+
+    groups = [[k] for k in sorted((k for k in range(len(xs)) if math.isfinite(xs[k])), key=lambda k: (xs[k], k))]
+    i = 0
+    while i + 1 < len(groups):
+        if spread(groups[i + 1])[0] - spread(groups[i])[-1] < step:
+            groups[i:i + 2] = [groups[i] + groups[i + 1]]
+            i = max(0, i - 1)  # the wider group may now reach its left neighbour
+        else:
+            i += 1
+    out = [float(x) for x in xs]
+    for group in groups:
+        for k, x in zip(group, spread(group)):
+            out[k] = x
+    return out
+
+
+#: markers of the settings in pareto.png, with matplotlib's ten default colours: 60 distinct (colour, marker) pairs
+PARETO_MARKERS = "osD^vP*Xh<>p"
+#: the Pareto front in pareto.png: a dashed staircase through the front's settings, each in a ring
+FRONT_LINE = {"color": "0.4", "lw": 1.1, "ls": "--"}
+FRONT_RING = {"marker": "o", "ms": 13, "mfc": "none", "mec": "0.2", "mew": 1.0}
+
+
+def pareto_figure(rep: Report, summary: list[dict[str, Any]]):
+    """Each metric against seconds per sample: one point per setting with its asymmetric 95% error bar, the Pareto
+    front as a staircase, points of (nearly) equal cost spread sideways, and the legend below the plots."""
     plt = _figure()
     from matplotlib.ticker import MaxNLocator
 
     metrics = rep.metrics or ["nfe"]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics) + 2.2, 4.2), squeeze=False)
-    markers = "osD^vP*Xh<>p"
+    costs = [row["seconds_per_sample"] for row in summary]
+    finite = [c for c in costs if math.isfinite(c)]
+    span = (max(finite) - min(finite)) if finite else 0.0
+    step = 0.015 * (span if span > 0 else max(abs(c) for c in finite or [1.0]) or 1.0)
+    xs = dodge(costs, step)
+    columns = 2 if len(metrics) == 1 else 3 if len(metrics) == 2 else 4
+    legend_rows = math.ceil((len(summary) + 1) / columns)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.6 * len(metrics), 4.2 + 0.19 * legend_rows), squeeze=False,
+                             layout="constrained")
     for ax, m in zip(axes[0], metrics):
-        sc = rep.scale(m)
+        sc, higher = rep.scale(m), m not in LOWER_IS_BETTER
+        ys = [row.get(f"{m}_mean", row.get(m, float("nan"))) * sc for row in summary]
+        front = pareto_front(costs, ys, higher_is_better=higher) if rep.metrics else []
+        if front:  # the best score reachable at each cost (it holds until the next front point's cost), and rings
+            ax.step([xs[k] for k in front], [ys[k] for k in front], where="post", zorder=1, label="Pareto front",
+                    **FRONT_LINE)
+            ax.plot([xs[k] for k in front], [ys[k] for k in front], ls="none", zorder=3, **FRONT_RING)
         for k, row in enumerate(summary):
-            y = row.get(f"{m}_mean", row.get(m))
             below, above = error_bar(row, m, sc)
-            ax.errorbar([row["seconds_per_sample"]], [y * sc], yerr=[[below], [above]],
-                        fmt=markers[k % len(markers)], capsize=3, label=row["sampler_label"])
+            ax.errorbar([xs[k]], [ys[k]], yerr=[[below], [above]], fmt=PARETO_MARKERS[k % len(PARETO_MARKERS)],
+                        color=f"C{k % 10}", capsize=3, label=row["sampler_label"], zorder=2)
         ax.set_xlabel("seconds per sample")
-        ax.set_ylabel(m + (" (×100)" if sc != 1 else ""))
+        ax.set_ylabel(m + (" (×100)" if sc != 1 else "") + ("" if higher else " (lower is better)"))
         ax.set_title(f"{m} vs cost")
         ax.xaxis.set_major_locator(MaxNLocator(5))
         ax.grid(alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center right", fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1 - 2.2 / (5.2 * len(metrics) + 2.2), 1))
+    if "Pareto front" in labels:  # its legend entry shows the ring too
+        from matplotlib.lines import Line2D
+
+        handles[labels.index("Pareto front")] = Line2D([], [], **FRONT_LINE, **FRONT_RING)
+    moved = any(x != c for x, c in zip(xs, costs) if math.isfinite(c))
+    title = f"points of nearly equal cost are drawn {step:.2g} s apart" if moved else None
+    fig.legend(handles, labels, loc="outside lower center", ncols=columns, fontsize=7, frameon=False,
+               title=title, title_fontsize=7)
+    return fig
+
+
+def plot_pareto(rep: Report, summary: list[dict[str, Any]], path: Path) -> None:
+    fig = pareto_figure(rep, summary)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _figure().close(fig)
+
+
+def _text_extent(fig: Any, text: str, fontsize: float) -> tuple[float, float]:
+    """(width, height) in inches of ``text`` (lines included) at ``fontsize`` as the figure draws it."""
+    from matplotlib.text import Text
+
+    box = Text(0, 0, text, fontsize=fontsize, figure=fig).get_window_extent(fig.canvas.get_renderer())
+    return box.width / fig.dpi, box.height / fig.dpi
+
+
+def wrap_to_width(fig: Any, text: str, width: float, fontsize: float, max_lines: int = 3) -> str:
+    """``text`` broken into lines no wider than ``width`` inches (measured): at spaces, and inside a word only where
+    the word alone is wider; more than ``max_lines`` lines are cut, the last ending with "…"."""
+    def fits(s: str) -> bool:
+        return _text_extent(fig, s, fontsize)[0] <= width
+
+    lines: list[str] = []
+    for word in text.split():
+        if lines and fits(f"{lines[-1]} {word}"):
+            lines[-1] = f"{lines[-1]} {word}"
+            continue
+        while not fits(word) and len(word) > 1:  # a word wider than the column: break it where it must
+            cut = max(i for i in range(1, len(word)) if fits(word[:i]) or i == 1)
+            lines.append(word[:cut])
+            word = word[cut:]
+        lines.append(word)
+    if len(lines) > max_lines:
+        last = lines[max_lines - 1]
+        while last and not fits(last + "…"):
+            last = last[:-1]
+        lines = lines[:max_lines - 1] + [last.rstrip() + "…"]
+    return "\n".join(lines)
+
+
+def grid_figure(titles: Sequence[str], row_labels: Sequence[str], cells: Sequence[Sequence[Any]],
+                cell_inches: tuple[float, float], fontsize: float = 7.0, dpi: float = 110):
+    """Images in rows (prompts) and columns (settings): column titles wrapped to the column width, row labels
+    horizontal on the left, wrapped to at most 1.6 inches; the margins are the measured extents of both, so that
+    nothing is cut and no title runs into its neighbour. ``cells[r][c]``: an image array or None (left blank)."""
+    plt = _figure()
+    fig = plt.figure(dpi=dpi)  # text is measured at the resolution it is saved at
+    cw, ch = cell_inches
+    gap, pad = 0.08, 0.06
+    titles = [wrap_to_width(fig, t, cw - gap, fontsize) for t in titles]
+    row_labels = [wrap_to_width(fig, t, 1.6, fontsize) for t in row_labels]
+    title_h = max(_text_extent(fig, t, fontsize)[1] for t in titles) + 2 * pad
+    label_w = max(_text_extent(fig, t, fontsize)[0] for t in row_labels) + 2 * pad
+    width = label_w + len(titles) * cw + (len(titles) - 1) * gap + pad
+    height = title_h + len(row_labels) * ch + (len(row_labels) - 1) * gap + pad
+    fig.set_size_inches(width, height)
+    for r, label in enumerate(row_labels):
+        for c, title in enumerate(titles):
+            left, top = label_w + c * (cw + gap), title_h + r * (ch + gap)
+            ax = fig.add_axes((left / width, 1 - (top + ch) / height, cw / width, ch / height))
+            if cells[r][c] is not None:
+                ax.imshow(cells[r][c], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(title, fontsize=fontsize, pad=pad * 72)
+            if c == 0:
+                ax.annotate(label, xy=(0, 0.5), xycoords="axes fraction", xytext=(-pad * 72, 0),
+                            textcoords="offset points", ha="right", va="center", fontsize=fontsize)
+    return fig
 
 
 def plot_grid(rep: Report, out: Path, path: Path, max_prompts: int = 8) -> bool:
@@ -602,7 +786,7 @@ def plot_grid(rep: Report, out: Path, path: Path, max_prompts: int = 8) -> bool:
     common = sorted(set.intersection(*(set(k) for k in keyed)), key=lambda k: (str(k[0]), str(k[1]), k[2], k[3]))
     if not common:
         return False
-    # spread the chosen prompts over categories when there are some
+    # every k-th of the (prompt set, prompt id, seed) order: prompts from across the set, not only its first ones
     chosen = common[:: max(1, len(common) // max_prompts)][:max_prompts]
     cells: list[list[Image.Image | None]] = []
     for key in chosen:
@@ -618,28 +802,14 @@ def plot_grid(rep: Report, out: Path, path: Path, max_prompts: int = 8) -> bool:
     size = max((im.size for r in cells for im in r if im is not None), default=(64, 64))
     scale = max(1, 96 // max(1, size[1]))
     w, h = size[0] * scale, size[1] * scale
-    plt = _figure()
-    fig, axes = plt.subplots(len(chosen), len(settings), figsize=(max(1.6, w / 60) * len(settings), max(1.6, h / 60) * len(chosen) + 0.6),
-                             squeeze=False)
     first = settings[0]
     prompts = {tuple(first.rows[k][j] for k in PAIR_KEY): (first.rows.get("prompt") or [""] * first.n)[j]
                for j in range(first.n)}
-    for r, key in enumerate(chosen):
-        for c, s in enumerate(settings):
-            ax = axes[r][c]
-            im = cells[r][c]
-            if im is not None:
-                ax.imshow(im.resize((w, h), Image.NEAREST))
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(s.label, fontsize=7)
-            if c == 0:
-                text = str(prompts.get(key, ""))
-                ax.set_ylabel(text[:28] + ("…" if len(text) > 28 else ""), fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    pictures = [[None if im is None else np.asarray(im.resize((w, h), Image.NEAREST)) for im in row] for row in cells]
+    fig = grid_figure([s.label for s in settings], [str(prompts.get(key, "")) for key in chosen], pictures,
+                      (max(1.6, w / 60), max(1.6, h / 60)))
+    fig.savefig(path, dpi=fig.dpi)
+    _figure().close(fig)
     return True
 
 

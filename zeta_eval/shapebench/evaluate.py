@@ -75,12 +75,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help="model folder, training checkpoint (.pt) or training folder (default: the packaged model)")
     p.add_argument("--sampler", default="standard", help="a registered sampler name (default: standard)")
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--guidance", type=float, nargs="+", default=[1.0, 3.0, 5.0, 7.5])
-    p.add_argument("--subset", default="full", choices=SUBSETS)
+    p.add_argument("--steps", type=int, default=20, help="DDIM steps per sample")
+    p.add_argument("--guidance", type=float, nargs="+", default=[1.0, 3.0, 5.0, 7.5],
+                   help="guidance scales (gamma1 of the sampler); one table row each")
+    p.add_argument("--subset", default="full", choices=SUBSETS, help="held-out items to evaluate")
     p.add_argument("--seeds", type=int, default=1, help="seeds per item (seed, seed + 1, ...)")
-    p.add_argument("--batch-size", type=int, default=48)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=48, help="samples per network batch")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--json", help="write the table to this JSON file")
     p.add_argument("--save-images", help="write images, prompts and verdicts to <this stem>_g<guidance>.npz")
     args = p.parse_args(argv)

@@ -1,6 +1,6 @@
 """Train the ShapeBench model from scratch on CPU (or GPU).
 
-    python -m zeta_eval.shapebench.train --out /work/shapebench_train --steps 12000 --batch-size 48
+    python -m zeta_eval.shapebench.train --out runs/shapebench --steps 14000 --snapshot-every 1000   # the v2 run
 
 Seeded and resumable: the batch of step k is a pure function of (seed, k) (captions, layouts, timesteps and noise),
 so a run resumed from a checkpoint continues exactly as the uninterrupted run would. Writes into ``--out``:
@@ -43,12 +43,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m zeta_eval.shapebench.train", description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True, help="output folder (log, checkpoints, pipeline/)")
     p.add_argument("--steps", type=int, default=12000, help="total optimiser steps")
-    p.add_argument("--batch-size", type=int, default=48)
+    p.add_argument("--batch-size", type=int, default=48, help="(caption, image) pairs per step")
     p.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (AdamW)")
     p.add_argument("--warmup", type=int, default=300, help="linear warm-up steps")
     p.add_argument("--min-lr-ratio", type=float, default=0.1, help="cosine decay ends at lr * this")
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--ema-decay", type=float, default=0.999)
+    p.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay")
+    p.add_argument("--ema-decay", type=float, default=0.999, help="decay of the EMA weights (what gets exported)")
     p.add_argument("--cfg-dropout", type=float, default=0.12, help="probability of the empty caption")
     defaults = CaptionNoise()
     p.add_argument("--noise-color", type=float, default=defaults.color,
@@ -59,14 +59,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="caption noise: probability that n counted objects are drawn as n - 1 or n + 1")
     p.add_argument("--noise-position", type=float, default=defaults.position,
                    help="caption noise: probability that a position relation is drawn mirrored")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (the team shares 2 cores: keep 1)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the initial weights and of every batch (step k's batch is a function of seed and k)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to train")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--checkpoint-minutes", type=float, default=15.0, help="save a checkpoint this often")
     p.add_argument("--keep", type=int, default=3, help="checkpoints kept on disk")
     p.add_argument("--snapshot-every", type=int, default=0,
                    help="also write the EMA model to snapshots/step_N/ every this many steps (0: never)")
-    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--log-every", type=int, default=10, help="write a train_log.csv row every this many steps")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     args = p.parse_args(argv)
     for name, lo in (("steps", 1), ("batch_size", 1), ("threads", 1), ("keep", 1), ("log_every", 1), ("warmup", 0),
