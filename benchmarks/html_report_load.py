@@ -30,7 +30,7 @@ def synthesise(out: Path, settings: int, items: int, media: bool) -> int:
     from PIL import Image
 
     from zeta_eval.parts import write_part
-    from zeta_eval.shapebench.prompts import evaluation_set
+    from datamodules.shapebench.prompts import evaluation_set
 
     experiment = json.loads((ROOT / "docs/results/shapebench/experiment.json").read_text())
     experiment["samplers"] = experiment["samplers"][:settings]

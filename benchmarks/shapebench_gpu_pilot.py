@@ -37,7 +37,7 @@ class Batches(torch.utils.data.IterableDataset):
         self.seed, self.batch_size, self.dropout, self.noise = seed, batch_size, dropout, noise
 
     def __iter__(self):
-        from zeta_eval.shapebench.prompts import CaptionNoise
+        from datamodules.shapebench.prompts import CaptionNoise
         from zeta_eval.shapebench.train import make_batch
 
         torch.set_num_threads(1)
@@ -114,7 +114,7 @@ def run_variant(name: str, budget_s: float, workdir: str, device: str, workers: 
     from samplers import build_sampler
     from zeta_eval.adapters.shapebench import ShapeBenchAdapter
     from zeta_eval.shapebench.evaluate import generate
-    from zeta_eval.shapebench.prompts import evaluation_set
+    from datamodules.shapebench.prompts import evaluation_set
 
     adapter = ShapeBenchAdapter(model=folder)
     adapter.load(device)
@@ -165,7 +165,7 @@ def main() -> None:
         pr.start()
     for pr in procs:
         pr.join()
-    from zeta_eval.shapebench.prompts import TASKS, evaluation_set
+    from datamodules.shapebench.prompts import TASKS, evaluation_set
 
     items = evaluation_set(args.subset)
     results = {}

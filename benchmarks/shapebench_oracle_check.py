@@ -19,7 +19,7 @@ from scipy import ndimage
 def degradation(image: torch.Tensor) -> dict[str, float]:
     """Tint, noise and blur of one generated image (0..255 units; blur in pixels)."""
     from metrics import shapebench as O
-    from zeta_eval.shapebench.world import BACKGROUND
+    from datamodules.shapebench.world import BACKGROUND
 
     rgb = O.to_rgb255(image)
     bg = O.estimate_background(rgb)

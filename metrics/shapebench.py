@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from zeta_eval.shapebench.prompts import TASKS
-from zeta_eval.shapebench.world import BACKGROUND, COLORS, PALETTE, SHAPES, SUPERSAMPLE, shape_indicator
+from datamodules.shapebench.prompts import TASKS
+from datamodules.shapebench.world import BACKGROUND, COLORS, PALETTE, SHAPES, SUPERSAMPLE, shape_indicator
 
 from .base import SampleMetric
 from .geneval import POSITION_THRESHOLD, relative_position  # GenEval's position rule, shared

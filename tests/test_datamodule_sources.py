@@ -439,9 +439,9 @@ def test_shapebench_with_a_stand_in(monkeypatch):
              {"id": "counting/000", "prompt": "two stars", "seed": 1001, "tag": "counting",
               "include": [{"class": "star", "count": 2}], "exclude": [{"class": "star", "count": 3}]}]
     asked = []
-    stand_in = types.ModuleType("zeta_eval.shapebench")
+    stand_in = types.ModuleType("datamodules.shapebench")
     stand_in.evaluation_set = lambda subset: asked.append(subset) or [dict(it) for it in items]
-    monkeypatch.setitem(sys.modules, "zeta_eval.shapebench", stand_in)
+    monkeypatch.setitem(sys.modules, "datamodules.shapebench", stand_in)
     dm = PromptDataModule("shapebench", subset="smoke", samples_per_prompt=2)
     recs = dm.records()
     assert asked == ["smoke"]
@@ -454,7 +454,7 @@ def test_shapebench_with_a_stand_in(monkeypatch):
 
 
 def test_shapebench_records_are_the_evaluation_set():
-    from zeta_eval.shapebench import evaluation_set
+    from datamodules.shapebench import evaluation_set
 
     expected = evaluation_set("smoke")
     recs = records("shapebench", subset="smoke")

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from zeta_eval.shapebench import model as M
-from zeta_eval.shapebench import prompts as P
+from datamodules.shapebench import prompts as P
 from zeta_eval.shapebench import train as T
 from zeta_eval.shapebench.export import export, folder_megabytes
 

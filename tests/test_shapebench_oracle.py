@@ -13,8 +13,8 @@ import torch
 from metrics.shapebench import (REASONS, Detection, ShapeBenchScore, analyze, judge, judge_detections,
                                 relative_position)
 from zeta_eval.shapebench import evaluation_set, render_metadata
-from zeta_eval.shapebench import prompts as P
-from zeta_eval.shapebench import world as W
+from datamodules.shapebench import prompts as P
+from datamodules.shapebench import world as W
 from zeta_eval.shapebench.validation import canonical_scene, degrade, near_misses, other_prompt, validation_table
 
 #: degradation of generated images, above the 90th percentile measured on 120 samples of the model at step 2,241

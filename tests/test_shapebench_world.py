@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from zeta_eval.shapebench import evaluation_set, render_metadata, sample_training_caption
-from zeta_eval.shapebench import prompts as P
-from zeta_eval.shapebench import world as W
+from datamodules.shapebench import prompts as P
+from datamodules.shapebench import world as W
 
 
 def test_evaluation_set_sizes_and_balance():

@@ -88,7 +88,7 @@ class ShapeBenchAdapter(ModelAdapter):
 
     @staticmethod
     def _image_size_hint() -> int:
-        from zeta_eval.shapebench.world import IMAGE_SIZE
+        from datamodules.shapebench.world import IMAGE_SIZE
 
         return IMAGE_SIZE
 

@@ -23,9 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from datamodules.shapebench.prompts import SUBSETS, TASKS, evaluation_set
 from samplers import build_sampler
-
-from .prompts import SUBSETS, TASKS, evaluation_set
 
 
 def generate(adapter: Any, items: list[dict[str, Any]], sampler: Any, steps: int, batch_size: int) -> torch.Tensor:

@@ -21,8 +21,8 @@ from typing import Any, Sequence
 
 import torch
 
-from .prompts import vocabulary
-from .world import IMAGE_SIZE
+from datamodules.shapebench.prompts import vocabulary
+from datamodules.shapebench.world import IMAGE_SIZE
 
 MAX_TOKENS = 16
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")

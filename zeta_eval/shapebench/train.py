@@ -30,8 +30,8 @@ import numpy as np
 import torch
 
 from .model import ShapeBenchModel, new_model, save_model
-from .prompts import CaptionNoise, noisy_render_metadata, sample_training_caption
-from .world import render_metadata
+from datamodules.shapebench.prompts import CaptionNoise, noisy_render_metadata, sample_training_caption
+from datamodules.shapebench.world import render_metadata
 
 CHECKPOINT_DIR = "checkpoints"
 SNAPSHOT_DIR = "snapshots"

@@ -18,8 +18,8 @@ from typing import Any, Callable
 import numpy as np
 from scipy import ndimage
 
-from .prompts import NUMBER_WORDS, TASKS, evaluation_set, task_prompts
-from .world import COLOR_NEIGHBOURS, MIRROR, SHAPE_CONFUSIONS, render_metadata
+from datamodules.shapebench.prompts import NUMBER_WORDS, TASKS, evaluation_set, task_prompts
+from datamodules.shapebench.world import COLOR_NEIGHBOURS, MIRROR, SHAPE_CONFUSIONS, render_metadata
 
 
 def degrade(img: np.ndarray, rng: np.random.Generator, tint: float, noise: float, blur: float) -> np.ndarray:
