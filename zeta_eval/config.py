@@ -1,4 +1,5 @@
-"""Config files: short names for adapters, samplers, metrics and data, expanded to LightningCLI's class_path form.
+"""Config files: where a named config is found, what a config must hold, and the short names for adapters, samplers,
+metrics and data, expanded to LightningCLI's class_path form.
 
 Any of these is accepted in a config file::
 
@@ -20,9 +21,12 @@ it applies to every ``--config`` file, overlays included, before LightningCLI va
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Sequence
 
 import yaml
+
+from .errors import UserError
 
 DATAMODULE = "datamodules.PromptDataModule"
 MODE = "zeta"
@@ -99,3 +103,102 @@ def register_loader() -> None:
     from jsonargparse import set_loader
 
     set_loader(MODE, load, exceptions=(yaml.YAMLError, ValueError))
+
+
+# ---------------------------------------------------------------------------------------------- config files
+def config_folders() -> list[Path]:
+    """Where a config given without its folder (``sdxl_drawbench.yaml``) is looked up when the current folder does
+    not hold it: ``./configs``, the configs packaged with zeta_eval, those of the source checkout it runs from."""
+    package = Path(__file__).resolve().parent
+    folders: list[Path] = []
+    for folder in (Path("configs"), package / "configs", package.parent / "configs"):
+        if folder.is_dir() and all(folder.resolve() != f.resolve() for f in folders):
+            folders.append(folder)
+    return folders
+
+
+def find_config(name: str) -> str:
+    """The path of config ``name``: as given if that file exists, else the same relative path inside one of
+    :func:`config_folders` (``sdxl_drawbench.yaml`` and ``configs/sdxl_drawbench.yaml`` from any folder)."""
+    path = Path(name).expanduser()
+    if path.is_file() or path.is_absolute():
+        return name
+    inside = Path(*path.parts[1:]) if path.parts[:1] == ("configs",) and len(path.parts) > 1 else path
+    for folder in config_folders():
+        if (folder / inside).is_file():
+            return str(folder / inside)
+    looked = ", ".join(str(f) for f in config_folders()) or "configs/"
+    raise UserError(f"config file {name} does not exist (looked in the current folder and in {looked})")
+
+
+def _config_positions(args: Sequence[str]) -> list[tuple[int, str]]:
+    """``(index, path)`` of every ``--config X`` (index of X) and ``--config=X`` (index of the whole argument)."""
+    found = []
+    for k, a in enumerate(args):
+        if a in ("--config", "-c") and k + 1 < len(args):
+            found.append((k + 1, args[k + 1]))
+        elif a.startswith("--config="):
+            found.append((k, a.split("=", 1)[1]))
+    return found
+
+
+def resolve_config_args(args: Sequence[str]) -> list[str]:
+    """``args`` with every config name replaced by the file :func:`find_config` finds for it."""
+    out = list(args)
+    for k, name in _config_positions(args):
+        path = find_config(name)
+        out[k] = path if out[k] == name else f"--config={path}"
+    return out
+
+
+def first_config(args: Sequence[str]) -> str | None:
+    """The first ``--config`` of a command line (its stem names the default output folder)."""
+    found = _config_positions(args)
+    return found[0][1] if found else None
+
+
+def check_config_files(args: Sequence[str]) -> None:
+    """Every --config file exists, is a YAML mapping that names only known adapters, samplers and metrics, and the
+    files and dotted overrides together configure a model adapter (an overlay such as ``4090.yaml`` alone does not)."""
+    loaded: list[tuple[str, dict]] = []
+    for _, path in _config_positions(args):
+        if not Path(path).is_file():
+            raise UserError(f"config file {path} does not exist")
+        try:
+            with open(path, encoding="utf-8") as fh:
+                raw = yaml.safe_load(fh)
+            if raw is None:
+                raise UserError(f"{path} is empty: a config needs model and data sections (see configs/)")
+            if not isinstance(raw, dict):
+                raise UserError(f"{path} must be a mapping with model, data and trainer sections, not a "
+                                f"{type(raw).__name__}")
+            loaded.append((path, expand_config(raw)))
+        except UnicodeDecodeError as err:
+            raise UserError(f"{path} is not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start})") from err
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+            raise UserError(f"{path} is not valid YAML{where}: {getattr(err, 'problem', None) or err}") from err
+        except ValueError as err:
+            raise UserError(f"{path}: {err}") from err
+    if not _configures_adapter([cfg for _, cfg in loaded], args):
+        if not loaded:
+            raise UserError("no model adapter configured: give an experiment config, e.g. "
+                            "--config configs/shapebench_smoke.yaml")
+        names = ", ".join(Path(p).name for p, _ in loaded)
+        kind = "is an overlay" if len(loaded) == 1 else "are overlays"
+        raise UserError(f"no model adapter configured: {names} {kind} (no model.adapter); give the experiment config "
+                        f"first, e.g. --config configs/sdxl_drawbench.yaml --config {loaded[0][0]}")
+
+
+def _configures_adapter(configs: Sequence[dict], args: Sequence[str]) -> bool:
+    """Some config names an adapter class (an overlay's ``adapter: {init_args: ...}`` only changes one), or a dotted
+    override sets it."""
+    for cfg in configs:
+        model = cfg.get("model")
+        target = (model.get("init_args", model) if "class_path" in model else model) if isinstance(model, dict) else {}
+        adapter = target.get("adapter") if isinstance(target, dict) else None
+        if isinstance(adapter, str) or (isinstance(adapter, dict) and "class_path" in adapter):
+            return True
+    keys = ("--model", "--model.adapter", "--model.init_args.adapter")
+    return any(a.split("=", 1)[0] in keys or a.startswith(tuple(f"{k}." for k in keys[1:])) for a in args)

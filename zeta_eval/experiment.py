@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from .errors import UserError
 from .parts import atomic_text, list_parts, read_done_ids
 
 log = logging.getLogger("zeta_eval")
@@ -29,8 +30,6 @@ class ShardLock:
 
     @classmethod
     def acquire(cls, out: Path, shard_index: int, num_shards: int) -> "ShardLock":
-        from .cli import UserError
-
         path = out / "locks" / f"shard-{shard_index}-of-{num_shards}.lock"
         created = [p for p in (out, path.parent) if not p.exists()]
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -100,10 +99,8 @@ def prepare_output_dir(cli: Any, force: bool = False) -> PreparedRun:
     with the first result (:meth:`PreparedRun.write_record`). A folder without results is free: the experiment.json
     of a run that produced nothing is simply replaced.
     """
-    from .cli import UserError
-
     trainer, model, dm = cli.trainer, cli.model, cli.datamodule
-    out = Path(cli.config["predict"]["output_dir"])
+    out = Path(cli.config["output_dir"])
     if out.exists() and not out.is_dir():
         raise UserError(f"--output_dir {out} is a file, not a folder")
     model.adapter.device = trainer.strategy.root_device  # identities include the dtype the run will use
@@ -121,7 +118,7 @@ def prepare_output_dir(cli: Any, force: bool = False) -> PreparedRun:
         raise UserError(f"{out} holds result parts but no experiment.json, so it cannot be checked; use another "
                         "--output_dir, or --force")
     full = yaml.safe_load(cli.parser.dump(cli.config, skip_none=False, format="yaml"))
-    prepared = PreparedRun(out, record, yaml.safe_dump(full.get("predict", full), sort_keys=False, allow_unicode=True))
+    prepared = PreparedRun(out, record, yaml.safe_dump(full, sort_keys=False, allow_unicode=True))
     if trainer.is_global_zero:
         prepared.lock = ShardLock.acquire(out, int(getattr(dm, "shard_index", 0) or 0),
                                           int(getattr(dm, "num_shards", 1) or 1))
@@ -186,7 +183,7 @@ def print_plan(cli: Any) -> None:
     from .report import completeness
 
     model, dm = cli.model, cli.datamodule
-    out = Path(cli.config["predict"]["output_dir"])
+    out = Path(cli.config["output_dir"])
     model.adapter.device = cli.trainer.strategy.root_device  # the identity predict will use (its dtype)
     record = experiment_record(model, dm, out)
     items = record["items"]
@@ -277,7 +274,7 @@ def finish_after_predict(cli: Any, write_report: bool = True) -> None:
     ``live_metrics_task<k>.json`` and - for a single (non-array) job - the report. Array tasks leave the report to
     the merge job."""
     trainer, dm, model = cli.trainer, cli.datamodule, cli.model
-    out = Path(cli.config["predict"]["output_dir"])
+    out = Path(cli.config["output_dir"])
     try:  # every rank's parts are on disk past this point
         trainer.strategy.barrier("zeta_eval_finish")
     except RuntimeError as err:  # a torn-down process group: every rank has already returned

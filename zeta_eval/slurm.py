@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from .cli import UserError, check_config_files, find_config
+from .config import check_config_files, find_config
+from .errors import UserError
 
 
 @dataclass
@@ -159,12 +160,13 @@ def main(argv: Sequence[str]) -> int:
                      cpus_per_task=args.cpus_per_task, mem=args.mem, throttle=args.throttle, python=args.python,
                      overrides=overrides, sbatch_args=args.sbatch_arg)
     plan.validate()
-    # build the whole experiment once here (no weights), so a config error shows now, not in every array task
-    from .cli import _build_cli
+    # build the whole experiment once here (no weights) and print its plan, so a config error shows now, not in every
+    # array task
+    from .lightning_cli import validate
 
     trainer = ["--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.strategy", "auto"]
-    _build_cli([*config_args, "--output_dir", plan.output_dir, *overrides, *trainer,
-                "--data.init_args.shard_index", "0", "--data.init_args.num_shards", str(args.array)], plan_only=True)
+    validate([*config_args, "--output_dir", plan.output_dir, *overrides, *trainer,
+              "--data.init_args.shard_index", "0", "--data.init_args.num_shards", str(args.array)])
     if args.dry_run:
         print(f"# {plan.folder / 'predict.sbatch'}\n{plan.predict_script()}\n# {plan.folder / 'report.sbatch'}\n"
               f"{plan.report_script()}\n# submit with:\n#   ARRAY=$(sbatch --parsable {plan.folder / 'predict.sbatch'})\n"
