@@ -93,7 +93,7 @@ class CogVideoXAdapter(PipelineAdapter):
     def _network(self, x, t, kwargs):
         if self.pipe.transformer.config.use_rotary_positional_embeddings and self._rotary_cache is None:
             h, w = self.resolution
-            self._rotary_cache = self.pipe._prepare_rotary_positional_embeddings(h, w, x.shape[1], self.device)
+            self._rotary_cache = rotary_embeddings(self.pipe, (h, w), x.shape[1], self.device)
         return self.compute_network(hidden_states=x, encoder_hidden_states=kwargs["encoder_hidden_states"],
                                     timestep=self._timestep(t, x.shape[0]), image_rotary_emb=self._rotary_cache,
                                     return_dict=False)[0]
@@ -109,3 +109,24 @@ class CogVideoXAdapter(PipelineAdapter):
         if self._loaded:
             info.update(num_frames=self.frames, max_sequence_length=self.text_length)
         return info
+
+
+def rotary_embeddings(pipe: Any, size: tuple[int, int], latent_frames: int, device: torch.device) -> tuple[Any, Any]:
+    """The 3-D rotary embeddings (cos, sin) of a transformer that uses them, as the pipeline builds them: over the
+    patch grid of the latent video. CogVideoX 1.0 crops the grid's positions out of the transformer's base grid;
+    CogVideoX 1.5 (temporal patches) slices them from the base grid instead."""
+    from diffusers.models.embeddings import get_3d_rotary_pos_embed
+    from diffusers.pipelines.cogvideo.pipeline_cogvideox import get_resize_crop_region_for_grid
+
+    config = pipe.transformer.config
+    patch, temporal_patch = config.patch_size, config.patch_size_t
+    stride = pipe.vae_scale_factor_spatial * patch
+    grid = (size[0] // stride, size[1] // stride)
+    base_height, base_width = config.sample_height // patch, config.sample_width // patch
+    if temporal_patch is None:
+        crops = get_resize_crop_region_for_grid(grid, base_width, base_height)
+        return get_3d_rotary_pos_embed(embed_dim=config.attention_head_dim, crops_coords=crops, grid_size=grid,
+                                       temporal_size=latent_frames, device=device)
+    return get_3d_rotary_pos_embed(embed_dim=config.attention_head_dim, crops_coords=None, grid_size=grid,
+                                   temporal_size=-(-latent_frames // temporal_patch), grid_type="slice",
+                                   max_size=(base_height, base_width), device=device)

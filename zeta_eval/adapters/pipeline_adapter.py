@@ -9,7 +9,6 @@ SEG hook, dtype casts, the timestep tensor, errors) lives here once.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import inspect
 import logging
 import math
@@ -72,11 +71,9 @@ def from_pretrained(cls: Any, model: str, what: str = "model", **kwargs: Any) ->
     if _is_local_path(model) and not os.path.isdir(os.path.expanduser(model)):
         raise ModelLoadError(f"cannot load {what} {model!r}: the local folder does not exist (a hub id has the form "
                              "owner/name)")
-    dtype = kwargs.pop("dtype", None)
-    if dtype is not None:
-        kwargs[_DTYPE_KWARG] = dtype
-    # unset hub options are left out; component kwargs such as safety_checker=None are meant literally
-    kwargs = {k: v for k, v in kwargs.items() if v is not None or k not in ("revision", "variant", "subfolder")}
+    # unset hub options and dtype are left out; component kwargs such as safety_checker=None are meant literally
+    kwargs = {k: v for k, v in kwargs.items()
+              if v is not None or k not in ("revision", "variant", "subfolder", "dtype")}
     try:
         from huggingface_hub.errors import HFValidationError
     except ImportError:  # pragma: no cover - old huggingface_hub
@@ -85,18 +82,6 @@ def from_pretrained(cls: Any, model: str, what: str = "model", **kwargs: Any) ->
         return cls.from_pretrained(os.path.expanduser(model), **kwargs)
     except (OSError, HFValidationError) as err:
         raise ModelLoadError(hub_error_message(model, err)) from err
-
-
-def _dtype_kwarg() -> str:
-    # diffusers >= 0.40 takes `dtype=` and deprecates `torch_dtype=`; older releases only know `torch_dtype=`
-    try:
-        importlib.import_module("diffusers.utils.deprecation_utils")._resolve_dtype  # noqa: B018
-        return "dtype"
-    except (ImportError, AttributeError):
-        return "torch_dtype"
-
-
-_DTYPE_KWARG = _dtype_kwarg()
 
 
 def _check_flag(name: str, value: Any) -> bool:

@@ -52,9 +52,7 @@ class SDXLAdapter(UNetImageAdapter):
             projection_dim = int(pooled.shape[-1])
         else:
             projection_dim = pipe.text_encoder_2.config.projection_dim
-        h, w = self.resolution
-        time_ids = pipe._get_add_time_ids((h, w), (0, 0), (h, w), dtype=cond.dtype,
-                                          text_encoder_projection_dim=projection_dim)
+        time_ids = size_conditioning(pipe.unet, self.resolution, projection_dim, cond.dtype)
         time_ids = time_ids.to(self.device).repeat(len(prompts), 1)
         return ({"encoder_hidden_states": uncond, "text_embeds": neg_pooled.to(self.device), "time_ids": time_ids},
                 {"encoder_hidden_states": cond, "text_embeds": pooled.to(self.device), "time_ids": time_ids})
@@ -73,3 +71,18 @@ class SDXLAdapter(UNetImageAdapter):
             std = torch.tensor(std).view(1, c, 1, 1).to(latents.device, latents.dtype)
             return latents * std / cfg.scaling_factor + mean
         return latents / cfg.scaling_factor
+
+
+def size_conditioning(unet: Any, size: tuple[int, int], projection_dim: int, dtype: torch.dtype) -> torch.Tensor:
+    """SDXL's ``time_ids`` (1, 6): original size, crop corner and target size, as the pipeline sets them when none is
+    given (original = target = the generated size, no crop). The UNet's added embedding must take exactly these six
+    numbers (each embedded in ``addition_time_embed_dim``) plus the pooled text embedding."""
+    h, w = size
+    ids = [h, w, 0, 0, h, w]
+    given = unet.config.addition_time_embed_dim * len(ids) + projection_dim
+    expected = unet.add_embedding.linear_1.in_features
+    if given != expected:
+        raise ValueError(f"the UNet expects an added embedding of {expected} numbers but SDXL's size conditioning and "
+                         f"pooled text embedding give {given}: check unet.config.addition_time_embed_dim and "
+                         "text_encoder_2.config.projection_dim")
+    return torch.tensor([ids], dtype=dtype)
