@@ -104,12 +104,12 @@ def measure(name: str, kwargs: dict, args, device: torch.device, load=None) -> d
         return {"name": name, "per_item_s": None, "per_item_cpu_s": None, "load_s": None, "note": str(err)}
     sync(device)
     load_s = time.perf_counter() - start
-    metric.update(media, prompts, metadata)  # warm-up
+    metric.update(metric.score(media, prompts, metadata), metadata)  # warm-up
     times, cpu_times = [], []
     for _ in range(args.repeats):
         sync(device)
         start, cpu_start = time.perf_counter(), time.process_time()
-        metric.update(media, prompts, metadata)
+        metric.update(metric.score(media, prompts, metadata), metadata)
         sync(device)
         times.append(time.perf_counter() - start)
         cpu_times.append(time.process_time() - cpu_start)

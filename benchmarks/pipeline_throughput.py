@@ -99,7 +99,7 @@ def plain_loop_in_memory(pipe, prompts: list[str], batch: int, steps: int, size:
         for j, pil in enumerate(pipe.image_processor.numpy_to_pil(pipe.image_processor.pt_to_numpy(images))):
             pil.save(out / f"{k + j}.png")
         if metric is not None:
-            metric.update(images.float(), chunk)
+            metric.update(metric.score(images.float(), chunk))
     sync()
     return len(prompts)
 

@@ -2,7 +2,8 @@
 
     from metrics import build_metric
     metric = build_metric("hpsv2", checkpoint="/weights/HPSv2", version="v2.1")
-    columns = metric.update(images, prompts, metadata)   # per-sample values for the rows
+    columns = metric.score(images, prompts, metadata)    # per-sample values for the rows (no state change)
+    metric.update(columns, metadata)                     # accumulate them
     summary = metric.compute()                           # collective under DDP
 
 =============  ======  ==========================================================================================

@@ -44,8 +44,8 @@ class Aesthetic(SampleMetric):
                                                                source=str(path)), device, torch.float32))
         return {"clip": backbone, "head": head}
 
-    def score(self, media: torch.Tensor, prompts: Sequence[str],
-              metadata: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def score_batch(self, media: torch.Tensor, prompts: Sequence[str],
+                    metadata: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         embeds = self.models["clip"].embed_images(media, rounding="torchvision")  # OpenAI clip.load preprocessing
         return {self.name: aesthetic_from_embeddings(embeds, self.models["head"])}
 

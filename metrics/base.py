@@ -1,9 +1,15 @@
-"""The metric contract: a torchmetrics ``Metric`` whose ``update`` also returns per-sample values.
+"""The metric contract: per-sample scores, and a torchmetrics ``Metric`` that accumulates them.
 
-Each score is a small :class:`SampleMetric` subclass over a scorer that can be tested alone. ``update`` takes a batch
-of media (float in [0, 1]: images ``(B, 3, H, W)``, videos ``(B, F, 3, H, W)``), the prompts and the prompt
-metadata, accumulates the running sums (synced across ranks by torchmetrics) and returns the per-sample columns for
-the Parquet rows. ``compute()`` is collective under DDP: every rank must call it.
+Each score is a small :class:`SampleMetric` subclass over a scorer that can be tested alone::
+
+    values = metric.score(media, prompts, metadata)   # per-sample columns {name: (B,) tensor}; no state changes
+    metric.update(values, metadata)                    # adds them to the running sums (synced across ranks)
+    metric.compute()                                   # {name: mean, name/<tag>: mean}; collective under DDP
+
+``score`` takes a batch of media (float in [0, 1]: images ``(B, 3, H, W)``, videos ``(B, F, 3, H, W)``), the prompts
+and the prompt metadata, and returns the columns of the Parquet rows; ``update`` only accumulates, so a resumed run
+adds the stored scores of earlier runs the same way. Only torchmetrics' public ``update``/``compute``/``reset`` are
+used. ``compute()`` is collective under DDP: every rank must call it.
 
 Heavy scorer weights are loaded lazily (``load(device)``, once per process through :func:`metrics.weights.cached`)
 and kept out of the module registry, so they never end up in ``state_dict`` or in a Lightning checkpoint, and
@@ -12,9 +18,8 @@ Lightning's precision plugins never cast them. They run in fp16 on GPU and fp32 
 
 from __future__ import annotations
 
-import functools
 from abc import abstractmethod
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import torch
 from torchmetrics import Metric
@@ -52,7 +57,7 @@ class SampleMetric(Metric):
 
     Subclasses set ``name`` (the primary column), ``media_kind``, optionally ``tags`` (for per-tag accuracy, e.g.
     the six GenEval tasks, read from ``metadata[i]["tag"]``) and ``min_frames`` (videos), and implement
-    :meth:`score`; those with weights implement :meth:`_load` (called once per device by :meth:`load`).
+    :meth:`score_batch`; those with weights implement :meth:`_load` (called once per device by :meth:`load`).
     """
 
     name: ClassVar[str] = ""
@@ -73,22 +78,6 @@ class SampleMetric(Metric):
             self.add_state("tag_count", torch.zeros(n, dtype=torch.long), dist_reduce_fx="sum")
         self._dtype_override = getattr(torch, dtype) if isinstance(dtype, str) else dtype
         self._held = _Held()
-
-    # torchmetrics' wrapper discards update's return value; keep its bookkeeping and pass the value through
-    def _wrap_update(self, update: Callable) -> Callable:
-        box: dict[str, Any] = {}
-
-        def capture(*args: Any, **kwargs: Any) -> None:
-            box["value"] = update(*args, **kwargs)
-
-        wrapped = super()._wrap_update(capture)
-
-        @functools.wraps(update)
-        def returning(*args: Any, **kwargs: Any) -> Any:
-            wrapped(*args, **kwargs)
-            return box.pop("value", None)
-
-        return returning
 
     # ------------------------------------------------------------------ loading
     def scoring_dtype(self, device: torch.device | str) -> torch.dtype:
@@ -122,9 +111,10 @@ class SampleMetric(Metric):
 
     # ------------------------------------------------------------------ to implement
     @abstractmethod
-    def score(self, media: torch.Tensor, prompts: Sequence[str],
-              metadata: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        """Per-sample columns ``{column: (B,) tensor}``; must include ``self.name``. Weights are loaded."""
+    def score_batch(self, media: torch.Tensor, prompts: Sequence[str],
+                    metadata: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """Per-sample columns ``{column: (B,) tensor}``; must include ``self.name``. Called by :meth:`score` with
+        checked media on the weights' device, one metadata dict per prompt, weights loaded, under ``no_grad``."""
 
     def conventions(self) -> dict[str, Any]:
         """How the numbers were made (model ids, version, scale, ...); recorded in every row."""
@@ -155,27 +145,34 @@ class SampleMetric(Metric):
                 raise ValueError(f"{self.name}: media must be in [0, 1], got values in "
                                  f"[{low.item():.3g}, {high.item():.3g}]")
 
-    def update(self, media: torch.Tensor, prompts: Sequence[str],
-               metadata: Sequence[dict[str, Any]] | None = None) -> dict[str, torch.Tensor]:
+    # ------------------------------------------------------------------ score, then accumulate
+    def score(self, media: torch.Tensor, prompts: Sequence[str],
+              metadata: Sequence[dict[str, Any]] | None = None) -> dict[str, torch.Tensor]:
+        """Per-sample columns ``{column: (B,) tensor}`` (on the CPU) of a batch. Checks the media, loads the weights
+        once; the running sums are left as they are (:meth:`update` adds the values)."""
         self._check_media(media)
         metadata = list(metadata) if metadata is not None else [{} for _ in prompts]
         if len(prompts) != media.shape[0] or len(metadata) != media.shape[0]:
             raise ValueError(f"{self.name}: {media.shape[0]} media, {len(prompts)} prompts, {len(metadata)} metadata")
         self.load(media.device)
         with torch.no_grad():
-            values = self.score(media, prompts, metadata)
-        self.accumulate(values[self.name], metadata)
+            values = self.score_batch(media, prompts, metadata)
         return {k: v.detach().cpu() for k, v in values.items()}
 
-    def accumulate(self, primary: torch.Tensor, metadata: Sequence[dict[str, Any]]) -> None:
-        """Add per-sample primary scores to the running sums that :meth:`compute` reduces (non-finite values are
-        left out). ``update`` calls it with fresh scores; a resumed run calls it with the stored scores of earlier
-        runs, so that its summary covers every sample of the task."""
+    def update(self, values: Mapping[str, torch.Tensor] | torch.Tensor,
+               metadata: Sequence[dict[str, Any]] | None = None) -> None:
+        """Add per-sample primary scores to the running sums that :meth:`compute` reduces: the columns
+        :meth:`score` returned, or the primary values alone (a resumed run adds the stored scores of earlier runs,
+        so that its summary covers every sample of the task). Non-finite values are left out; ``metadata`` (one
+        dict per value) gives the tags."""
+        primary = values[self.name] if isinstance(values, Mapping) else values
         primary = primary.detach().to(self.total.device, torch.float64)
         finite = torch.isfinite(primary)
         self.total += primary[finite].sum()
         self.count += finite.sum()
         if self.tags:
+            if metadata is None or len(metadata) != len(primary):
+                raise ValueError(f"{self.name}: per-tag sums need one metadata dict per value")
             for k, meta in enumerate(metadata):
                 tag = meta.get("tag")
                 if tag in self.tags and bool(finite[k]):

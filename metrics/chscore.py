@@ -166,8 +166,8 @@ class CHScoreFlow(SampleMetric):
         scale = tracks.new_tensor([(width - 1) / (res_w - 1), (height - 1) / (res_h - 1)])
         return tracks * scale, visible
 
-    def score(self, media: torch.Tensor, prompts: Sequence[str],
-              metadata: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def score_batch(self, media: torch.Tensor, prompts: Sequence[str],
+                    metadata: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         rows = [chscore_from_tracks(*self.video_tracks(video), threshold=self.threshold) for video in media]
         out = {self.name: torch.tensor([r["TSI_score"] for r in rows], dtype=torch.float64)}
         for key in (*CH_WEIGHTS, "TSI_sum"):

@@ -24,8 +24,8 @@ class ClipScore(ClipMetric):
 
     name = "clip_score"
 
-    def score(self, media: torch.Tensor, prompts: Sequence[str],
-              metadata: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def score_batch(self, media: torch.Tensor, prompts: Sequence[str],
+                    metadata: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         backbone = self.models["clip"]
         image_embeds = backbone.embed_images(media, rounding="floor")  # transformers' CLIPProcessor
         return {self.name: clip_score_from_embeddings(image_embeds, backbone.embed_texts(prompts))}

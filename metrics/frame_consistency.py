@@ -99,8 +99,8 @@ class FrameLPIPS(SampleMetric):
                        lambda: _build_lpips(alexnet, head, device))
         return {"lpips": model}
 
-    def score(self, media: torch.Tensor, prompts: Sequence[str],
-              metadata: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def score_batch(self, media: torch.Tensor, prompts: Sequence[str],
+                    metadata: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         model = self.models["lpips"]
         return {self.name: mean_over_pairs(media.float(), lambda a, b: model(a, b, normalize=True), self.chunk)}
 
@@ -123,8 +123,8 @@ class FrameSSIM(SampleMetric):
         super().__init__(**kwargs)
         self.sigma, self.chunk = float(sigma), chunk
 
-    def score(self, media: torch.Tensor, prompts: Sequence[str],
-              metadata: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def score_batch(self, media: torch.Tensor, prompts: Sequence[str],
+                    metadata: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         from torchmetrics.functional.image import structural_similarity_index_measure as ssim
 
         def pair_ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -283,8 +283,8 @@ class GenEval(SampleMetric):
                           lambda: _build_detector(folder, device, dtype, *self.detector_size))
         return {"detector": detector, "clip": load_clip(self.clip, device, dtype, metric=self.name, option="clip")}
 
-    def score(self, media: torch.Tensor, prompts: Sequence[str],
-              metadata: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def score_batch(self, media: torch.Tensor, prompts: Sequence[str],
+                    metadata: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         for meta in metadata:
             if meta.get("tag") not in GENEVAL_TAGS or "include" not in meta:
                 raise ValueError(f"geneval: each metadata needs a GenEval tag {GENEVAL_TAGS} and 'include' clauses, "

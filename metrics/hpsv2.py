@@ -67,8 +67,8 @@ class HPSv2(SampleMetric):
                                   lambda: _build(self.architecture, path, device, dtype))
         return {"model": model, "tokenizer": tokenizer}
 
-    def score(self, media: torch.Tensor, prompts: Sequence[str],
-              metadata: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def score_batch(self, media: torch.Tensor, prompts: Sequence[str],
+                    metadata: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         model, tokenizer = self.models["model"], self.models["tokenizer"]
         size = model.visual.image_size
         size = size[0] if isinstance(size, (tuple, list)) else size

@@ -210,8 +210,8 @@ class ImageReward(SampleMetric):
                                                       device, dtype))
         return {"model": model, "tokenizer": tokenizer}
 
-    def score(self, media: torch.Tensor, prompts: Sequence[str],
-              metadata: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def score_batch(self, media: torch.Tensor, prompts: Sequence[str],
+                    metadata: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         model, tokenizer = self.models["model"], self.models["tokenizer"]
         size = model.vision.config.image_size
         pixels = clip_preprocess(media, resize_to=size, crop_to=size, rounding="torchvision")

@@ -62,8 +62,8 @@ class MTScoreCLIP(ClipMetric):
     media_kind = "video"
     min_frames = 4
 
-    def score(self, media: torch.Tensor, prompts: Sequence[str],
-              metadata: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def score_batch(self, media: torch.Tensor, prompts: Sequence[str],
+                    metadata: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         backbone = self.models["clip"]
         frames = media[:, sample_frame_indices(media.shape[1])]  # (B, 4, 3, H, W)
         embeds = backbone.embed_images(frames.flatten(0, 1), rounding="torchvision").view(*frames.shape[:2], -1)

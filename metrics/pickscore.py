@@ -36,8 +36,8 @@ class PickScore(SampleMetric):
         return {"clip": load_clip(self.model, device, dtype, metric=self.name, option="model",
                                   processor=self.processor, processor_option="processor")}
 
-    def score(self, media: torch.Tensor, prompts: Sequence[str],
-              metadata: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def score_batch(self, media: torch.Tensor, prompts: Sequence[str],
+                    metadata: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         backbone = self.models["clip"]
         image_embeds = backbone.embed_images(media, rounding="floor")  # transformers' CLIPImageProcessor
         return {self.name: pickscore_from_embeddings(image_embeds, backbone.embed_texts(prompts),

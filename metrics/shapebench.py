@@ -338,8 +338,8 @@ class ShapeBenchScore(SampleMetric):
     name = "shapebench"
     tags = TASKS
 
-    def score(self, media: torch.Tensor, prompts: Sequence[str],
-              metadata: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def score_batch(self, media: torch.Tensor, prompts: Sequence[str],
+                    metadata: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         if media.ndim != 4 or media.shape[1] != 3:
             raise ValueError(f"media must be images (B, 3, H, W) in [0, 1]; got shape {tuple(media.shape)}")
         correct, codes = [], []

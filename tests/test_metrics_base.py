@@ -64,10 +64,10 @@ def test_missing_weight_is_one_clear_line(ref):
     assert err.__cause__ is None and (err.__context__ is None or err.__suppress_context__)
 
 
-def test_missing_weight_surfaces_from_update_naming_the_option(tmp_path, monkeypatch):
+def test_missing_weight_surfaces_from_score_naming_the_option(tmp_path, monkeypatch):
     metric = build_metric("hpsv2", checkpoint=str(tmp_path))  # an empty folder
     with pytest.raises(WeightsNotFoundError, match=r"'HPS_v2.1_compressed.pt' not found \(not in folder .*checkpoint="):
-        metric.update(torch.rand(1, 3, 8, 8), ["a cat"])
+        metric.score(torch.rand(1, 3, 8, 8), ["a cat"])
     with pytest.raises(WeightsNotFoundError, match=r"'alexnet-owt-7be5be79.pth' not found \(no such file or folder "
                                                    r".*none.pth\).*backbone="):
         build_metric("frame_lpips", backbone=str(tmp_path / "none.pth")).load("cpu")
@@ -94,18 +94,18 @@ def test_weights_error_pickles():
 def test_media_checks_give_one_clear_error(clip_dir):
     image_metric = build_metric("clip_score", clip=clip_dir)
     with pytest.raises(ValueError, match=r"clip_score scores images .* got a video batch \(2, 4, 3, 8, 8\)"):
-        image_metric.update(torch.rand(2, 4, 3, 8, 8), ["a", "b"])
+        image_metric.score(torch.rand(2, 4, 3, 8, 8), ["a", "b"])
     with pytest.raises(ValueError, match=r"media must be in \[0, 1\], got values in \[-1"):
-        image_metric.update(torch.rand(1, 3, 8, 8) * 2 - 1.5, ["a"])
+        image_metric.score(torch.rand(1, 3, 8, 8) * 2 - 1.5, ["a"])
     with pytest.raises(TypeError, match="float tensor"):
-        image_metric.update(torch.zeros(1, 3, 8, 8, dtype=torch.uint8), ["a"])
+        image_metric.score(torch.zeros(1, 3, 8, 8, dtype=torch.uint8), ["a"])
     with pytest.raises(ValueError, match="1 media, 2 prompts"):
-        image_metric.update(torch.rand(1, 3, 8, 8), ["a", "b"])
+        image_metric.score(torch.rand(1, 3, 8, 8), ["a", "b"])
     with pytest.raises(ValueError, match=r"frame_ssim scores videos \(B, F, 3, H, W\)"):
-        build_metric("frame_ssim").update(torch.rand(2, 3, 8, 8), ["a", "b"])
+        build_metric("frame_ssim").score(torch.rand(2, 3, 8, 8), ["a", "b"])
     with pytest.raises(ValueError, match="chscore_flow needs at least 3 frames per video, got 2"):
-        build_metric("chscore_flow").update(torch.rand(1, 2, 3, 8, 8), ["a"])
-    assert image_metric.count == 0  # nothing was accumulated by the rejected batches
+        build_metric("chscore_flow").score(torch.rand(1, 2, 3, 8, 8), ["a"])
+    assert image_metric.count == 0  # nothing was accumulated
 
 
 # ---------------------------------------------------------------------------------------------- models
@@ -128,12 +128,15 @@ def test_models_stay_out_of_state_dict_and_are_shared(clip_dir):
     assert restored.models == {}
 
 
-def test_update_returns_per_sample_columns_and_accumulates(clip_dir):
+def test_score_returns_per_sample_columns_and_update_accumulates_them(clip_dir):
     metric = build_metric("clip_score", clip=clip_dir)
     images = torch.rand(3, 3, 40, 40)
-    first = metric.update(images[:2], ["a red cat", "a dog"])
-    second = metric.update(images[2:], ["a tree"])
+    first = metric.score(images[:2], ["a red cat", "a dog"])
+    second = metric.score(images[2:], ["a tree"])
     assert first["clip_score"].shape == (2,) and second["clip_score"].shape == (1,)
+    assert metric.count == 0  # scoring alone changes no state
+    metric.update(first)
+    metric.update(second)
     values = torch.cat([first["clip_score"], second["clip_score"]]).double()
     assert metric.count == 3
     expected = max(values.mean().item(), 0.0)
@@ -144,11 +147,20 @@ def test_tags_give_per_tag_means_and_their_unweighted_mean():
     metric = TaggedEcho()
     meta = [{"tag": "a", "value": 1.0}, {"tag": "a", "value": 0.0}, {"tag": "a", "value": 0.0},
             {"tag": "b", "value": 1.0}]
-    metric.update(torch.zeros(4, 3, 1, 1), ["p"] * 4, meta)
+    metric.update(metric.score(torch.zeros(4, 3, 1, 1), ["p"] * 4, meta), meta)
     out = metric.compute()
     assert out["echo/a"] == pytest.approx(1 / 3)
     assert out["echo/b"] == pytest.approx(1.0)
     assert out["echo"] == pytest.approx((1 / 3 + 1) / 2)  # not the pooled 2/4
+
+
+def test_update_takes_stored_values_and_needs_metadata_for_tags():
+    metric = TaggedEcho()
+    metric.update(torch.tensor([1.0, float("nan"), 0.5]), [{"tag": "a"}, {"tag": "a"}, {"tag": "b"}])
+    assert metric.count == 2  # the NaN is left out
+    assert metric.compute() == pytest.approx({"echo/a": 1.0, "echo/b": 0.5, "echo": 0.75})
+    with pytest.raises(ValueError, match="one metadata dict per value"):
+        metric.update(torch.tensor([1.0]))
 
 
 # ---------------------------------------------------------------------------------------------- distributed
@@ -169,9 +181,10 @@ def test_two_process_gloo_sync_equals_single_process(tmp_path):
     assert child.exitcode == 0
     results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     single = build_metric("frame_ssim")
-    single.update(videos, ["p"] * 5)
+    single.update(single.score(videos, ["p"] * 5))
     echo = TaggedEcho()
-    echo.update(torch.zeros(5, 3, 1, 1), ["p"] * 5, [{"tag": t, "value": float(s)} for t, s in zip(tags, scores)])
+    echo_meta = [{"tag": t, "value": float(s)} for t, s in zip(tags, scores)]
+    echo.update(echo.score(torch.zeros(5, 3, 1, 1), ["p"] * 5, echo_meta), echo_meta)
     for result in results:  # every rank gets the global value
         assert result["frame_ssim"]["frame_ssim"] == pytest.approx(single.compute()["frame_ssim"], rel=1e-12)
         assert result["echo"] == pytest.approx(echo.compute())

@@ -200,21 +200,22 @@ def test_geneval_metric_aggregates_per_tag_and_overall(folders):
               "exclude": [{"class": "clock", "count": 3}]},
              {"tag": "position", "include": [{"class": "teddy bear", "count": 1},
                                              {"class": "dog", "count": 1, "position": ["right of", 0]}]}]
-    values = metric.update(torch.rand(3, 3, 16, 16), ["a", "b", "c"], metas)["geneval"]
-    assert values.tolist() == [1.0, 0.0, 1.0]
+    columns = metric.score(torch.rand(3, 3, 16, 16), ["a", "b", "c"], metas)
+    assert columns["geneval"].tolist() == [1.0, 0.0, 1.0]
+    metric.update(columns, metas)
     out = metric.compute()
     assert out["geneval/single_object"] == 1.0 and out["geneval/counting"] == 0.0 and out["geneval/position"] == 1.0
     assert out["geneval"] == pytest.approx(2 / 3)
     assert "geneval/colors" not in out
     with pytest.raises(ValueError, match="GenEval tag"):
-        metric.update(torch.rand(1, 3, 16, 16), ["a"], [{"tag": "nope", "include": []}])
+        metric.score(torch.rand(1, 3, 16, 16), ["a"], [{"tag": "nope", "include": []}])
 
 
 def test_geneval_end_to_end_on_tiny_models(folders):
     metric = build_metric("geneval", detector=folders["detector"], clip=folders["clip"], detector_size=(64, 96))
     metas = [{"tag": "single_object", "include": [{"class": "bench", "count": 1}]},
              {"tag": "color_attr", "include": [{"class": "car", "count": 1, "color": "red"}]}]
-    values = metric.update(torch.rand(2, 3, 48, 40), ["a photo of a bench", "a red car"], metas)["geneval"]
+    values = metric.score(torch.rand(2, 3, 48, 40), ["a photo of a bench", "a red car"], metas)["geneval"]
     assert values.shape == (2,) and set(values.tolist()) <= {0.0, 1.0}
     detections = metric.models["detector"](torch.rand(1, 3, 48, 40))[0]
     assert len(detections) == 100  # the top 100 of 10 queries x 80 classes (mmdet's max_per_image)

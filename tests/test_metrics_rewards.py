@@ -73,7 +73,9 @@ def test_hps_scores_the_cosine_of_the_checkpoint_model(tmp_path):
     metric = build_metric("hpsv2", checkpoint=str(tmp_path), architecture=TINY_OPEN_CLIP, version="v2.1")
     images = constant_images([100 / 255, 30 / 255], 24, 64)
     prompts = ["a red cat", "a dog on a table"]
-    got = metric.update(images, prompts)["hpsv2"]
+    columns = metric.score(images, prompts)
+    metric.update(columns)
+    got = columns["hpsv2"]
 
     # independently: open_clip's own checkpoint loader, pixels written by hand (12 rows of colour, 10 black above)
     reference = open_clip.create_model(TINY_OPEN_CLIP, pretrained=str(path)).eval()
@@ -115,7 +117,7 @@ def test_pickscore_is_logit_scale_times_cosine(tmp_path):
     metric = build_metric("pickscore", model=model_dir, processor=processor_dir)
     images = torch.rand(2, 3, 32, 32)
     prompts = ["a photo of a cat", "blue sky"]
-    got = metric.update(images, prompts)["pickscore"]
+    got = metric.score(images, prompts)["pickscore"]
 
     reference = CLIPModel.from_pretrained(model_dir).eval()
     tokens = metric.models["clip"].tokenizer(prompts, padding=True, return_tensors="pt")
@@ -214,7 +216,7 @@ def test_image_reward_end_to_end_from_local_files(tmp_path):
                           vision_head_dim=16)
     images = torch.rand(3, 3, 40, 48)
     prompts = ["a red cat", "a red cat on the table", "a photo of a dog"]
-    got = metric.update(images, prompts)["image_reward"]
+    got = metric.score(images, prompts)["image_reward"]
     assert got.shape == (3,) and torch.isfinite(got).all()
     model, tokenizer = metric.models["model"], metric.models["tokenizer"]
     assert len(tokenizer) == files["state"]["blip.text_encoder.embeddings.word_embeddings.weight"].shape[0]
@@ -227,7 +229,7 @@ def test_image_reward_end_to_end_from_local_files(tmp_path):
 
     # the reported value is scale * (raw - mean) / std of the model's raw reward
     same = torch.rand(1, 3, 32, 32).expand(2, -1, -1, -1)
-    scored = metric.update(same, ["a red cat", "a red cat on the table"])["image_reward"]
+    scored = metric.score(same, ["a red cat", "a red cat on the table"])["image_reward"]
     tokens = tokenizer(["a red cat", "a red cat on the table"], padding="max_length", truncation=True,
                        max_length=35, return_tensors="pt")
     assert tokens["input_ids"].shape == (2, 35) and (tokens["input_ids"][:, 0] == tokenizer.cls_token_id).all()
@@ -271,7 +273,7 @@ def test_aesthetic_end_to_end_from_local_files(tmp_path, clip_dir):
     torch.save(head.state_dict(), tmp_path / "sac+logos+ava1-l14-linearMSE.pth")
     metric = build_metric("aesthetic", clip=clip_dir, head=str(tmp_path))
     images = torch.rand(2, 3, 32, 32)
-    got = metric.update(images, ["", ""])["aesthetic"]
+    got = metric.score(images, ["", ""])["aesthetic"]
     reference = CLIPModel.from_pretrained(clip_dir).eval()
     with torch.no_grad():
         out = reference.vision_model(pixel_values=((images * 255).round() / 255 - MEAN) / STD)
@@ -289,7 +291,7 @@ def test_clip_score_is_100_cos_per_sample_and_clamps_the_mean(clip_dir):
     metric = build_metric("clip_score", clip=clip_dir)
     images = torch.rand(3, 3, 32, 32)
     prompts = ["a cat", "a photo of a red car", "tree"]
-    got = metric.update(images, prompts)["clip_score"]
+    got = metric.score(images, prompts)["clip_score"]
     reference = CLIPModel.from_pretrained(clip_dir).eval()
     tokens = metric.models["clip"].tokenizer(prompts, padding=True, return_tensors="pt")
     with torch.no_grad():
@@ -326,9 +328,9 @@ def test_half_precision_scores_match_fp32(name, tmp_path, clip_dir):
         files = build_image_reward(tmp_path)
         kwargs = {"checkpoint": files["folder"], "tokenizer": files["tokenizer"], "vision_head_dim": 16}
     images, prompts = torch.rand(2, 3, 40, 36), ["a red cat", "a photo of a dog"]
-    full = build_metric(name, **kwargs).update(images, prompts)[name]
+    full = build_metric(name, **kwargs).score(images, prompts)[name]
     half_metric = build_metric(name, dtype="float16", **kwargs)
-    half = half_metric.update(images, prompts)[name]
+    half = half_metric.score(images, prompts)[name]
     assert half.dtype == torch.float32 and torch.isfinite(half).all()
     backbone = half_metric.models.get("clip")
     assert (backbone.dtype if backbone else next(half_metric.models["model"].parameters()).dtype) == torch.float16

@@ -58,7 +58,7 @@ def test_position_ids_buffers_may_be_present_or_absent(tmp_path):
                                   "vision_model.embeddings.position_ids": torch.arange(17)[None]})
     metric = build_metric("clip_score", clip=folder)
     metric.load("cpu")
-    assert metric.update(torch.rand(1, 3, 32, 32), ["a cat"])["clip_score"].shape == (1,)
+    assert metric.score(torch.rand(1, 3, 32, 32), ["a cat"])["clip_score"].shape == (1,)
 
 
 def test_the_geneval_detector_missing_a_key_is_refused(tmp_path):

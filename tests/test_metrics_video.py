@@ -34,7 +34,7 @@ def test_frame_ssim_pairs_consecutive_frames():
 
     a, b, c = smooth_frames(3, 0)
     videos = torch.stack([torch.stack([a, a, b]), torch.stack([c, c, c])])
-    got = build_metric("frame_ssim").update(videos, ["x", "y"])["frame_ssim"]
+    got = build_metric("frame_ssim").score(videos, ["x", "y"])["frame_ssim"]
     expected_ab = ssim(a[None], b[None], data_range=1.0).item()
     assert got[0].item() == pytest.approx((1.0 + expected_ab) / 2, rel=1e-6)
     assert got[1].item() == pytest.approx(1.0, abs=1e-6)  # identical frames
@@ -53,7 +53,7 @@ def test_frame_lpips_pairs_consecutive_frames_and_matches_lpips(alexnet_file, mo
     metric = build_metric("frame_lpips", backbone=str(alexnet_file))
     a, b, c = smooth_frames(3, 1, size=64)
     videos = torch.stack([torch.stack([a, a, b]), torch.stack([c, c, c])])
-    got = metric.update(videos, ["x", "y"])["frame_lpips"]
+    got = metric.score(videos, ["x", "y"])["frame_lpips"]
     assert got[1].item() == 0.0  # identical frames
 
     # independently: lpips builds its own AlexNet slices from a torchvision AlexNet holding the same weights
@@ -158,7 +158,7 @@ def test_chscore_flow_end_to_end_with_random_raft(raft_file):
     metric = build_metric("chscore_flow", raft="raft_small", weights=str(raft_file), grid_size=5,
                           resolution=(128, 128), num_flow_updates=2)
     video = smooth_frames(4, 2, size=40)[None]
-    out = metric.update(video, ["a time-lapse"])
+    out = metric.score(video, ["a time-lapse"])
     assert out["chscore_flow"].shape == (1,) and torch.isfinite(out["chscore_flow"]).all()
     assert {f"chscore_flow/{k}" for k in (*CH_WEIGHTS, "TSI_sum")} <= set(out)
     tsi_sum = out["chscore_flow/TSI_sum"].item()
@@ -198,7 +198,7 @@ def test_mtscore_clip_end_to_end(tmp_path):
     clip_dir = build_clip(tmp_path / "clip")
     metric = build_metric("mtscore_clip", clip=clip_dir)
     videos = torch.rand(2, 8, 3, 32, 32)
-    out = metric.update(videos, ["a", "b"])
+    out = metric.score(videos, ["a", "b"])
     assert torch.all((out["mtscore_clip"] >= 0) & (out["mtscore_clip"] + out["mtscore_clip/general"] <= 1 + 1e-6))
 
     reference = CLIPModel.from_pretrained(clip_dir).eval()
@@ -215,7 +215,7 @@ def test_mtscore_clip_end_to_end(tmp_path):
     expected = (top.values * (top.indices >= 5)).sum(-1)
     torch.testing.assert_close(out["mtscore_clip"], expected, atol=1e-4, rtol=1e-4)
     with pytest.raises(ValueError, match="needs at least 4 frames"):
-        metric.update(torch.rand(1, 3, 3, 32, 32), ["a"])
+        metric.score(torch.rand(1, 3, 3, 32, 32), ["a"])
 
 
 def test_default_weight_names_load_from_the_torch_cache(tmp_path, monkeypatch, alexnet_file):
@@ -229,9 +229,9 @@ def test_default_weight_names_load_from_the_torch_cache(tmp_path, monkeypatch, a
     shutil.copy(alexnet_file, cache / "alexnet-owt-7be5be79.pth")
     build_raft(cache / "raft_large_C_T_SKHT_V2-ff5fadd5.pth", "raft_large")
     lpips_metric = build_metric("frame_lpips")
-    assert lpips_metric.update(smooth_frames(2, 3, size=32)[None], ["a"])["frame_lpips"].item() > 0
+    assert lpips_metric.score(smooth_frames(2, 3, size=32)[None], ["a"])["frame_lpips"].item() > 0
     flow_metric = build_metric("chscore_flow", grid_size=4, resolution=(128, 128), num_flow_updates=1)
-    out = flow_metric.update(smooth_frames(3, 4, size=32)[None], ["a"])
+    out = flow_metric.score(smooth_frames(3, 4, size=32)[None], ["a"])
     assert torch.isfinite(out["chscore_flow"]).all()
     from torchvision.models.optical_flow import raft_large
 

@@ -60,7 +60,7 @@ class LowCFG(Standard):
 class MeanBrightness(SampleMetric):
     name = "mean_brightness"
 
-    def score(self, media, prompts, metadata):
+    def score_batch(self, media, prompts, metadata):
         return {"mean_brightness": media.flatten(1).mean(1)}
 
 

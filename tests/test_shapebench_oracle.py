@@ -224,12 +224,14 @@ def test_metric_columns_and_per_task_accuracy():
                         for it in items])
     bad = torch.full_like(good, 22 / 255)  # empty background: every item fails with "missing object"
     m = ShapeBenchScore()
-    cols = m.update(good, [it["prompt"] for it in items], items)
+    cols = m.score(good, [it["prompt"] for it in items], items)
     assert torch.equal(cols["shapebench"], torch.ones(8))
     assert torch.equal(cols["shapebench_reason"], torch.zeros(8, dtype=torch.int64))
-    cols = m.update(bad[:2], [it["prompt"] for it in items[:2]], items[:2])  # single_object and two_object wrong
+    m.update(cols, items)
+    cols = m.score(bad[:2], [it["prompt"] for it in items[:2]], items[:2])  # single_object and two_object wrong
     assert torch.equal(cols["shapebench"], torch.zeros(2))
     assert torch.equal(cols["shapebench_reason"], torch.ones(2, dtype=torch.int64))
+    m.update(cols, items[:2])
     out = m.compute()
     # single_object: 2 right (smoke has two) + 1 wrong; two_object: 1 right + 1 wrong; others all right
     assert out["shapebench/single_object"] == pytest.approx(2 / 3)
@@ -246,6 +248,6 @@ def test_metric_is_registered_and_rejects_bad_media():
     assert isinstance(m, ShapeBenchScore)
     item = evaluation_set("smoke")[0]
     with pytest.raises(ValueError, match="include"):
-        m.update(torch.zeros(1, 3, 32, 32), ["a circle"], [{"tag": "single_object"}])
+        m.score(torch.zeros(1, 3, 32, 32), ["a circle"], [{"tag": "single_object"}])
     with pytest.raises((ValueError, TypeError)):
-        m.update(torch.zeros(1, 32, 32, 3), [item["prompt"]], [item])
+        m.score(torch.zeros(1, 32, 32, 3), [item["prompt"]], [item])

@@ -233,10 +233,10 @@ def sync_rank(rank: int, world_size: int, rendezvous: str, out_dir: str, videos:
     try:
         mine = list(range(rank, len(videos), world_size))
         ssim = build_metric("frame_ssim")
-        ssim.update(videos[mine], ["p"] * len(mine))
+        ssim.update(ssim.score(videos[mine], ["p"] * len(mine)))
         tagged = TaggedEcho()
-        tagged.update(torch.zeros(len(mine), 3, 1, 1), ["p"] * len(mine),
-                      [{"tag": tags[i], "value": float(scores[i])} for i in mine])
+        meta = [{"tag": tags[i], "value": float(scores[i])} for i in mine]
+        tagged.update(tagged.score(torch.zeros(len(mine), 3, 1, 1), ["p"] * len(mine), meta), meta)
         result = {"frame_ssim": ssim.compute(), "echo": tagged.compute()}
         Path(out_dir, f"rank{rank}.json").write_text(json.dumps(result))
     finally:
@@ -255,5 +255,5 @@ class TaggedEcho(SampleMetric):
     name = "echo"
     tags = ("a", "b")
 
-    def score(self, media, prompts, metadata):
+    def score_batch(self, media, prompts, metadata):
         return {self.name: torch.tensor([m["value"] for m in metadata], dtype=torch.float64)}

@@ -193,7 +193,8 @@ class SamplingEvaluation(LightningModule):
 
     # ------------------------------------------------------------------ Lightning hooks
     def setup(self, stage: str) -> None:
-        device = self.trainer.strategy.root_device if self._trainer is not None else torch.device("cpu")
+        trainer = attached_trainer(self)
+        device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
         if self.layout_invariant:
             use_layout_independent_kernels(device)
         if not self.adapter.loaded:
@@ -209,7 +210,7 @@ class SamplingEvaluation(LightningModule):
                 m.load(device)
         if self.output_dir is not None:
             self._done = read_done_ids(self.output_dir)
-        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        dm = getattr(trainer, "datamodule", None) if trainer is not None else None
         if dm is not None and hasattr(dm, "skip"):
             dm.skip = self.record_done if self._done else None
         self._static = self._static_columns()
@@ -340,7 +341,9 @@ class SamplingEvaluation(LightningModule):
             if not keep:
                 columns.setdefault(metric.name, [None] * n)
                 continue
-            values = metric.update(media[keep], [prompts[k] for k in keep], [metas[k] for k in keep])
+            kept_metas = [metas[k] for k in keep]
+            values = metric.score(media[keep], [prompts[k] for k in keep], kept_metas)
+            metric.update(values, kept_metas)
             for name, tensor in values.items():
                 col = columns.setdefault(name, [None] * n)
                 for j, k in enumerate(keep):
@@ -408,8 +411,8 @@ class SamplingEvaluation(LightningModule):
                     m.reset()
                     scored = [r for r in rows if r.get(m.name) is not None]
                     if scored:
-                        m.accumulate(torch.tensor([float(r[m.name]) for r in scored], dtype=torch.float64),
-                                     [json.loads(r.get("metadata") or "{}") for r in scored])
+                        m.update(torch.tensor([float(r[m.name]) for r in scored], dtype=torch.float64),
+                                 [json.loads(r.get("metadata") or "{}") for r in scored])
                 with warnings.catch_warnings():  # a resumed rank may have nothing new: still part of the collective
                     warnings.filterwarnings("ignore", message=".*was called before the ``update`` method.*")
                     values = m.compute()
@@ -420,7 +423,7 @@ class SamplingEvaluation(LightningModule):
     # ------------------------------------------------------------------ rows
     def _static_columns(self) -> dict[str, Any]:
         desc = self.model_identity()
-        trainer = self._trainer
+        trainer = attached_trainer(self)
         dm = getattr(trainer, "datamodule", None) if trainer is not None else None
         conv = {m.name: m.conventions() for m in self.metric_list} if self.score_enabled else {}
         return {
@@ -467,6 +470,15 @@ class SamplingEvaluation(LightningModule):
 
 #: torch.compile's modes
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def attached_trainer(module: LightningModule) -> Any:
+    """The trainer running ``module``, or None when it runs alone (tests, notebooks): Lightning's public ``trainer``
+    property raises then."""
+    try:
+        return module.trainer
+    except RuntimeError:
+        return None
 
 
 def compile_options(value: Any) -> dict[str, Any] | None:

@@ -88,7 +88,8 @@ def score_run(out_dir: str | Path, metric_names: Sequence[str], settings: dict[s
         now = _dt.datetime.now(_dt.timezone.utc)
         new_rows = [dict(r) for r in chunk]
         for m in metrics:
-            values = m.update(media, prompts, metas)
+            values = m.score(media, prompts, metas)
+            m.update(values, metas)
             for name, tensor in values.items():
                 for k, row in enumerate(new_rows):
                     row[name] = tensor[k].item()

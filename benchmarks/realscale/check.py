@@ -79,7 +79,7 @@ def run_metric(name: str, images: torch.Tensor, folder: Path, device: torch.devi
     prompts = PROMPTS[: len(images)]
     start = time.perf_counter()
     with torch.inference_mode():
-        values = metric.update(images.to(device), prompts, [{} for _ in prompts])
+        values = metric.score(images.to(device), prompts, [{} for _ in prompts])
     seconds = time.perf_counter() - start
     scores = [float(v) for v in values[name].tolist()]
     row = {"metric": name, "build_s": round(build_s, 1), "seconds": round(seconds, 2), "scores": scores,
