@@ -7,6 +7,7 @@ import logging
 import os
 import time
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -271,6 +272,19 @@ class SamplingEvaluation(LightningModule):
 
     def _run_sampler(self, sampler: Sampler, records: list[PromptRecord], prompts: list[str],
                      metas: list[dict], cond: Any) -> list[dict]:
+        """One sampler over one group of records: sample, decode, score, save the media, make the rows."""
+        sampled = self._sample(sampler, records, cond)
+        media, decode_seconds = self._decode(sampled.out.latents, len(records))
+        finite = self._finite(sampler, sampled.out.latents, media)
+        scores = self._score(media, prompts, metas, finite)
+        ids = [self.sample_id(r, sampler) for r in records]
+        paths, strips = (self._save_media(media, records, ids, sampler) if self.save_media
+                         else ([None] * len(records),) * 2)
+        return self._rows(sampler, records, ids, sampled, decode_seconds, finite, scores, paths, strips)
+
+    def _sample(self, sampler: Sampler, records: list[PromptRecord], cond: Any) -> "_Sampled":
+        """Draw the latents of ``records`` and run ``sampler``; the time per sample (a compile's first calls
+        excluded) and, on CUDA, the peak memory."""
         solver = self.solver_for(sampler)
         cuda = self.adapter.device.type == "cuda"
         x = self.adapter.initial_latents([r.seed for r in records], solver)
@@ -287,19 +301,30 @@ class SamplingEvaluation(LightningModule):
         compile_seconds = warm_up.seconds if warm_up is not None else 0.0
         seconds = (time.perf_counter() - start - compile_seconds) / len(records)
         peak_mb = torch.cuda.max_memory_allocated(self.adapter.device) / 2**20 if cuda else None
+        return _Sampled(out, seconds, compile_seconds / len(records) if warm_up is not None else None, peak_mb)
+
+    def _decode(self, latents: torch.Tensor, count: int) -> tuple[torch.Tensor, float]:
+        """The media of ``latents`` and the decode time per sample."""
         start = time.perf_counter()
         with torch.inference_mode():
-            media = self.adapter.decode(out.latents)
-        decode_seconds = (time.perf_counter() - start) / len(records)
+            media = self.adapter.decode(latents)
+        return media, (time.perf_counter() - start) / count
 
-        finite = torch.isfinite(out.latents.flatten(1)).all(1).cpu() & torch.isfinite(media.flatten(1)).all(1).cpu()
+    @staticmethod
+    def _finite(sampler: Sampler, latents: torch.Tensor, media: torch.Tensor) -> torch.Tensor:
+        """Which samples have finite latents and media (the others are flagged and not scored), on the CPU."""
+        finite = torch.isfinite(latents.flatten(1)).all(1).cpu() & torch.isfinite(media.flatten(1)).all(1).cpu()
         if not bool(finite.all()):
             log.warning("%s: %d of %d samples have non-finite latents or media; they are flagged and not scored",
-                        sampler.display_name(), int((~finite).sum()), len(records))
-        scores = self._score(media, prompts, metas, finite)
-        ids = [self.sample_id(r, sampler) for r in records]
-        paths, strips = (self._save_media(media, records, ids, sampler) if self.save_media
-                         else ([None] * len(records),) * 2)
+                        sampler.display_name(), int((~finite).sum()), len(finite))
+        return finite
+
+    def _rows(self, sampler: Sampler, records: list[PromptRecord], ids: list[str], sampled: "_Sampled",
+              decode_seconds: float, finite: torch.Tensor, scores: dict[str, list[Any]], paths: list[str | None],
+              strips: list[str | None]) -> list[dict]:
+        """One Parquet row per record: the prompt, the sampler and its settings, the costs, the media paths, the
+        scores and the sampler's per-step diagnostics."""
+        out = sampled.out
         diag = {f"diag_{k}": v.cpu() for k, v in out.diagnostics.items()}
         zigzag = out.zigzag_steps.tolist() if out.zigzag_steps is not None else [None] * len(records)
         params = sampler.params()
@@ -317,8 +342,8 @@ class SamplingEvaluation(LightningModule):
                 # a sample that zigzagged on no step (an adaptive warm-up that never started) is CFG at gamma1
                 "gamma_eff": float(sampler.gamma1 if zigzag[k] == 0 else sampler.gamma_eff),
                 "zigzag_steps": zigzag[k], "nfe": int(out.nfe),
-                "seconds": seconds, "decode_seconds": decode_seconds, "peak_memory_mb": peak_mb,
-                "compile_seconds": compile_seconds / len(records) if warm_up is not None else None,
+                "seconds": sampled.seconds, "decode_seconds": decode_seconds, "peak_memory_mb": sampled.peak_mb,
+                "compile_seconds": sampled.compile_seconds,
                 "media_path": paths[k], "media_strip_path": strips[k], "nonfinite": not bool(finite[k]),
                 "status": "ok" if bool(finite[k]) else "nonfinite",
                 "created_at": created, **self._static,
@@ -470,6 +495,16 @@ class SamplingEvaluation(LightningModule):
 
 #: torch.compile's modes
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+@dataclass
+class _Sampled:
+    """One sampler's output for a group of records and what it cost per sample."""
+
+    out: Any  # the sampler's SampleOutput (latents, nfe, zigzag steps, diagnostics)
+    seconds: float  # sampling, a compile's first calls excluded
+    compile_seconds: float | None  # None without model.compile
+    peak_mb: float | None  # CUDA only
 
 
 def attached_trainer(module: LightningModule) -> Any:
