@@ -1,7 +1,8 @@
 """Timestep schedules: the scheduler's own spacing, a spacing override, Align Your Steps, or an explicit list.
 
-AYS (Sabour et al., arXiv 2404.14507) publishes 10-step schedules for SD-1.5, SDXL and SVD; diffusers ships them as
-``diffusers.schedulers.AysSchedules``. Other step counts are obtained as the AYS paper does: log-linear interpolation
+AYS (Sabour et al., arXiv 2404.14507) publishes 10-step schedules for SD-1.5, SDXL and SVD (:data:`AYS_PUBLISHED`;
+the same numbers as ``diffusers.schedulers.AysSchedules``, which a test checks: this package imports torch only).
+Other step counts are obtained as the AYS paper does: log-linear interpolation
 of the published noise levels. For DDIM-type models the noise levels are mapped to the nearest integer training
 timestep of the model's own noise table, so DDIM runs on AYS too (diffusers' DDIMScheduler refuses custom timesteps;
 the solvers here do not).
@@ -9,7 +10,6 @@ the solvers here do not).
 
 from __future__ import annotations
 
-import importlib
 import math
 from dataclasses import dataclass
 from typing import Any, Sequence, Union
@@ -17,11 +17,13 @@ from typing import Any, Sequence, Union
 ScheduleSpec = Union[str, Sequence[int], None]
 
 SPACINGS = ("leading", "trailing", "linspace")
-AYS_FAMILIES = {
-    # family: (timesteps key or None, sigmas key)
-    "sd": ("StableDiffusionTimesteps", "StableDiffusionSigmas"),
-    "sdxl": ("StableDiffusionXLTimesteps", "StableDiffusionXLSigmas"),
-    "svd": (None, "StableDiffusionVideoSigmas"),
+#: the published 10-step schedules: DDIM timesteps (None for the EDM-type SVD) and 11 noise levels ending in 0
+AYS_PUBLISHED: dict[str, tuple[tuple[int, ...] | None, tuple[float, ...]]] = {
+    "sd": ((999, 850, 736, 645, 545, 455, 343, 233, 124, 24),
+           (14.615, 6.475, 3.861, 2.697, 1.886, 1.396, 0.963, 0.652, 0.399, 0.152, 0.0)),
+    "sdxl": ((999, 845, 730, 587, 443, 310, 193, 116, 53, 13),
+             (14.615, 6.315, 3.771, 2.181, 1.342, 0.862, 0.555, 0.38, 0.234, 0.113, 0.0)),
+    "svd": (None, (700.0, 54.5, 15.886, 7.977, 4.248, 1.789, 0.981, 0.403, 0.173, 0.034, 0.0)),
 }
 
 
@@ -37,14 +39,10 @@ class SchedulePlan:
 
 def published_ays(family: str) -> tuple[list[int] | None, list[float]]:
     """The published 10-step AYS timesteps (None for sigma-only families) and 11 sigmas (ending in 0)."""
-    if family not in AYS_FAMILIES:
-        raise ValueError(f"unknown AYS family {family!r}; known: {', '.join(AYS_FAMILIES)}")
-    try:
-        tables = importlib.import_module("diffusers.schedulers").AysSchedules
-    except (ImportError, AttributeError) as err:  # pragma: no cover - diffusers is a dependency
-        raise ValueError("AYS schedules need diffusers >= 0.28 (diffusers.schedulers.AysSchedules)") from err
-    t_key, s_key = AYS_FAMILIES[family]
-    return (list(tables[t_key]) if t_key else None), [float(s) for s in tables[s_key]]
+    if family not in AYS_PUBLISHED:
+        raise ValueError(f"unknown AYS family {family!r}; known: {', '.join(AYS_PUBLISHED)}")
+    timesteps, sigmas = AYS_PUBLISHED[family]
+    return (list(timesteps) if timesteps else None), [float(s) for s in sigmas]
 
 
 def loglinear_interpolate(values: Sequence[float], num: int) -> list[float]:

@@ -9,7 +9,7 @@ from diffusers import (CogVideoXDDIMScheduler, DDIMInverseScheduler, DDIMSchedul
                        EulerDiscreteScheduler, FlowMatchEulerDiscreteScheduler)
 
 from samplers import ays_sigmas, ddim_solver, loglinear_interpolate, solver_from_scheduler
-from samplers.schedules import published_ays
+from samplers.schedules import AYS_PUBLISHED, published_ays
 
 SD = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000)
 DDIM_SDXL = dict(SD, clip_sample=False, set_alpha_to_one=False, steps_offset=1, timestep_spacing="leading")
@@ -126,6 +126,18 @@ def test_official_inverse_matches_diffusers_ddim_inverse_scheduler(pred):
     y = torch.randn(2, 4, 3, generator=g, dtype=torch.float64)
     m = torch.randn(2, 4, 3, generator=g, dtype=torch.float64)
     assert (solver.official_inverse(y, m, 48) - solver.invert(y, m, 48)).abs().max() > 1e-2
+
+
+def test_ays_tables_are_the_ones_diffusers_ships():
+    from diffusers.schedulers import AysSchedules
+
+    keys = {"sd": ("StableDiffusionTimesteps", "StableDiffusionSigmas"),
+            "sdxl": ("StableDiffusionXLTimesteps", "StableDiffusionXLSigmas"), "svd": (None, "StableDiffusionVideoSigmas")}
+    assert set(keys) == set(AYS_PUBLISHED)
+    for family, (t_key, s_key) in keys.items():
+        timesteps, sigmas = published_ays(family)
+        assert timesteps == (None if t_key is None else [int(t) for t in AysSchedules[t_key]])
+        assert sigmas == [float(s) for s in AysSchedules[s_key]]
 
 
 def test_ays_ten_steps_reproduce_the_published_schedules():
