@@ -20,7 +20,8 @@ import yaml
 from zeta_eval.cli import main
 from zeta_eval.html_report import bounds, completeness, render_page
 from zeta_eval.parts import list_parts, write_part
-from zeta_eval.report import build, write_report
+from zeta_eval.report import write_report
+from zeta_eval.results import build
 
 CHROMIUM = os.environ.get("ZETA_EVAL_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 try:

@@ -16,7 +16,7 @@ from PIL import Image
 from zeta_eval.cli import main
 from zeta_eval.config import expand_config
 from zeta_eval.parts import list_parts, read_parts, write_part
-from zeta_eval.report import mean_ci, paired_difference, wilson, win_rate
+from zeta_eval.results import mean_ci, paired_difference, wilson, win_rate
 
 PROMPTS = [
     {"id": "p0", "prompt": "a red thing", "tag": "x", "category": "x"},
@@ -333,7 +333,8 @@ def test_every_shipped_config_validates_offline(capsys):
 def test_lambda_sweeps_group_settings_that_differ_only_in_lambda():
     """winrate_vs_lambda.png draws one line per group of settings that differ only in λ; settings that also differ
     in γ1 (or anything else) are not joined into one line."""
-    from zeta_eval.report import Setting, lambda_sweeps
+    from zeta_eval.report import lambda_sweeps
+    from zeta_eval.results import Setting
 
     def setting(key, name, **params):
         return Setting(model="m", key=key, label=key, name=name, index=0,

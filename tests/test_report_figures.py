@@ -13,7 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from zeta_eval.report import Report, dodge, grid_figure, pareto_figure, pareto_front  # noqa: E402
+from zeta_eval.report import dodge, grid_figure, pareto_figure, pareto_front  # noqa: E402
+from zeta_eval.results import Report  # noqa: E402
 
 #: the labels of configs/shapebench_study.yaml: 14 settings, 4 of them standard CFG at the same cost
 STUDY_LABELS = ["standard γ=1.5", "standard γ=3", "standard γ=4.5", "standard γ=6 (= γ_eff of γ1=3)",

@@ -121,7 +121,7 @@ def csv_rows(out: Path) -> dict[str, dict[str, str]]:
 
 def test_binary_metrics_report_wilson_bounds_that_stay_in_zero_one(tmp_path):
     """7 of 8 correct: Wilson's interval is [0.5291, 0.9776], not 0.875 ± 0.2242 (which reaches 109.9%)."""
-    from zeta_eval.report import mean_ci, wilson
+    from zeta_eval.results import mean_ci, wilson
 
     out = tmp_path / "run"
     ours = [1.0] * 7 + [0.0]
@@ -147,7 +147,7 @@ def test_binary_metrics_report_wilson_bounds_that_stay_in_zero_one(tmp_path):
 
 
 def test_intervals_never_leave_the_range_of_a_binary_metric():
-    from zeta_eval.report import mean_ci, paired_difference, win_rate
+    from zeta_eval.results import mean_ci, paired_difference, win_rate
 
     for values in ([1.0, 1.0], [0.0, 0.0, 0.0], [1.0, 0.0], [1.0] * 30 + [0.0]):
         _, lo, hi, _ = mean_ci(np.array(values))

@@ -180,7 +180,7 @@ def _difference(previous: dict[str, Any], current: dict[str, Any]) -> str:
 def print_plan(cli: Any) -> None:
     """``validate``: everything is built (no weights loaded); print what ``predict`` would do, and in a folder that
     already holds part of this experiment, what is left of it and what that costs."""
-    from .report import completeness
+    from .results import completeness
 
     model, dm = cli.model, cli.datamodule
     out = Path(cli.config["output_dir"])
@@ -290,7 +290,8 @@ def finish_after_predict(cli: Any, write_report: bool = True) -> None:
                  ", ".join(f"{k}={v:.4g}" for k, v in sorted(summary.items())))
     if not write_report or int(getattr(dm, "num_shards", 1) or 1) > 1:
         return
-    from .report import ReportError, write_report as build_report
+    from .report import write_report as build_report
+    from .results import ReportError
 
     try:
         written = build_report(out)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .parts import atomic_text
-from .report import LOWER_IS_BETTER, PAIR_KEY, Report, Setting, categories, summary_rows
+from .results import LOWER_IS_BETTER, PAIR_KEY, Report, Setting, categories, summary_rows
 
 #: report_data.js: bump when the layout of ``window.ZETA_REPORT`` changes
 DATA_VERSION = 1
@@ -184,7 +184,7 @@ def _only_category(s: Setting, category: str) -> Setting:
 
 
 def completeness(rep: Report) -> dict[str, Any]:
-    """The report's own count (:class:`zeta_eval.report.Completeness`) in the page's terms: samples expected
+    """The report's own count (:class:`zeta_eval.results.Completeness`) in the page's terms: samples expected
     (items x sampler settings; None when the experiment does not say) and present, per sampler setting."""
     c = rep.completeness
     if c is None:  # no experiment.json: only what is here
