@@ -19,7 +19,8 @@ class Brightness(SampleMetric):
     def load(self, device: Any) -> None:
         self.loads += 1
 
-    def score_batch(self, media: torch.Tensor, prompts: Sequence[str], metadata: Sequence[dict]) -> dict[str, torch.Tensor]:
+    def score_batch(self, media: torch.Tensor, prompts: Sequence[str],
+                    metadata: Sequence[dict]) -> dict[str, torch.Tensor]:
         value = media.flatten(1).mean(1)
         return {"brightness": value, "bright": (value > self.threshold).float()}
 
