@@ -70,11 +70,20 @@ def _expand_component(kind: str, value: Any) -> Any:
     return value  # e.g. an init_args-only overlay: jsonargparse merges it into the class given before
 
 
+#: trainer.predict's own arguments, which config.yaml held (at these values) while LightningCLI's predict subcommand
+#: ran the trainer; read and dropped, so that the config.yaml of such a run still configures a rerun
+_FORMER_PREDICT_ARGUMENTS = {"return_predictions": (False, None), "ckpt_path": (None,), "weights_only": (None,)}
+
+
 def expand_config(cfg: Any) -> Any:
     """Expand the short forms of a whole config (or a predict-subcommand config)."""
     if not isinstance(cfg, dict):
         return cfg
     cfg = dict(cfg)
+    for key, inert in _FORMER_PREDICT_ARGUMENTS.items():
+        if key in cfg and cfg.pop(key) not in inert:
+            raise ValueError(f"{key} is not supported: zeta_eval loads its weights through model.adapter and keeps "
+                             "no predictions in memory")
     model = cfg.get("model")
     if isinstance(model, dict):
         model = dict(model)
