@@ -32,11 +32,11 @@ def synthesise(out: Path, settings: int, items: int, media: bool) -> int:
     from zeta_eval.parts import write_part
     from datamodules.shapebench.prompts import evaluation_set
 
-    experiment = json.loads((ROOT / "docs/results/shapebench/experiment.json").read_text())
+    experiment = json.loads((ROOT / "docs/results/shapebench/v1/experiment.json").read_text())
     experiment["samplers"] = experiment["samplers"][:settings]
     out.mkdir(parents=True)
     (out / "experiment.json").write_text(json.dumps(experiment))
-    shutil.copy(ROOT / "docs/results/shapebench/config.yaml", out / "config.yaml")
+    shutil.copy(ROOT / "docs/results/shapebench/v1/config.yaml", out / "config.yaml")
     prompts = evaluation_set("full")
     keys = [(prompts[k % len(prompts)], k // len(prompts)) for k in range(items)]  # seed-major like the study
     rng = np.random.default_rng(0)

@@ -16,7 +16,7 @@ import pytest  # noqa: E402
 from zeta_eval.report import dodge, grid_figure, pareto_figure, pareto_front  # noqa: E402
 from zeta_eval.results import Report  # noqa: E402
 
-#: the labels of configs/shapebench_study.yaml: 14 settings, 4 of them standard CFG at the same cost
+#: the labels of ShapeBench v1's study (docs/results/shapebench/v1): 14 settings, 4 of them standard CFG at the same cost
 STUDY_LABELS = ["standard γ=1.5", "standard γ=3", "standard γ=4.5", "standard γ=6 (= γ_eff of γ1=3)",
                 "standard γ=3 (NFE-matched to zigzag)", "zigzag γ=3", "implicit_zigzag γ=3", "zeta γ=1.5 τ=3",
                 "zeta γ=2.25 τ=3", "zeta γ=3 τ=3", "zeta γ=3 warm-up 1", "zeta γ=3 warm-up 6",
