@@ -15,7 +15,7 @@ import argparse
 import numpy as np
 import pyarrow.parquet as pq
 
-from zeta_eval.report import paired_difference
+from zeta_eval.results import paired_difference
 
 PAIRS: tuple[tuple[str, str], ...] = (
     # ζ against standard CFG: same γ1, same γ_eff, same NFE budget as zigzag

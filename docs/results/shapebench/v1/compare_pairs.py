@@ -1,7 +1,7 @@
 """Paired differences between chosen sampler settings of the ShapeBench study (the report compares every setting
 with one baseline only):  python docs/results/shapebench/compare_pairs.py outputs/shapebench_study"""
 import sys, numpy as np, pyarrow.parquet as pq
-from zeta_eval.report import paired_difference, win_rate
+from zeta_eval.results import paired_difference, win_rate
 t = pq.read_table(sys.argv[1] + "/samples.parquet").to_pandas()
 piv = t.pivot_table(index=["prompt_id", "seed"], columns="sampler_label", values="shapebench")
 pairs = [("zeta γ=3 τ=3", "standard γ=3"), ("zeta γ=3 τ=3", "standard γ=6 (= γ_eff of γ1=3)"),
