@@ -317,6 +317,24 @@ def test_validate_on_a_partial_folder_shows_the_remaining_work(finished, tmp_pat
     assert "for the remaining 91 network evaluations" in text
 
 
+def test_validate_refuses_a_folder_that_predict_would_refuse(finished, tmp_path, capsys):
+    """validate must not promise remaining work in a folder of another experiment (here: more seeds per prompt,
+    which changes the prompt plan) that predict then refuses; both say the same line, and --force lets both go on."""
+    _, cfg, out = finished
+    more_seeds = ["--config", cfg, "--output_dir", out, "--data.init_args.samples_per_prompt", "3"]
+    capsys.readouterr()
+    assert run("predict", *more_seeds) == 2
+    refused = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("zeta_eval")]
+    assert len(refused) == 1 and "holds results of a different experiment" in refused[0]
+    assert run("validate", *more_seeds) == 2
+    err = capsys.readouterr()
+    said = [ln for ln in err.err.splitlines() if ln.startswith("zeta_eval")]
+    assert [ln.split(": ", 1)[1] for ln in said] == [refused[0].split(": ", 1)[1]]
+    assert "remaining" not in err.out
+    assert run("validate", *more_seeds, "--force", "true") == 0
+    assert "remaining" in capsys.readouterr().out
+
+
 # ---------------------------------------------------------------------------------------------- 10. live metrics
 def test_job_metrics_after_a_resume_cover_every_row_of_the_task(finished, tmp_path):
     _, cfg, out = finished

@@ -105,18 +105,7 @@ def prepare_output_dir(cli: Any, force: bool = False) -> PreparedRun:
         raise UserError(f"--output_dir {out} is a file, not a folder")
     model.adapter.device = trainer.strategy.root_device  # identities include the dtype the run will use
     record = experiment_record(model, dm, out)
-    fingerprint = record["fingerprint"]
-    path = out / "experiment.json"
-    has_results = bool(list_parts(out))
-    if path.is_file() and has_results:
-        previous = json.loads(path.read_text())
-        if previous.get("fingerprint") != fingerprint and not force:
-            what = _difference(previous, record)
-            raise UserError(f"{out} holds results of a different experiment ({what}); use another --output_dir, "
-                            "or --force to write into it anyway")
-    elif has_results and not force:
-        raise UserError(f"{out} holds result parts but no experiment.json, so it cannot be checked; use another "
-                        "--output_dir, or --force")
+    check_same_experiment(out, record, force)
     full = yaml.safe_load(cli.parser.dump(cli.config, skip_none=False, format="yaml"))
     prepared = PreparedRun(out, record, yaml.safe_dump(full, sort_keys=False, allow_unicode=True))
     if trainer.is_global_zero:
@@ -126,6 +115,22 @@ def prepare_output_dir(cli: Any, force: bool = False) -> PreparedRun:
     if done:
         log.info("resuming in %s: %d samples already written will be skipped", out, done)
     return prepared
+
+
+def check_same_experiment(out: Path, record: dict[str, Any], force: bool = False) -> None:
+    """Refuse (one line) a folder whose results belong to another experiment than ``record``, or cannot be checked
+    (parts without experiment.json), unless ``force``: ``predict`` before it writes, ``validate`` before it promises
+    what is left to do there."""
+    if force or not list_parts(out):
+        return
+    path = out / "experiment.json"
+    if not path.is_file():
+        raise UserError(f"{out} holds result parts but no experiment.json, so it cannot be checked; use another "
+                        "--output_dir, or --force")
+    previous = json.loads(path.read_text())
+    if previous.get("fingerprint") != record["fingerprint"]:
+        raise UserError(f"{out} holds results of a different experiment ({_difference(previous, record)}); use "
+                        "another --output_dir, or --force to write into it anyway")
 
 
 def experiment_record(model: Any, dm: Any, out: Path) -> dict[str, Any]:
@@ -186,6 +191,7 @@ def print_plan(cli: Any) -> None:
     out = Path(cli.config["output_dir"])
     model.adapter.device = cli.trainer.strategy.root_device  # the identity predict will use (its dtype)
     record = experiment_record(model, dm, out)
+    check_same_experiment(out, record, force=bool(cli.config.get("force")))
     items = record["items"]
     desc = dm.describe() if hasattr(dm, "describe") else {}
     scaled = f" (max_steps: scaled from {model.scaled_from})" if model.scaled_from else ""
