@@ -222,6 +222,26 @@ def test_unknown_metric_in_a_config_lists_every_metric(tmp_path, capsys):
     one_error(capsys, "unknown metric 'hpsv3'", "shapebench", "pickscore")
 
 
+def test_short_names_work_in_command_line_overrides_too(tmp_path, capsys):
+    """``--model.samplers`` / ``--model.metrics`` / ``--model.adapter`` take the short forms a config file takes; a
+    wrong name or a setting that cannot run says so in the same one line as in a config file."""
+    cfg = write_experiment(tmp_path)
+    capsys.readouterr()
+    assert run("validate", "--config", cfg, "--model.samplers", "[standard, {name: zeta, warmup_steps: 2}]",
+               "--model.metrics=[{name: toy_metric.Brightness}]") == 0
+    out = capsys.readouterr().out
+    assert "zeta γ=5.5 τ=2" in out
+    assert "brightness" in out
+    assert run("validate", "--config", cfg, "--model.metrics", "[hpsv3]") == 2
+    one_error(capsys, "unknown metric 'hpsv3'", "shapebench")
+    assert run("validate", "--config", cfg, "--model.samplers", "[{name: zeta, warmup_steps: 4}]") == 2
+    one_error(capsys, "warmup_steps 4", "leaves no zigzag step")  # the experiment has 4 steps
+    assert run("validate", "--config", cfg, "--model.samplers", "[{name: zigzag, lambda_steps: 0}]") == 2
+    one_error(capsys, "lambda_steps")
+    assert run("validate", "--config", cfg, "--model.samplers", "[zetta]") == 2
+    one_error(capsys, "unknown sampler 'zetta'")
+
+
 @pytest.mark.parametrize("suffix,content", [
     (".txt", b"a caf\xc3\xa9 prompt\nfine\n\xff\xfe bad\n"),
     (".jsonl", b'{"prompt": "ok"}\n{"prompt": "ok too"}\n{"prompt": "caf\xe9"}\n'),

@@ -21,6 +21,7 @@ it applies to every ``--config`` file, overlays included, before LightningCLI va
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -157,6 +158,51 @@ def resolve_config_args(args: Sequence[str]) -> list[str]:
     for k, name in _config_positions(args):
         path = find_config(name)
         out[k] = path if out[k] == name else f"--config={path}"
+    return out
+
+
+#: dotted overrides that take a config file's short forms: a list of samplers, a list of metrics, one adapter
+_COMPONENT_OVERRIDES = {"samplers": "sampler", "metrics": "metric", "adapter": "adapter"}
+
+
+def _override_field(key: str) -> str | None:
+    for prefix in ("--model.", "--model.init_args."):
+        if key.startswith(prefix) and key[len(prefix):] in _COMPONENT_OVERRIDES:
+            return key[len(prefix):]
+    return None
+
+
+def expand_override_args(args: Sequence[str]) -> list[str]:
+    """``args`` with the values of ``--model.samplers``, ``--model.metrics`` and ``--model.adapter`` (``X`` or
+    ``=X``) expanded from a config file's short forms (``[standard, {name: zeta, warmup_steps: 2}]``) to
+    ``class_path`` form, so that an override reads like the config it overrides. A value that is not YAML is left to
+    the parser's own message; an unknown name is one line naming the option."""
+    out = list(args)
+    k = 0
+    while k < len(out):
+        key, eq, value = out[k].partition("=")
+        field = _override_field(key)
+        at = k if eq else k + 1
+        if field is None or at >= len(out):
+            k += 1
+            continue
+        value = value if eq else out[at]
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            k = at + 1
+            continue
+        kind = _COMPONENT_OVERRIDES[field]
+        try:
+            if isinstance(parsed, list) and field != "adapter":
+                expanded: Any = [_expand_component(kind, v) for v in parsed]
+            else:
+                expanded = _expand_component(kind, parsed)
+        except ValueError as err:
+            raise UserError(f"{key}: {err}") from err
+        text = json.dumps(expanded)
+        out[at] = f"{key}={text}" if eq else text
+        k = at + 1
     return out
 
 
