@@ -1,4 +1,6 @@
-"""Test-wide settings: never touch the network; one thread per xdist worker (CI runs two workers on 2 cores)."""
+"""Test-wide settings: never touch the network; one intra-op thread in every test process (CI runs two xdist
+workers on 2 cores, and some tests compare two computations bit for bit, which holds only when float reductions run
+in one order: with several threads `pytest -n 0` failed them)."""
 
 import os
 
@@ -8,8 +10,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 
-if os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get("OMP_NUM_THREADS") == "1":
-    torch.set_num_threads(1)
+torch.set_num_threads(1)
 
 # Lightning gives its logger a StreamHandler bound to sys.stderr at import time. Imported first inside a test that
 # captures output (capsys), that handler would keep the test's stream and write "I/O operation on closed file"
