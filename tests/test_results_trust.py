@@ -186,8 +186,8 @@ def test_weight_digests_are_cached_by_path_size_and_mtime(tmp_path, monkeypatch)
     (folder / ".cache" / "junk").write_text("not part of the model")
     monkeypatch.setattr(identity, "_digests", None)  # no digest of another test's folders in memory
     calls = []
-    real = identity._hash_file
-    monkeypatch.setattr(identity, "_hash_file", lambda p: calls.append(p) or real(p))
+    real = identity.sha256_file
+    monkeypatch.setattr(identity, "sha256_file", lambda p: calls.append(p) or real(p))
     files = identity.folder_sha256(folder)
     assert files == {"model_index.json": hashlib.sha256(b"{}").hexdigest(),
                      "unet/w.safetensors": hashlib.sha256(b"1234" * 1000).hexdigest()}

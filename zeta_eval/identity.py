@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from datamodules.records import PromptRecord
+from datamodules.sources import sha256_file
 from samplers import Sampler
 
 log = logging.getLogger("zeta_eval")
@@ -121,14 +122,6 @@ def _save_cache(new: dict[str, dict[str, Any]]) -> None:
         log.debug("cannot write the digest cache %s: %s", path, err)
 
 
-def _hash_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _file_sha256(path: str, new: dict[str, dict[str, Any]]) -> str:
     real = os.path.realpath(path)
     stat = os.stat(real)
@@ -137,7 +130,7 @@ def _file_sha256(path: str, new: dict[str, dict[str, Any]]) -> str:
         return entry["sha256"]
     name = os.path.basename(real)
     in_hub_cache = os.path.basename(os.path.dirname(real)) == "blobs" and _HF_BLOB.fullmatch(name)
-    digest = name if in_hub_cache else _hash_file(real)
+    digest = name if in_hub_cache else sha256_file(Path(real))
     new[real] = _cache()[real] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
     return digest
 
