@@ -240,6 +240,13 @@ def test_short_names_work_in_command_line_overrides_too(tmp_path, capsys):
     one_error(capsys, "lambda_steps")
     assert run("validate", "--config", cfg, "--model.samplers", "[zetta]") == 2
     one_error(capsys, "unknown sampler 'zetta'")
+    # slurm builds the experiment once before it writes the array job: the same forms work there
+    assert run("slurm", "--config", cfg, "--array", "2", "--gpus", "1", "--dry-run", "--output_dir", tmp_path / "s",
+               "--model.samplers", "[standard, {name: zeta, warmup_steps: 2}]") == 0
+    assert "zeta γ=5.5 τ=2" in capsys.readouterr().out
+    assert run("slurm", "--config", cfg, "--array", "2", "--gpus", "1", "--dry-run", "--output_dir", tmp_path / "s",
+               "--model.metrics", "[hpsv3]") == 2
+    one_error(capsys, "unknown metric 'hpsv3'")
 
 
 @pytest.mark.parametrize("suffix,content", [

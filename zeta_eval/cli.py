@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Sequence
 
-from .config import check_config_files, expand_override_args, resolve_config_args
+from .config import check_config_files, resolve_config_args
 from .errors import UserError, filesystem_fault, user_message
 from .stopping import StopRequested, stop_on_signals
 
@@ -117,7 +117,7 @@ def _experiment(command: str, rest: list[str]) -> int:
     """``predict`` / ``validate``: config names resolved and checked before LightningCLI sees them."""
     from . import lightning_cli
 
-    rest = expand_override_args(resolve_config_args(rest))
+    rest = resolve_config_args(rest)
     check_config_files(rest)
     getattr(lightning_cli, command)(rest)
     return 0

@@ -83,11 +83,12 @@ class ZetaCLI(LightningCLI):
 
 
 def build_cli(args: Sequence[str], writes_results: bool = True) -> ZetaCLI:
-    """Parse ``args`` (``--config`` files, overlays, dotted overrides) and build the experiment; a mistake in them
-    is a :class:`UserError` (one line)."""
+    """Parse ``args`` (``--config`` files, overlays, dotted overrides, which take a config file's short forms) and
+    build the experiment; a mistake in them is a :class:`UserError` (one line)."""
     from jsonargparse import ArgumentError
 
     zconfig.register_loader()
+    args = zconfig.expand_override_args(args)
     try:
         return ZetaCLI(args, writes_results=writes_results)
     except ArgumentError as err:
