@@ -8,7 +8,7 @@ libraries' registries).
 """
 
 from .base import BRANCHES, SAMPLERS, TWIN_KINDS, Denoiser, Network, Sampler, SamplerOutput, build_sampler, guide
-from .guidance import GuidanceMeter, MeasuredGuidance, MeteredSolver, sample_measured
+from .guidance import GuidanceMeter, MeasuredGuidance, MeteredSolver, guidance_columns, sample_measured
 from .registry import Registry, RegistryError, UnknownNameError
 from .cfgpp import CFGPlusPlus
 from .schedules import SchedulePlan, ays_sigmas, loglinear_interpolate, resolve_schedule
@@ -23,6 +23,6 @@ __all__ = [
     "BRANCHES", "SAMPLERS", "TWIN_KINDS", "CFGPlusPlus", "Denoiser", "GuidanceMeter", "ImplicitZigzag",
     "LinearSolver", "MeasuredGuidance", "MeteredSolver", "Network", "Registry",
     "RegistryError", "SEG", "Sampler", "SamplerOutput", "SchedulePlan", "Standard", "UnknownNameError", "Zeta",
-    "Zigzag", "ays_sigmas", "build_sampler", "ddim_solver", "euler_solver", "flow_solver", "guide",
+    "Zigzag", "ays_sigmas", "build_sampler", "ddim_solver", "euler_solver", "flow_solver", "guide", "guidance_columns",
     "loglinear_interpolate", "resolve_schedule", "sample_measured", "setting", "solver_from_scheduler",
 ]

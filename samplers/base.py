@@ -152,7 +152,7 @@ class Sampler(ABC):
     steps: int | None = setting(None, check=optional(integer(1)), identity="never")
     label: str | None = setting(None, identity="never")
     # twins are other samples (zeta_eval.twins), not a change of this sampler's output
-    twins: list[str] | None = setting(None, check=lambda name, value: twin_kinds(name, value), identity="never")
+    twins: bool | list[str] | None = setting(None, check=lambda name, value: twin_kinds(name, value), identity="never")
 
     def __post_init__(self) -> None:
         _check_declared_as_dataclass(type(self))

@@ -237,8 +237,9 @@ def sample_measured(sampler: "Sampler", denoiser: "Denoiser", x: torch.Tensor, s
     return out
 
 
-def measure_kwargs(measurement: Any, k: int) -> dict[str, Any]:
-    """The row columns of sample ``k``: means, per-step lists (None for NaN) and the source label."""
+def guidance_columns(measurement: MeasuredGuidance | None, k: int) -> dict[str, Any]:
+    """The row columns of sample ``k``: ``guidance_measured`` and ``guidance_orthogonal`` (means over the steps where
+    they are defined), the per-step lists (None where undefined) and ``guidance_source`` (all None if unmeasured)."""
     if measurement is None:
         return {"guidance_measured": None, "guidance_orthogonal": None, "guidance_measured_steps": None,
                 "guidance_orthogonal_steps": None, "guidance_source": None}
