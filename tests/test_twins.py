@@ -247,3 +247,16 @@ def test_two_ddp_ranks_write_the_single_process_twins(twinned, tmp_path):
     for sid, row in ra.items():
         assert rb[sid]["brightness"] == row["brightness"] and rb[sid]["twin_of"] == row["twin_of"]
         assert np.array_equal(pixels(out1, row), pixels(out2, rb[sid]))
+
+
+@pytest.mark.parametrize("sampler,needle", [
+    ({"name": "standard", "twins": True}, "a standard sampler is plain CFG already"),
+    ({"name": "zeta", "twins": ["twice"]}, "twins must be true, false or a list of schedule, constant, nfe_matched"),
+    ({"name": "standard", "gamma_schedule": [5.5, 6.0]}, f"gamma_schedule has 2 scales for {STEPS} steps")])
+def test_bad_twin_settings_are_one_line_errors(tmp_path, capsys, sampler, needle):
+    from zeta_eval.cli import main
+
+    cfg = experiment(tmp_path, samplers=["standard", sampler] if sampler["name"] != "standard" else [sampler])
+    assert main(["validate", "--config", str(cfg), "--output_dir", str(tmp_path / "out")]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("zeta_eval")]
+    assert len(lines) == 1 and needle in lines[0], lines
