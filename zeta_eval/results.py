@@ -191,9 +191,11 @@ class Setting:
         """Per row, its prompt (:func:`zeta_eval.stats.cluster_key`: prompt set and normalised prompt text; the
         prompt id for rows written without the text): the unit every interval of the report is clustered by."""
         if self._clusters is None or len(self._clusters) != self.n:
-            texts = self.rows.get("prompt") or self.rows.get("prompt_id") or [None] * self.n
+            texts = self.rows.get("prompt") or [None] * self.n
+            ids = self.rows.get("prompt_id") or [None] * self.n
             sets = self.rows.get("prompt_set") or [None] * self.n
-            self._clusters = np.array([stats.cluster_key(a, b) for a, b in zip(sets, texts)], dtype=object)
+            self._clusters = np.array([stats.cluster_key(s, t if isinstance(t, str) and t.strip() else f"\x00id {i}")
+                                       for s, t, i in zip(sets, texts, ids)], dtype=object)
         return self._clusters
 
     @property
