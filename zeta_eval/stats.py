@@ -339,7 +339,8 @@ class Components:
     """Variance components of per-sample values (e.g. paired differences) clustered by prompt: ``mean``;
     ``between`` s_b^2, the variance of the prompts' true means; ``within`` s_w^2, the variance of a sample around
     its prompt's mean; ``prompts`` G, ``samples`` N, ``per_prompt`` m = N / G; ``se`` the cluster-robust standard
-    error of the mean of this very design."""
+    error of the mean of this very design; ``model_se`` the one the components predict for it,
+    sqrt((s_b^2 sum_g n_g^2 + s_w^2 N) / N^2) (a check of the model: close to ``se`` when it fits)."""
 
     mean: float
     between: float
@@ -348,12 +349,15 @@ class Components:
     samples: int
     per_prompt: float
     se: float
+    model_se: float = NAN
 
 
 def variance_components(values: np.ndarray, clusters: Any) -> Components:
-    """Method-of-moments (one-way ANOVA) estimates: s_w^2 pools the within-prompt variances (N - G degrees of
-    freedom); s_b^2 = var(prompt means) - s_w^2 * mean(1/m_g), floored at 0 (unbalanced designs included). With
-    one sample per prompt s_w^2 cannot be told from s_b^2: it is NaN and the total variance goes to s_b^2."""
+    """One-way random-effects ANOVA estimates (Searle's method of moments, unbalanced designs included):
+    s_w^2 = MSW, the pooled within-prompt variance (N - G df); s_b^2 = (MSB - MSW) / n0 with
+    MSB = sum_g n_g (mean_g - mean)^2 / (G - 1) and n0 = (N - sum_g n_g^2 / N) / (G - 1) (= m when every prompt
+    has m samples), floored at 0. With one sample per prompt s_w^2 cannot be told from s_b^2: it is NaN and the
+    total variance goes to s_b^2."""
     v, codes = _finite(values, clusters)
     n = len(v)
     if n == 0:
@@ -368,10 +372,14 @@ def variance_components(values: np.ndarray, clusters: Any) -> Components:
     if g < 2:
         between = NAN
     elif math.isfinite(within):
-        between = max(0.0, float(means.var(ddof=1)) - within * float(np.mean(1 / sizes)))
+        msb = float(np.sum(sizes * (means - mean) ** 2)) / (g - 1)
+        n0 = (n - float(np.sum(sizes ** 2)) / n) / (g - 1)
+        between = max(0.0, (msb - within) / n0)
     else:
         between = float(means.var(ddof=1))
-    return Components(mean, between, within, g, n, n / g, math.sqrt(var) if math.isfinite(var) else NAN)
+    model = (between * float(np.sum(sizes ** 2)) + (within if math.isfinite(within) else 0.0) * n) / n ** 2
+    return Components(mean, between, within, g, n, n / g, math.sqrt(var) if math.isfinite(var) else NAN,
+                      math.sqrt(model) if math.isfinite(model) else NAN)
 
 
 def design_variance(between: float, within: float, prompts: float, per_prompt: float) -> float:
