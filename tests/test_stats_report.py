@@ -134,3 +134,40 @@ def test_one_sample_per_prompt_keeps_the_classic_intervals(tmp_path):
     half = st.t.ppf(0.975, 19) * a.std(ddof=1) / np.sqrt(20)
     assert float(ours["score_hi"]) == pytest.approx(a.mean() + half, rel=1e-12)
     assert ours["score_n_prompts"] == "20"
+
+
+def test_a_folder_with_only_samples_parquet_is_reported_again(tmp_path, capsys):
+    """A committed study keeps samples.parquet, not parts/: report and plan read it, and the numbers are the same."""
+    import shutil
+
+    out, _ = study(tmp_path, {"base": 0.0, "better": 0.5})
+    before = (out / "summary.csv").read_text()
+    shutil.rmtree(out / "parts")
+    (out / "summary.csv").unlink()
+    assert run("report", out) == 0
+    assert (out / "summary.csv").read_text() == before
+    assert run("plan", out, "--a", "better", "--b", "base") == 0
+    assert "36 pairs of 11 prompts" in capsys.readouterr().out
+    (out / "samples.parquet").write_bytes(b"not parquet")
+    assert run("report", out) == 2
+    assert "has no parts/ and its samples.parquet cannot be read" in capsys.readouterr().err
+
+
+def test_no_grid_is_drawn_when_no_image_is_in_the_folder(tmp_path):
+    """Rows name media that are not in the folder (a study committed without its images): grid.png is not drawn
+    (an existing one is left as it is) rather than replaced by empty cells."""
+    rows = []
+    for index, label in enumerate(("base", "ours")):
+        name = "standard" if index == 0 else "zeta"
+        for k in range(3):
+            rows.append(dict(sample_id=f"{label}-{k}", prompt_set="s", prompt_id=str(k), prompt=f"p{k}", seed=k,
+                             sample_index=0, model="m", steps=10, gamma1=5.5, gamma2=None, gamma_eff=5.5, nfe=20,
+                             seconds=0.5, metadata="{}", media_path=f"media/{label}-{k}.png", sampler_params="{}",
+                             sampler=name, sampler_label=label, sampler_key=f"{name}-{index}", sampler_index=index,
+                             category=None, created_at=NOW, metric_conventions=json.dumps({"score": {}}),
+                             score=float(k)))
+    out = tmp_path / "r"
+    write_part(rows, out, "part-0")
+    (out / "grid.png").write_bytes(b"the committed grid")
+    assert run("report", out) == 0
+    assert (out / "grid.png").read_bytes() == b"the committed grid"

@@ -513,6 +513,8 @@ def plot_grid(rep: Report, out: Path, path: Path, max_prompts: int = 8) -> bool:
             else:
                 row.append(None)
         cells.append(row)
+    if all(im is None for r in cells for im in r):  # no image in this folder (e.g. a study committed without them)
+        return False
     size = max((im.size for r in cells for im in r if im is not None), default=(64, 64))
     scale = max(1, 96 // max(1, size[1]))
     w, h = size[0] * scale, size[1] * scale
