@@ -102,7 +102,7 @@ def test_holm_marks_verdicts_and_minimum_detectable_effects(tmp_path):
     assert "**Verdicts** (Holm, 3 comparisons):" in md
     verdicts = md.split("**Verdicts**")[1].split("##")[0]
     assert "better than base: better on score" in verdicts and "worse than base: worse on score" in verdicts
-    assert "same on score" not in verdicts and "the other 1 differences are not shown to differ" in verdicts
+    assert "same on score" not in verdicts and "the other difference is not shown to differ" in verdicts
     assert "Minimum detectable effect" in md and "| MDE score |" in md
     category = md.split("## score per category")[1]
     assert category.lstrip().startswith("Exploratory") and "(n=18, 5 prompts)" in category

@@ -206,8 +206,9 @@ def _verdicts(rep: Report, against: list[dict[str, Any]], base: Setting, family:
     lines.append(f"- worse than {base.label}: " + ("; ".join(worse) if worse else "none shown"))
     rest = family - len(better) - len(worse)
     if rest:
-        lines.append(f"- the other {rest} differences are not shown to differ from 0 (an interval that holds 0, or "
-                     "one that excludes it only before the correction).")
+        which = "the other difference is" if rest == 1 else f"the other {rest} differences are"
+        lines.append(f"- {which} not shown to differ from 0 (an interval that holds 0, or one that excludes it only "
+                     "before the correction).")
     return lines
 
 
