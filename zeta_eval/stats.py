@@ -28,11 +28,12 @@ with N - 1 degrees of freedom, the textbook interval.
   Wilson. When every value is the same (p = 0 or 1) the design effect cannot be estimated, and the interval takes
   the cautious end, n_eff = G (one value per prompt).
 
-Why not a cluster bootstrap: it is random (a seed and a resample count to report), slower on large studies, and
-no better calibrated at the cluster counts evaluations have; the sandwich variance is closed-form, deterministic
-and reduces exactly to today's intervals for one sample per prompt. Its coverage is checked by simulation in
-``tests/test_stats_coverage.py`` (balanced and unbalanced seeds, small and large prompt effects, 0/1 and
-continuous scores).
+Why not a cluster bootstrap: it is random (a seed and a resample count to report), slow on large studies, and its
+percentile intervals under-cover with few prompts; CR2 with Bell-McCaffrey degrees of freedom is the small-sample
+correction recommended for few or unequal clusters (Imbens & Kolesar 2016; Pustejovsky & Tipton 2018), is
+closed-form and deterministic, and reduces exactly to the classic intervals for one sample per prompt. Its coverage
+is checked by simulation in ``tests/test_stats_coverage.py`` (balanced and unbalanced seeds, prompt effects of
+several sizes, 0/1 and continuous scores, paired differences and win rates).
 
 **Many comparisons.** :func:`holm` adjusts the p-values of a family of tests (Holm 1979: controls the family-wise
 error at level alpha under any dependence between the tests).
@@ -73,10 +74,10 @@ class Estimate:
     """An estimate with its 95% interval, clustered by prompt.
 
     ``n`` values (finite ones) from ``n_clusters`` clusters; ``se`` the cluster-robust standard error; ``df`` the
-    degrees of freedom of its t reference (n_clusters - 1 for equal cluster sizes, fewer for unequal ones);
-    ``n_eff`` the effective sample size (n / design
-    effect); ``p_value`` the two-sided p-value of "no difference" (paired differences: 0; win rates: 0.5), NaN for
-    plain means. Undefined quantities are NaN (bounds: fewer than 2 clusters)."""
+    degrees of freedom of its t reference (n_clusters - 1 for equal cluster sizes, fewer for unequal ones); ``n_eff``
+    the effective sample size (n / design effect); ``p_value`` the two-sided p-value of "no difference" (paired
+    differences: 0; win rates: 0.5), NaN for plain means. Undefined quantities are NaN (bounds: fewer than 2
+    clusters)."""
 
     estimate: float
     lo: float
