@@ -38,6 +38,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 
 from diffusers import DDIMScheduler, UNet2DConditionModel  # noqa: E402
 
+from benchmarks.realscale import hardware  # noqa: E402
 from samplers import ImplicitZigzag, Standard, Zeta, Zigzag, sample_measured, solver_from_scheduler  # noqa: E402
 from samplers.guidance import GuidanceMeter  # noqa: E402
 
@@ -115,7 +116,7 @@ def sdxl_setup(args, dev):
 
     from benchmarks.realscale import models
 
-    dtype = getattr(torch, args.dtype or ("float16" if dev.type == "cuda" else "bfloat16"))
+    dtype = hardware.resolve_dtype(args.dtype, dev)
     cfg = models.load_config("sdxl_base_1_0")
     with models.empty_parameters():
         unet = UNet2DConditionModel(**cfg["unet"])
@@ -142,8 +143,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--arch", default="tiny", choices=("tiny", "sdxl"))
     ap.add_argument("--size", type=int, default=256, help="image side for --arch sdxl (latents are size/8)")
-    ap.add_argument("--dtype", default=None, help="network dtype (default: float32 tiny; sdxl: bfloat16 on CPU, "
-                                                  "float16 on CUDA)")
+    ap.add_argument("--dtype", default=None, help="network dtype (default: float32 tiny; sdxl: float16 on CUDA, on "
+                                                  "CPU bfloat16 where native, else float32)")
     ap.add_argument("--samplers", default="standard,zeta,implicit_zigzag,zigzag", help="comma-separated subset")
     ap.add_argument("--measure", action="store_true", help="also time each sampler with its guidance measured")
     ap.add_argument("--no-memory", action="store_true", help="skip the memory census")
@@ -207,6 +208,7 @@ def main(argv=None) -> int:
     print(f"UNet {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M params ({unet.dtype}), latents "
           f"{tuple(x0.shape)}, {args.steps} {type(scheduler).__name__} steps, {args.repeats} repeats, device "
           f"{args.device}, threads {args.threads}")
+    print(hardware.banner(dev, unet.dtype))
     print(f"{'sampler':16s} {'NFE':>5s} {'NFE ratio':>9s} {'median s':>9s} {'time ratio':>10s} {'CPU s':>9s} "
           f"{'CPU ratio':>9s} {'extra memory':>14s} {'in latents':>10s}")
     for k, s in samplers.items():
