@@ -260,3 +260,14 @@ def test_bad_twin_settings_are_one_line_errors(tmp_path, capsys, sampler, needle
     assert main(["validate", "--config", str(cfg), "--output_dir", str(tmp_path / "out")]) == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("zeta_eval")]
     assert len(lines) == 1 and needle in lines[0], lines
+
+
+def test_measured_guidance_is_never_taken_for_a_score():
+    """Rows written without metric records fall back to every numeric column: the measurement is not a metric."""
+    import pyarrow as pa
+
+    from zeta_eval.results import metric_columns
+
+    table = pa.table({"sample_id": ["a"], "clip_score": [0.3], "guidance_measured": [7.1],
+                      "guidance_orthogonal": [0.2], "gamma_eff": [11.0]})
+    assert metric_columns(table) == ["clip_score"]

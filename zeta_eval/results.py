@@ -24,7 +24,7 @@ from .parts import CorruptPartError, list_parts, read_parts
 #: numeric columns that describe a sample rather than score it
 NON_METRIC = {"seed", "sample_index", "steps", "gamma1", "gamma2", "gamma_eff", "nfe", "seconds", "decode_seconds",
               "peak_memory_mb", "rank", "world_size", "array_task", "array_tasks", "sampler_index", "zigzag_steps",
-              "compile_seconds"}
+              "compile_seconds", "guidance_measured", "guidance_orthogonal"}
 #: 0/1 accuracies shown as percentages (HPS v2 and ImageReward are stored x100 already: see their conventions)
 REPORT_SCALE = {"shapebench": 100.0, "geneval": 100.0}
 LOWER_IS_BETTER = {"frame_lpips"}
