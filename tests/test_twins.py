@@ -185,7 +185,7 @@ def test_validate_states_the_twins_cost(twinned, capsys):
     text = done.stdout
     nfe_zigzag = 2 * STEPS + 3 * (STEPS - 1)
     twins = 2 * STEPS + 2 * STEPS + 2 * ((nfe_zigzag + 1) // 2) + 2 * STEPS
-    assert "CFG twin (nfe-matched) of zigzag γ=5.5" in text
+    assert "zigzag γ=5.5 · CFG twin (nfe-matched)" in text
     assert f"CFG twins cost {twins * len(PROMPTS):,} of these network evaluations" in text
     total = (2 * STEPS + nfe_zigzag + 2 * STEPS) * len(PROMPTS) + twins * len(PROMPTS)
     assert f"total       {len(PROMPTS) * 7} samples, {total:,} network evaluations" in text

@@ -54,7 +54,8 @@ class CFGTwin(Standard):
         return {"twin_of": self.twin_of, "twin_kind": self.twin_kind}
 
     def display_name(self) -> str:
-        return self.label or f"CFG twin ({self.twin_kind.replace('_', '-')}) of {self.source_label}"
+        # the source's label first: reports that order settings by label list each twin right after its source
+        return self.label or f"{self.source_label} · CFG twin ({self.twin_kind.replace('_', '-')})"
 
     def scales(self, source_rows: Sequence[dict[str, Any]], num_steps: int) -> torch.Tensor:
         """(batch, steps) scales for the twins of ``source_rows`` (rows of the source, in batch order)."""
