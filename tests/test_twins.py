@@ -93,6 +93,7 @@ def test_twin_plan_kinds_keys_and_nfe():
     zigzag, zeta, seg = Zigzag(twins=True), Zeta(twins=True), SEG(twins=["nfe_matched"])
     assert kinds_for(zigzag, 10) == ["schedule", "constant", "nfe_matched"]
     assert kinds_for(zeta, 10) == ["schedule", "constant"]  # same NFE as CFG: no NFE-matched twin
+    assert kinds_for(Zeta(twins=True, probe=True), 10) == ["schedule", "constant"]  # a probe only measures
     twins = plan(zigzag, 10, "default")
     assert [t.steps for t in twins] == [10, 10, 24]  # NFE 20 + 3 * 9 = 47: 24 CFG steps reach it
     assert twins[2].expected_nfe(24) >= zigzag.expected_nfe(10) > twins[2].expected_nfe(23)
