@@ -255,8 +255,8 @@ METHOD_NOTES = (
     "- Many comparisons: the paired differences against the baseline are one family; Holm's step-down correction "
     "over its p-values (clustered t tests of Δ = 0) controls the family-wise error at 5%, and † marks the "
     "differences that hold. Win rates and per-category tables are not corrected: read them as exploratory.",
-    "- MDE: the minimum detectable effect, (t(0.975) + t(0.80)) × the clustered standard error of the difference: "
-    "smaller true differences are likely to be missed by this design.",
+    "- MDE: the minimum detectable effect, (t(0.975) + t(0.80)) × the clustered standard error of the difference (t "
+    "with the interval's degrees of freedom): smaller true differences are likely to be missed by this design.",
     "- Scores marked ×100 are 0/1 per sample in `samples.parquet` and shown here as percentages; HPS v2 and "
     "ImageReward are stored ×100 already, as their papers report them (see the conventions).",
     "- NFE counts network evaluations per sample (a batched [uncond, cond] call is 2); s/sample is the "

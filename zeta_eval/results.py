@@ -368,7 +368,7 @@ def summary_rows(rep: Report) -> list[dict[str, Any]]:
                             f"{m}_pairs": w.n, f"{m}_pair_prompts": w.n_clusters,
                             f"{m}_delta": d.estimate, f"{m}_delta_lo": d.lo, f"{m}_delta_hi": d.hi,
                             f"{m}_delta_p": d.p_value,
-                            f"{m}_delta_mde": stats.minimum_detectable_effect(d.se, d.n_clusters)})
+                            f"{m}_delta_mde": stats.minimum_detectable_effect(d.se, d.n_clusters, df=d.df)})
         rows.append(row)
     _holm_columns(rep, rows)
     return rows
