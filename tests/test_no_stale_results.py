@@ -1,0 +1,181 @@
+"""No stale result, ever (issue 22): a prompt's evaluation metadata is part of what a row is checked against, reports
+never go backwards, media are verified where they are used, a broken weight file is one line, help needs no config.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from test_pipeline import error_lines, run, write_experiment
+from zeta_eval.parts import list_parts, read_parts
+
+
+# ---------------------------------------------------------------------------------------------- 1. evaluation inputs
+def shapebench_items() -> list[dict]:
+    from datamodules.shapebench.prompts import evaluation_set
+
+    return [dict(item) for item in evaluation_set("smoke")[:3]]  # a circle; a circle and a star; two circles
+
+
+def shapebench_run(folder: Path, items: list[dict], name: str = "sb.yaml") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    prompts = folder / f"{Path(name).stem}.jsonl"
+    prompts.write_text("".join(json.dumps(item) + "\n" for item in items))
+    cfg = {"model": {"adapter": {"name": "shapebench"}, "steps": 10, "samplers": [{"name": "standard", "gamma1": 1.5}],
+                     "metrics": ["shapebench"]},
+           "data": {"source": str(prompts), "batch_size": 4}, "trainer": {"accelerator": "cpu"}}
+    path = folder / name
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def report_rows(out: Path) -> dict[str, dict]:
+    return {r["prompt_id"]: r for r in pq.read_table(out / "samples.parquet").to_pylist()}
+
+
+def summary_scores(out: Path) -> list[dict]:
+    """summary.csv's score columns (timings differ between runs)."""
+    import csv
+
+    with open(out / "summary.csv") as fh:
+        return [{k: v for k, v in row.items() if k.startswith("shapebench")} for row in csv.DictReader(fh)]
+
+
+def media_mtimes(out: Path) -> dict[str, int]:
+    return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in (out / "media").rglob("*.png")}
+
+
+#: edits of one item's evaluation metadata (the prompt text, seed and everything generation reads unchanged)
+EDITS = {
+    # GenEval / ShapeBench scene: the object the oracle looks for
+    "include": (0, lambda m: {**m, "include": [{"class": "square", "count": 1}]}),
+    # GenEval exclude clause: two circles drawn, but now "at most one" is required
+    "exclude": (2, lambda m: {**m, "exclude": [{"class": "circle", "count": 2}]}),
+    # the task tag: per-task accuracy and the category breakdown
+    "tag": (1, lambda m: {**m, "tag": "counting"}),
+    # a category read only by the report
+    "category": (1, lambda m: {**m, "category": "shapes"}),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(EDITS))
+def test_an_edited_item_metadata_is_scored_again_and_the_record_updates(tmp_path, edit, capsys):
+    index, change = EDITS[edit]
+    items = shapebench_items()
+    out = tmp_path / "out"
+    assert run("predict", "--config", shapebench_run(tmp_path / "a", items), "--output_dir", out) == 0
+    before = media_mtimes(out)
+    edited = [change(item) if k == index else item for k, item in enumerate(items)]
+    cfg = shapebench_run(tmp_path / "b", edited)
+    capsys.readouterr()
+    assert run("predict", "--config", cfg, "--output_dir", out) == 2  # a different prompt set: refused first
+    assert "different prompts" in error_lines(capsys.readouterr().err)[0]
+    assert run("predict", "--config", cfg, "--output_dir", out, "--force", "true") == 0
+    fresh = tmp_path / "fresh"
+    assert run("predict", "--config", cfg, "--output_dir", fresh) == 0
+    got, want = report_rows(out), report_rows(fresh)
+    pid = items[index]["id"]
+    for column in ("shapebench", "shapebench_reason", "category", "metadata"):
+        assert got[pid][column] == want[pid][column], column
+    assert json.loads(got[pid]["metadata"]) == {k: v for k, v in edited[index].items() if k not in ("id", "prompt")}
+    assert summary_scores(out) == summary_scores(fresh)
+    # only the edited item was evaluated again; nothing was generated again (its media are the same files)
+    assert media_mtimes(out) == before
+    # the record follows the accepted prompt set: no --force needed any more, and the folder is complete
+    assert json.loads((out / "experiment.json").read_text())["fingerprint"] == \
+        json.loads((fresh / "experiment.json").read_text())["fingerprint"]
+    capsys.readouterr()
+    assert run("validate", "--config", cfg, "--output_dir", out) == 0
+    assert "(complete)" in capsys.readouterr().out
+
+
+def test_an_edited_item_is_not_done_until_scored_again_and_its_old_score_is_never_reported(tmp_path, capsys):
+    """validate counts the edited item as remaining; a report under the new record leaves the old row out."""
+    import shutil
+
+    items = shapebench_items()
+    out = tmp_path / "out"
+    assert run("predict", "--config", shapebench_run(tmp_path / "a", items), "--output_dir", out) == 0
+    index, change = EDITS["include"]
+    edited = [change(item) if k == index else item for k, item in enumerate(items)]
+    cfg = shapebench_run(tmp_path / "b", edited)
+    capsys.readouterr()
+    assert run("validate", "--config", cfg, "--output_dir", out, "--force", "true") == 0
+    assert "remaining   1 of 3 samples" in capsys.readouterr().out
+    fresh = tmp_path / "fresh"
+    assert run("predict", "--config", cfg, "--output_dir", fresh) == 0
+    shutil.copy(fresh / "experiment.json", out / "experiment.json")  # the record accepted, the item not yet scored
+    assert run("report", out) == 0
+    rows = report_rows(out)
+    assert items[index]["id"] not in rows and len(rows) == 2
+    assert "2 of 3 samples" in (out / "summary.md").read_text()
+
+
+# ---------------------------------------------------------------------------------------------- 2. reports in turn
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli_process(*args: str, code: str | None = None):
+    """``python -m zeta_eval ARGS`` (or ``python -c CODE``) in a process of its own, the tests folder importable."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
+    command = [sys.executable, "-c", code] if code else [sys.executable, "-m", "zeta_eval", *args]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def slow_report(out: Path, built: Path, pause: float) -> str:
+    """A ``report`` that, once it has read the parts, says how many rows it read (in ``built``) and then takes
+    ``pause`` seconds more to write (as figures of a large run do)."""
+    return f"""
+import sys, time
+from pathlib import Path
+import zeta_eval.report as report
+read = report.build
+def build(*args, **kwargs):
+    rep = read(*args, **kwargs)
+    Path({str(built)!r}).write_text(str(rep.table.num_rows))
+    time.sleep({pause})
+    return rep
+report.build = build
+from zeta_eval.cli import main
+sys.exit(main(["report", {str(out)!r}]))
+"""
+
+
+def wait_until(condition, seconds: float = 120.0) -> None:
+    import time
+
+    end = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("report_ends", ["after predict", "before predict"])
+def test_a_report_during_predict_never_replaces_the_final_report(tmp_path, report_ends):
+    """A real concurrent run: predict holds after its first batch until the report has read the parts; the report
+    then ends either after predict (it read 1 batch, predict's final report all 5) or before it."""
+    go = tmp_path / "go"
+    cfg = write_experiment(tmp_path, batch_size=1, samplers=["standard"],
+                           adapter={"class_path": "toy_adapter.ToyAdapter", "init_args": {"wait_for": str(go)}})
+    out = tmp_path / "out"
+    predict = cli_process("predict", "--config", str(cfg), "--output_dir", str(out))
+    wait_until(lambda: len(list_parts(out)) >= 1 or predict.poll() is not None)
+    built = tmp_path / "built"
+    report = cli_process(code=slow_report(out, built, pause=8.0 if report_ends == "after predict" else 0.0))
+    wait_until(lambda: built.exists() or report.poll() is not None)
+    assert built.exists(), report.communicate()[1]
+    if report_ends == "before predict":
+        assert report.wait(120) == 0
+    go.touch()  # predict goes on
+    assert predict.wait(120) == 0, predict.communicate()[1]
+    assert report.wait(120) == 0, report.communicate()[1]
+    assert int(built.read_text()) < 5  # the report really read the parts while predict ran
+    assert pq.read_table(out / "samples.parquet").num_rows == 5
+    assert "**Complete: 5 of 5 samples**" in (out / "summary.md").read_text()
