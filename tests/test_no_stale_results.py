@@ -179,3 +179,97 @@ def test_a_report_during_predict_never_replaces_the_final_report(tmp_path, repor
     assert int(built.read_text()) < 5  # the report really read the parts while predict ran
     assert pq.read_table(out / "samples.parquet").num_rows == 5
     assert "**Complete: 5 of 5 samples**" in (out / "summary.md").read_text()
+
+
+# ---------------------------------------------------------------------------------------------- 4. verified media
+def png_of(out: Path, prompt_id: str) -> Path:
+    row = next(r for r in read_parts(out)[0].to_pylist() if r["prompt_id"] == prompt_id)
+    return out / row["media_path"]
+
+
+def break_media(out: Path, missing: str, foreign: str, source: str) -> None:
+    """Delete the PNG of item ``missing``; put the PNG of item ``source`` where the one of ``foreign`` was."""
+    png_of(out, missing).unlink()
+    png_of(out, foreign).write_bytes(png_of(out, source).read_bytes())
+
+
+def warnings_about_media(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "media files are" in line or "have media" in line]
+
+
+def test_predict_generates_missing_and_foreign_media_again(tmp_path, capsys):
+    from zeta_eval.media import media_owner
+
+    cfg = write_experiment(tmp_path, samplers=["standard"])
+    out = tmp_path / "out"
+    assert run("predict", "--config", cfg, "--output_dir", out) == 0
+    before = {r["prompt_id"]: r for r in read_parts(out)[0].to_pylist()}
+    pixels = png_of(out, "p1").read_bytes()
+    break_media(out, missing="p0", foreign="p1", source="p2")
+    capsys.readouterr()
+    assert run("predict", "--config", cfg, "--output_dir", out) == 0
+    warned = warnings_about_media(capsys.readouterr().err)
+    assert len(warned) == 1 and "2 stored samples" in warned[0] and "1 missing" in warned[0] \
+        and "1 belonging to another sample" in warned[0], warned
+    after = {r["prompt_id"]: r for r in read_parts(out)[0].to_pylist()}
+    for pid in ("p0", "p1"):  # generated again: their own files are back, the same pixels as before
+        assert media_owner(png_of(out, pid)) == before[pid]["sample_id"]
+        assert after[pid]["created_at"] > before[pid]["created_at"]
+    assert png_of(out, "p1").read_bytes() == pixels
+    assert after["p2"]["created_at"] == before["p2"]["created_at"]  # the others were kept
+    assert len(list((out / "foreign_media").rglob("*.png"))) == 1  # the stranger is kept for inspection
+    capsys.readouterr()
+    assert run("predict", "--config", cfg, "--output_dir", out) == 0
+    assert warnings_about_media(capsys.readouterr().err) == []
+
+
+def test_report_marks_rows_whose_media_are_missing_or_foreign(tmp_path, capsys):
+    cfg = write_experiment(tmp_path, samplers=["standard"])
+    out = tmp_path / "out"
+    assert run("predict", "--config", cfg, "--output_dir", out) == 0
+    break_media(out, missing="p0", foreign="p1", source="p2")
+    capsys.readouterr()
+    assert run("report", out) == 0
+    warned = warnings_about_media(capsys.readouterr().err)
+    assert len(warned) == 1 and "2 samples' media files are 1 missing, 1 belonging to another sample" in warned[0]
+    checks = {r["prompt_id"]: r["media_check"] for r in pq.read_table(out / "samples.parquet").to_pylist()}
+    assert checks == {"p0": "missing", "p1": "foreign", "p2": "ok", "p3": "ok", "p4": "ok"}
+
+
+def test_score_never_scores_another_samples_image_and_writes_nothing_when_it_fails(tmp_path, capsys, monkeypatch):
+    items = shapebench_items()
+    out = tmp_path / "out"
+    assert run("predict", "--config", shapebench_run(tmp_path, items), "--output_dir", out) == 0
+    scores = {r["prompt_id"]: r["shapebench"] for r in read_parts(out)[0].to_pylist()}
+    # one circle where two circles were drawn: scored from it, "two circles" would be judged wrong
+    break_media(out, missing=items[1]["id"], foreign=items[2]["id"], source=items[0]["id"])
+    parts = list_parts(out)
+    capsys.readouterr()
+    assert run("score", out, "--metrics", "shapebench", "--rescore", "--device", "cpu") == 0
+    warned = warnings_about_media(capsys.readouterr().err)
+    assert len(warned) == 1 and "2 samples not scored" in warned[0], warned
+    rows = {r["prompt_id"]: r for r in pq.read_table(out / "samples.parquet").to_pylist()}
+    assert {pid: r["shapebench"] for pid, r in rows.items()} == scores
+    assert rows[items[2]["id"]]["media_check"] == "foreign" and rows[items[1]["id"]]["media_check"] == "missing"
+    assert len(list_parts(out)) == len(parts) + 1  # the one sample it could score
+    # a score that fails half-way leaves no part behind: the two samples generated again, without scores, then
+    # scored one by one, the second failing
+    assert run("predict", "--config", shapebench_run(tmp_path, items), "--output_dir", out, "--model.score", "false",
+               "--report", "false") == 0
+    from metrics.shapebench import ShapeBenchScore
+
+    calls = []
+    real = ShapeBenchScore.score_batch
+
+    def fail_second(self, *args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise ValueError("scorer failed")
+        return real(self, *args)
+
+    monkeypatch.setattr(ShapeBenchScore, "score_batch", fail_second)
+    parts = list_parts(out)
+    capsys.readouterr()
+    assert run("score", out, "--metrics", "shapebench", "--batch-size", "1", "--device", "cpu") == 2
+    assert "scorer failed" in error_lines(capsys.readouterr().err)[0]
+    assert list_parts(out) == parts and len(calls) == 2

@@ -10,16 +10,20 @@ PNG for another sample over it is refused. A failed write raises :class:`MediaWr
 
 from __future__ import annotations
 
+import contextvars
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
 from .parts import atomic_write
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def to_uint8(media: torch.Tensor) -> np.ndarray:
@@ -245,6 +249,38 @@ def describe_media_problems(checks: Sequence[str | None]) -> str | None:
     return ", ".join(f"{n} {words[kind]}" for kind, n in counts.items() if n)
 
 
+#: whether this command has already warned about media files (each command runs in its own context: cli.main)
+_warned: contextvars.ContextVar[bool] = contextvars.ContextVar("zeta_eval_media_warned", default=False)
+
+
+def warn_about_media(message: str, *args: object) -> None:
+    """Log a warning about missing or foreign media files, once per command (``score`` then writes the report: the
+    report does not say it again)."""
+    import logging
+
+    if not _warned.get():
+        _warned.set(True)
+        logging.getLogger("zeta_eval").warning(message, *args)
+
+
+def mark_media(out_dir: str | os.PathLike, table: "pa.Table") -> "pa.Table":
+    """``table`` (a run's rows) with a ``media_check`` column (:func:`media_check` of each row) and one warning line
+    when any file is missing, unreadable or another sample's."""
+    import pyarrow as pa
+
+    columns = [c for c in ("sample_id", "media_path", "media_strip_path") if c in table.column_names]
+    checks = check_rows_media(out_dir, table.select(columns).to_pylist()) if "media_path" in columns else \
+        [None] * table.num_rows
+    problems = describe_media_problems(checks)
+    if problems is not None:
+        warn_about_media("%s: %d samples' media files are %s (their rows say so in samples.parquet's media_check "
+                         "column); run predict with the same config to generate them again", out_dir,
+                         sum(1 for c in checks if c not in (None, MEDIA_OK)), problems)
+    if "media_check" in table.column_names:
+        table = table.drop_columns(["media_check"])
+    return table.append_column("media_check", pa.array(checks, pa.string()))
+
+
 def move_foreign(out_dir: str | os.PathLike, row: dict) -> None:
     """Move the files of a row whose PNG belongs to another sample to ``OUT_DIR/foreign_media/`` (kept for inspection,
     out of the way of the row's own files, which are written again)."""
@@ -281,6 +317,6 @@ class SampleMedia:
 
 
 __all__: Sequence[str] = ["MediaWriteError", "SampleMedia", "check_owner", "check_rows_media", "describe_media_problems",
-                          "media_check", "move_foreign", "read_media", "frame_indices", "frame_strip",
+                          "mark_media", "media_check", "move_foreign", "read_media", "frame_indices", "frame_strip",
                           "media_owner", "read_image", "read_video", "save_frame_strip", "save_image", "save_media",
                           "save_video", "to_uint8"]

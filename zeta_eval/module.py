@@ -239,7 +239,8 @@ class SamplingEvaluation(LightningModule):
         """The rows already written to ``output_dir`` and which of them are done: those whose media files are in
         place and their own. The others are generated again, with one warning line; a file that belongs to another
         sample is moved to ``foreign_media/`` first, out of the way of the row's own file."""
-        from .media import MEDIA_FOREIGN, MEDIA_OK, check_rows_media, describe_media_problems, move_foreign
+        from .media import (MEDIA_FOREIGN, MEDIA_OK, check_rows_media, describe_media_problems, move_foreign,
+                            warn_about_media)
 
         table = read_stored_rows(self.output_dir)
         self._stored, self._stored_index, self._done = table, {}, {}
@@ -255,8 +256,9 @@ class SamplingEvaluation(LightningModule):
                     move_foreign(self.output_dir, row)
             if trainer is None or trainer.is_global_zero:
                 bad = sum(1 for c in checks if c not in (None, MEDIA_OK))
-                log.warning("%s: %d stored samples have media %s; they are generated again (files of other samples "
-                            "moved to %s)", self.output_dir, bad, problems, self.output_dir / "foreign_media")
+                warn_about_media("%s: %d stored samples have media %s; they are generated again (files of other "
+                                 "samples moved to %s)", self.output_dir, bad, problems,
+                                 self.output_dir / "foreign_media")
         for k, (row, check) in enumerate(zip(rows, checks)):
             if check in (None, MEDIA_OK):
                 self._stored_index[row["sample_id"]] = k

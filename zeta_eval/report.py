@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from .html_report import write_html
+from .media import mark_media
 from .parts import atomic_text, atomic_write, report_turn
 from .results import (LOWER_IS_BETTER, PAIR_KEY, IncompleteRunError, Report, Setting, build, categories, mean_ci,
                       metric_values, nonfinite_scores, summary_rows)
@@ -541,6 +542,7 @@ def _write_report(out_dir: str | os.PathLike, skip_corrupt: bool, baseline: str 
                   require_complete: bool) -> dict[str, Path]:
     out = Path(out_dir)
     rep = build(out, skip_corrupt=skip_corrupt, baseline=baseline)
+    rep.table = mark_media(out, rep.table)  # each row says whether its media file is in place and its own
     summary = summary_rows(rep)
     bad = nonfinite_scores(rep, summary)
     if bad:
