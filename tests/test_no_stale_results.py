@@ -273,3 +273,98 @@ def test_score_never_scores_another_samples_image_and_writes_nothing_when_it_fai
     assert run("score", out, "--metrics", "shapebench", "--batch-size", "1", "--device", "cpu") == 2
     assert "scorer failed" in error_lines(capsys.readouterr().err)[0]
     assert list_parts(out) == parts and len(calls) == 2
+
+
+# ---------------------------------------------------------------------------------------------- 3. broken weights
+def truncate(path: Path, size: int) -> None:
+    with open(path, "r+b") as fh:
+        fh.truncate(size)
+
+
+def checkpoint(path: Path) -> Path:
+    import torch
+
+    state = {"weight": torch.arange(4096, dtype=torch.float32).reshape(64, 64), "bias": torch.zeros(64)}
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file(state, str(path))
+    else:
+        torch.save(state, path)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".bin", ".pt"])
+@pytest.mark.parametrize("keep", ["half", "100 bytes", "empty"])
+def test_a_truncated_checkpoint_is_one_line_naming_it(tmp_path, suffix, keep):
+    from metrics.weights import WeightFileError, load_state_dict_file
+
+    path = checkpoint(tmp_path / f"head{suffix}")
+    assert set(load_state_dict_file(path)) == {"weight", "bias"}  # whole, it loads
+    truncate(path, {"half": path.stat().st_size // 2, "100 bytes": 100, "empty": 0}[keep])
+    with pytest.raises(WeightFileError) as err:
+        load_state_dict_file(path)
+    message = str(err.value)
+    assert "\n" not in message and str(path) in message and "download or copy it again" in message
+    assert ("empty" if keep == "empty" else "truncated") in message
+
+
+@pytest.mark.parametrize("part,keep", [("unet/diffusion_pytorch_model.safetensors", 8 << 20),
+                                       ("unet/diffusion_pytorch_model.safetensors", 100),
+                                       ("unet/diffusion_pytorch_model.safetensors", 0),
+                                       ("text_encoder/model.safetensors", 1 << 20)])
+def test_a_truncated_shapebench_model_stops_predict_with_one_line(tmp_path, capsys, part, keep):
+    import shutil
+
+    from zeta_eval.adapters.shapebench import DEFAULT_MODEL
+
+    model = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL, model)
+    truncate(model / part, keep)
+    cfg = shapebench_run(tmp_path, shapebench_items()[:1])
+    capsys.readouterr()
+    assert run("predict", "--config", cfg, "--output_dir", tmp_path / "out", "--model.adapter.init_args.model",
+               model) == 2
+    lines = error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and str(model / part) in lines[0] and ("empty" if keep == 0 else "truncated") in lines[0], \
+        lines
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_scorers_truncated_clip_weights_stop_score_with_one_line(tmp_path, capsys):
+    from tiny_scorers import build_clip
+
+    clip = Path(build_clip(tmp_path / "clip"))
+    weights = next(clip.glob("model.safetensors"))
+    truncate(weights, weights.stat().st_size - 1000)
+    cfg = write_experiment(tmp_path, samplers=["standard"], metrics=False)
+    out = tmp_path / "out"
+    assert run("predict", "--config", cfg, "--output_dir", out) == 0
+    parts = list_parts(out)
+    capsys.readouterr()
+    assert run("score", out, "--metrics", "clip_score", "--set", f"clip_score.clip={clip}", "--device", "cpu") == 2
+    lines = error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and str(weights) in lines[0] and "truncated" in lines[0], lines
+    assert list_parts(out) == parts
+
+
+def test_a_truncated_pipeline_bin_stops_the_adapter_with_one_line(tmp_path):
+    import torch
+
+    from metrics.weights import WeightFileError
+    from tiny_models import build_sd
+    from zeta_eval.adapters import build_adapter
+    from zeta_eval.errors import user_message
+
+    folder = Path(build_sd(tmp_path / "sd"))
+    unet = folder / "unet"
+    from safetensors.torch import load_file
+
+    state = load_file(str(unet / "diffusion_pytorch_model.safetensors"))
+    (unet / "diffusion_pytorch_model.safetensors").unlink()
+    torch.save(state, unet / "diffusion_pytorch_model.bin")
+    truncate(unet / "diffusion_pytorch_model.bin", (unet / "diffusion_pytorch_model.bin").stat().st_size // 3)
+    with pytest.raises(WeightFileError) as err:
+        build_adapter("sd", model=str(folder), dtype="float32").load("cpu")
+    line = user_message(err.value)
+    assert str(unet / "diffusion_pytorch_model.bin") in line and "truncated" in line and "\n" not in line
