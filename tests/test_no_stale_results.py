@@ -368,3 +368,27 @@ def test_a_truncated_pipeline_bin_stops_the_adapter_with_one_line(tmp_path):
         build_adapter("sd", model=str(folder), dtype="float32").load("cpu")
     line = user_message(err.value)
     assert str(unet / "diffusion_pytorch_model.bin") in line and "truncated" in line and "\n" not in line
+
+
+# ---------------------------------------------------------------------------------------------- 5. help, overrides
+@pytest.mark.parametrize("command", ["predict", "validate"])
+@pytest.mark.parametrize("with_config", [False, True])
+def test_help_needs_no_config_and_shows_zeta_evals_usage(command, with_config, capsys):
+    args = [command, "--help"] + (["--config", str(ROOT / "configs" / "shapebench_smoke.yaml")] if with_config else [])
+    assert run(*args) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: python -m zeta_eval {command} ") and "__main__" not in out
+    assert "--output_dir" in out and "--model.output_dir" not in out
+
+
+def test_the_output_folder_is_one_setting(tmp_path, capsys):
+    cfg = write_experiment(tmp_path, samplers=["standard"])
+    capsys.readouterr()
+    assert run("predict", "--config", cfg, "--model.output_dir", tmp_path / "x", "--output_dir", tmp_path / "y") == 2
+    lines = error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and "--model.output_dir" in lines[0], lines
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    cfg.write_text(cfg.read_text().replace("model:\n", "model:\n  output_dir: x\n", 1))
+    assert run("predict", "--config", cfg) == 2
+    lines = error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and "model.output_dir is not a setting" in lines[0], lines

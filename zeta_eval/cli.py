@@ -118,7 +118,7 @@ def _experiment(command: str, rest: list[str]) -> int:
     from . import lightning_cli
 
     rest = resolve_config_args(rest)
-    check_config_files(rest)
+    check_config_files(rest, require_adapter=not any(a in ("-h", "--help") for a in rest))
     getattr(lightning_cli, command)(rest)
     return 0
 

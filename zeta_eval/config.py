@@ -212,9 +212,10 @@ def first_config(args: Sequence[str]) -> str | None:
     return found[0][1] if found else None
 
 
-def check_config_files(args: Sequence[str]) -> None:
+def check_config_files(args: Sequence[str], require_adapter: bool = True) -> None:
     """Every --config file exists, is a YAML mapping that names only known adapters, samplers and metrics, and the
-    files and dotted overrides together configure a model adapter (an overlay such as ``4090.yaml`` alone does not)."""
+    files and dotted overrides together configure a model adapter (an overlay such as ``4090.yaml`` alone does not;
+    ``require_adapter`` False: ``--help``, which needs no experiment)."""
     loaded: list[tuple[str, dict]] = []
     for _, path in _config_positions(args):
         if not Path(path).is_file():
@@ -228,6 +229,10 @@ def check_config_files(args: Sequence[str]) -> None:
                 raise UserError(f"{path} must be a mapping with model, data and trainer sections, not a "
                                 f"{type(raw).__name__}")
             loaded.append((path, expand_config(raw)))
+            model = loaded[-1][1].get("model")
+            if isinstance(model, dict) and "output_dir" in (model.get("init_args") or model):
+                raise UserError(f"{path}: model.output_dir is not a setting: the output folder is the top-level "
+                                "output_dir (or --output_dir)")
         except UnicodeDecodeError as err:
             raise UserError(f"{path} is not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start})") from err
         except yaml.YAMLError as err:
@@ -236,7 +241,7 @@ def check_config_files(args: Sequence[str]) -> None:
             raise UserError(f"{path} is not valid YAML{where}: {getattr(err, 'problem', None) or err}") from err
         except ValueError as err:
             raise UserError(f"{path}: {err}") from err
-    if not _configures_adapter([cfg for _, cfg in loaded], args):
+    if require_adapter and not _configures_adapter([cfg for _, cfg in loaded], args):
         if not loaded:
             raise UserError("no model adapter configured: give an experiment config, e.g. "
                             "--config configs/shapebench_smoke.yaml")
