@@ -22,6 +22,7 @@ it applies to every ``--config`` file, overlays included, before LightningCLI va
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -93,6 +94,8 @@ def expand_config(cfg: Any) -> Any:
             target["adapter"] = _expand_component("adapter", target["adapter"])
         if isinstance(target.get("samplers"), list):
             target["samplers"] = [_expand_component("sampler", s) for s in target["samplers"]]
+            for k, sampler in enumerate(target["samplers"]):
+                _check_guidance_scales(k, sampler)
         if isinstance(target.get("metrics"), list):
             target["metrics"] = [_expand_component("metric", m) for m in target["metrics"]]
         cfg["model"] = model
@@ -103,6 +106,15 @@ def expand_config(cfg: Any) -> Any:
     elif isinstance(data, str):
         cfg["data"] = {"class_path": DATAMODULE, "init_args": {"source": data}}
     return cfg
+
+
+def _check_guidance_scales(index: int, sampler: Any) -> None:
+    """A NaN or infinite guidance scale (YAML's ``.nan``, ``.inf``) is refused by name; the type checks after this
+    would only say that NaN is not a float."""
+    args = sampler.get("init_args") if isinstance(sampler, dict) else None
+    for key, value in (args or {}).items():
+        if key.startswith("gamma") and isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"samplers[{index}].{key} is {value}: a guidance scale must be finite")
 
 
 def load(text: str) -> Any:

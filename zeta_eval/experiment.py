@@ -19,20 +19,39 @@ from .parts import atomic_text, list_parts
 
 log = logging.getLogger("zeta_eval")
 
+
 class ShardLock:
     """An exclusive ``flock`` on ``OUT_DIR/locks/shard-<k>-of-<K>.lock``, held while one ``predict`` of that shard
     runs, so that a second ``predict`` of the same shard is refused instead of computing everything twice. Different
     shards of one array lock different files and write the folder together. The OS drops the lock when its process
-    ends, ``kill -9`` included; the file itself stays (an unlocked file means nothing)."""
+    ends, ``kill -9`` included; the file itself stays (an unlocked file means nothing).
 
-    def __init__(self, path: Path, fd: int, created: list[Path]):
+    Runs of another shard count (an unsharded run beside an array, whose shards hold the same items) are refused
+    too: each run holds a shared lock on ``locks/layout-<K>.lock`` and checks that no other layout file is locked
+    (it takes its own before it checks, so of two runs that start together at least the later one sees the other).
+    """
+
+    def __init__(self, path: Path, fd: int, created: list[Path], layout: tuple[Path, int] | None = None):
         self.path, self._fd, self._created = path, fd, created
+        self._layout = layout
 
     @classmethod
     def acquire(cls, out: Path, shard_index: int, num_shards: int) -> "ShardLock":
         path = out / "locks" / f"shard-{shard_index}-of-{num_shards}.lock"
         created = [p for p in (out, path.parent) if not p.exists()]
         path.parent.mkdir(parents=True, exist_ok=True)
+        layout = _lock_layout(out, num_shards)
+        try:
+            lock = cls._acquire_shard(out, path, shard_index, num_shards, created)
+        except BaseException:
+            os.close(layout[1])
+            raise
+        lock._layout = layout
+        return lock
+
+    @classmethod
+    def _acquire_shard(cls, out: Path, path: Path, shard_index: int, num_shards: int,
+                       created: list[Path]) -> "ShardLock":
         while True:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
             try:
@@ -60,6 +79,16 @@ class ShardLock:
         removed file sees that and locks a new one."""
         if self._fd < 0:
             return
+        if self._layout is not None:
+            layout_path, layout_fd = self._layout
+            if remove:
+                try:  # removed only when no other run of this layout holds it
+                    fcntl.flock(layout_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    layout_path.unlink(missing_ok=True)
+                except BlockingIOError:
+                    pass
+            os.close(layout_fd)
+            self._layout = None
         if remove:
             self.path.unlink(missing_ok=True)
             for folder in reversed(self._created):
@@ -69,6 +98,38 @@ class ShardLock:
                     break
         os.close(self._fd)
         self._fd = -1
+
+
+def _lock_layout(out: Path, num_shards: int) -> tuple[Path, int]:
+    """A shared lock on ``locks/layout-<num_shards>.lock`` (held by every shard of this count), after checking that
+    no run of another shard count holds its own; the caller closes the descriptor to release it."""
+    path = out / "locks" / f"layout-{num_shards}.lock"
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:  # not a file that a finishing run removed meanwhile
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    for other in sorted(path.parent.glob("layout-*.lock")):
+        if other == path:
+            continue
+        probe = os.open(other, os.O_RDONLY)
+        try:
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            count = other.stem.removeprefix("layout-")
+            running = "an unsharded predict" if count == "1" else f"a predict of {count} array shards"
+            mine = "unsharded" if num_shards == 1 else f"as {num_shards} array shards"
+            raise UserError(f"{running} is running in {out}, which holds the same items; this run ({mine}) would "
+                            "compute them twice: wait for it to finish, use the same shard count, or use another "
+                            "--output_dir") from None
+        finally:
+            os.close(probe)
+    return path, fd
 
 
 @dataclass
