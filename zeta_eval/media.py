@@ -289,7 +289,10 @@ def move_foreign(out_dir: str | os.PathLike, row: dict) -> None:
         if rel and (out / rel).is_file():
             target = out / "foreign_media" / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(out / rel, target)
+            try:
+                os.replace(out / rel, target)
+            except FileNotFoundError:  # another rank moved it first
+                pass
 
 
 @dataclass(frozen=True)
