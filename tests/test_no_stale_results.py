@@ -478,3 +478,24 @@ def test_the_readmes_parity_figure_holds_for_the_largest_difference(tmp_path):
     difference = (latents - reference).abs().max().item()
     assert difference <= float(stated.group(1))
     assert difference > float(stated.group(1)) / 4  # the figure is a measurement, not a loose bound
+
+
+def test_twin_settings_of_an_edited_item_are_scored_again_with_their_source(tmp_path):
+    from test_pipeline import PROMPTS
+
+    samplers = ["standard", {"name": "zeta", "warmup_steps": 2, "twins": ["schedule"]}]
+    out = tmp_path / "out"
+    assert run("predict", "--config", write_experiment(tmp_path, samplers=samplers), "--output_dir", out) == 0
+    before = {r["sample_id"]: r for r in read_parts(out)[0].to_pylist()}
+    pngs = media_mtimes(out)
+    edited = [dict(p, category="edited") if p["id"] == "p0" else p for p in PROMPTS]
+    cfg = write_experiment(tmp_path, samplers=samplers, prompts=edited, name="b.yaml")
+    assert run("predict", "--config", cfg, "--output_dir", out, "--force", "true") == 0
+    after = {r["sample_id"]: r for r in read_parts(out)[0].to_pylist()}
+    assert after.keys() == before.keys() and media_mtimes(out) == pngs  # nothing generated again
+    changed = {i for i in after if after[i]["created_at"] != before[i]["created_at"]}
+    p0 = {i for i, r in before.items() if r["prompt_id"] == "p0"}
+    assert changed == p0 and len(p0) == 3  # standard, zeta and zeta's twin
+    assert all(after[i]["category"] == "edited" and after[i]["sampler_index"] == before[i]["sampler_index"]
+               for i in p0)
+    assert pq.read_table(out / "samples.parquet").num_rows == 15
