@@ -154,8 +154,15 @@ class ShapeBenchAdapter(ModelAdapter):
         if self._scheduler is None:
             from diffusers import DDIMScheduler, EulerDiscreteScheduler
 
-            base = (self._net.scheduler if self._net is not None
-                    else DDIMScheduler.from_pretrained(os.path.join(self._folder(), "scheduler"), local_files_only=True))
+            if self._net is not None:
+                base = self._net.scheduler
+            else:  # validate: the scheduler's config alone, no weights
+                folder = os.path.join(self._folder(), "scheduler")
+                if not os.path.isfile(os.path.join(folder, "scheduler_config.json")):
+                    raise ModelLoadError(f"cannot load ShapeBench model {self.model!r}: "
+                                         f"{os.path.join(folder, 'scheduler_config.json')} is missing; export the "
+                                         "model folder again")
+                base = DDIMScheduler.from_pretrained(folder, local_files_only=True)
             if self.scheduler_override == "euler":
                 base = EulerDiscreteScheduler.from_config(base.config)
             elif self.scheduler_override == "ddim":

@@ -183,11 +183,21 @@ def load_model(folder: str | os.PathLike, device: str | torch.device = "cpu") ->
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{folder!r} is not a ShapeBench model folder (no {MANIFEST}); export one with "
                                 "`python -m zeta_eval.shapebench.export CHECKPOINT --out DIR`")
-    with open(path) as f:
-        info = json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            info = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); export the model folder again") from err
     if info.get("format") != FORMAT:
         raise ValueError(f"{path}: format must be {FORMAT!r}, got {info.get('format')!r}")
     sub = lambda key: os.path.join(folder, info[key])  # noqa: E731
+    configs = {"unet": "config.json", "text_encoder": "config.json", "tokenizer": "tokenizer_config.json",
+               "scheduler": "scheduler_config.json"}
+    for key, name in configs.items():  # from_pretrained would end in a traceback
+        config = os.path.join(sub(key), name)
+        if not os.path.isfile(config):
+            raise FileNotFoundError(f"{config} is missing: {folder!r} is not a complete ShapeBench model folder; "
+                                    "export it again")
     with reading_weights(folder, f"the ShapeBench model {folder!r}"):  # a truncated or corrupt file: one line
         unet = UNet2DConditionModel.from_pretrained(sub("unet"), local_files_only=True).to(device).eval()
         text = CLIPTextModel.from_pretrained(sub("text_encoder"), local_files_only=True).to(device).eval()
