@@ -53,3 +53,32 @@ def test_validate_of_a_shapebench_model_folder_without_its_scheduler_config_is_o
     assert run("validate", "--config", cfg, "--model.adapter.init_args.model", model) == 2
     lines = error_lines(capsys.readouterr().err)
     assert len(lines) == 1 and str(model / "scheduler" / "scheduler_config.json") in lines[0], lines
+
+
+@pytest.mark.parametrize("samplers,needles", [
+    ("[{name: standard, gamma1: .nan}]", ["samplers[0].gamma1", "finite"]),  # as an override, not only in a file
+    ("[{name: standard, gamma_schedule: [1, 1, 1, 1, 1, 1, 1, 1, 1, .inf]}]", ["samplers[0].gamma_schedule",
+                                                                                "finite"]),
+    ("[{name: zigzag, twins: constant}]", ["twins", "constant"]),  # a string where a list is wanted
+    ("[{name: zigzag, twins: 3}]", ["twins", "3"]),
+])
+def test_a_bad_sampler_override_names_the_setting_and_the_value(tmp_path, capsys, samplers, needles):
+    cfg = shapebench_run(tmp_path, shapebench_items()[:1])
+    capsys.readouterr()
+    assert run("validate", "--config", cfg, "--model.samplers", samplers) == 2
+    lines = error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and all(n in lines[0] for n in needles), lines
+    assert "NoneType" not in lines[0], lines
+
+
+def test_a_gamma_schedule_with_nan_in_a_config_file_is_refused_by_name(tmp_path, capsys):
+    import yaml
+
+    cfg = shapebench_run(tmp_path, shapebench_items()[:1])
+    raw = yaml.safe_load(cfg.read_text())
+    raw["model"]["samplers"] = [{"name": "standard", "gamma_schedule": [1.0] * 9 + [float("nan")]}]
+    cfg.write_text(yaml.safe_dump(raw))
+    capsys.readouterr()
+    assert run("validate", "--config", cfg) == 2
+    lines = error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and "gamma_schedule" in lines[0] and "finite" in lines[0], lines

@@ -115,6 +115,10 @@ def _check_guidance_scales(index: int, sampler: Any) -> None:
     for key, value in (args or {}).items():
         if key.startswith("gamma") and isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"samplers[{index}].{key} is {value}: a guidance scale must be finite")
+        if key.startswith("gamma") and isinstance(value, list):  # gamma_schedule
+            bad = [v for v in value if isinstance(v, float) and not math.isfinite(v)]
+            if bad:
+                raise ValueError(f"samplers[{index}].{key} holds {bad[0]}: a guidance scale must be finite")
 
 
 def load(text: str) -> Any:
@@ -210,6 +214,9 @@ def expand_override_args(args: Sequence[str]) -> list[str]:
                 expanded: Any = [_expand_component(kind, v) for v in parsed]
             else:
                 expanded = _expand_component(kind, parsed)
+            if field == "samplers":  # as in a config file (JSON would carry a NaN to the parser as a bad float)
+                for index, sampler in enumerate(expanded if isinstance(expanded, list) else [expanded]):
+                    _check_guidance_scales(index, sampler)
         except ValueError as err:
             raise UserError(f"{key}: {err}") from err
         text = json.dumps(expanded)

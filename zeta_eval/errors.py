@@ -66,7 +66,28 @@ def one_line(message: str) -> str:
     detail = [ln for ln in lines[1:] if any(w in ln for w in ("Expected", "not", "unknown", "must", "Unrecognized",
                                                                 "does not", "required", "Problem"))]
     head = lines[0]
+    union = _union_failure(lines)
+    if union is not None:
+        return f"{head} {union}"
     return head if not detail else f"{head}: {detail[-1]}"
+
+
+_UNION_FAILED = "Does not validate against any of the Union subtypes"
+
+
+def _union_failure(lines: list[str]) -> str | None:
+    """For a value that matches none of a setting's types (``twins: constant``), jsonargparse lists one "Expected"
+    per type, the last of which says nothing (``Expected a <class 'NoneType'>``): name the setting, the value and
+    the types instead."""
+    at = next((k for k, ln in enumerate(lines) if _UNION_FAILED in ln), None)
+    if at is None:
+        return None
+    keys = [m.group(1) for ln in lines[:at] if (m := re.match(r'Parser key "([^"]+)":', ln))]
+    given = next((ln.split(":", 1)[1].strip() for ln in lines[at:] if ln.startswith("Given value:")), "?")
+    types = next((ln.split(":", 1)[1].strip() for ln in lines[at:] if ln.startswith("Subtypes:")), "")
+    types = re.sub(r"<class '(?:[\w.]+\.)?(\w+)'>", r"\1", types).replace("NoneType", "null").strip("[]")
+    key = keys[-1] if len(keys) > 1 else "a setting"
+    return f"{key} is {given}, which is none of the types it takes ({types})"
 
 
 def user_message(err: BaseException) -> str:
