@@ -82,3 +82,18 @@ def test_a_gamma_schedule_with_nan_in_a_config_file_is_refused_by_name(tmp_path,
     assert run("validate", "--config", cfg) == 2
     lines = error_lines(capsys.readouterr().err)
     assert len(lines) == 1 and "gamma_schedule" in lines[0] and "finite" in lines[0], lines
+
+
+def test_score_of_a_folder_already_scored_says_so_and_prints_no_nan(tmp_path, capsys):
+    cfg = shapebench_run(tmp_path, shapebench_items()[:1])
+    out = tmp_path / "out"
+    assert run("predict", "--config", cfg, "--output_dir", out) == 0
+    parts = sorted(p.name for p in (out / "parts").iterdir())
+    capsys.readouterr()
+    assert run("score", out, "--metrics", "shapebench", "--no-report") == 0
+    captured = capsys.readouterr()
+    assert "nan" not in captured.out and "Traceback" not in captured.err and "UserWarning" not in captured.err
+    assert "already" in captured.out + captured.err and "--rescore" in captured.out + captured.err
+    assert sorted(p.name for p in (out / "parts").iterdir()) == parts  # nothing written
+    assert run("score", out, "--metrics", "shapebench", "--no-report", "--rescore") == 0
+    assert "shapebench" in capsys.readouterr().out and len(list((out / "parts").iterdir())) == len(parts) + 1

@@ -89,8 +89,13 @@ def score_run(out_dir: str | Path, metric_names: Sequence[str], settings: dict[s
     for m in metrics:
         m.load(dev)
         m.to(dev)
-    todo = verified_media(out, [r for r in rows if r.get("status", "ok") == "ok" and r.get("media_path")
-                                and (rescore or any(r.get(m.name) is None for m in metrics))])
+    wanted = [r for r in rows if r.get("status", "ok") == "ok" and r.get("media_path")
+              and (rescore or any(r.get(m.name) is None for m in metrics))]
+    if not wanted:  # no metric would see a sample: their means would be NaN
+        log.warning("nothing to score: every sample of %s already has %s (--rescore scores them again)", out,
+                    ", ".join(metric_names))
+        return {}
+    todo = verified_media(out, wanted)
     log.info("scoring %d of %d samples with %s", len(todo), len(rows), ", ".join(metric_names))
     scored: list[dict[str, Any]] = []  # written once every sample is scored: a failed score writes nothing
     for start in range(0, len(todo), batch_size):
