@@ -30,6 +30,7 @@ def synthesise(out: Path, settings: int, items: int, media: bool) -> int:
     from PIL import Image
 
     from zeta_eval.parts import write_part
+    from zeta_eval.schema import null_row
     from datamodules.shapebench.prompts import evaluation_set
 
     experiment = json.loads((ROOT / "docs/results/shapebench/v1/experiment.json").read_text())
@@ -58,6 +59,8 @@ def synthesise(out: Path, settings: int, items: int, media: bool) -> int:
                 colour = tuple(int(c) for c in rng.integers(0, 255, size=3))
                 Image.new("RGB", (32, 32), colour).save(out / path)
             rows.append({
+                **null_row(), "prompt_truncated": False, "model_key": "shapebench-key", "family": "shapebench",
+                "model_config": "{}", "weights_sha256": "{}",
                 "sample_id": f"{spec['key']}-{k}", "prompt_set": "shapebench", "prompt_id": item["id"],
                 "prompt": item["prompt"], "seed": seed, "sample_index": seed_index, "metadata": json.dumps(item),
                 "category": item["tag"], "model": "shapebench", "sampler": spec["key"].split("-")[0],

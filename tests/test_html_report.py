@@ -19,6 +19,7 @@ import yaml
 
 from zeta_eval.cli import main
 from zeta_eval.html_report import bounds, completeness, render_page
+from rows import full_row
 from zeta_eval.parts import list_parts, write_part
 from zeta_eval.report import write_report
 from zeta_eval.results import build
@@ -344,13 +345,13 @@ def test_a_video_shows_its_frame_strip_and_plays_on_click(chromium, tmp_path):
             folder = f"media/{name}-0/set"
             save_video(video, out / folder / f"p{k}_seed{k}.mp4", fps=4)
             save_frame_strip(video, out / folder / f"p{k}_seed{k}_strip.png")
-            rows.append({"sample_id": f"{name}{k}", "prompt_set": "set", "prompt_id": f"p{k}", "prompt": f"clip {k}",
+            rows.append(full_row(**{"sample_id": f"{name}{k}", "prompt_set": "set", "prompt_id": f"p{k}", "prompt": f"clip {k}",
                          "seed": k, "sample_index": 0, "category": None, "model": "m", "sampler": name,
                          "sampler_label": name, "sampler_key": f"{name}-0", "sampler_index": s, "sampler_params": "{}",
                          "steps": 4, "gamma_eff": 5.0, "nfe": 8, "seconds": 0.1,
                          "media_path": f"{folder}/p{k}_seed{k}.mp4", "media_strip_path": f"{folder}/p{k}_seed{k}_strip.png",
                          "nonfinite": False, "frame_ssim": 0.5 + 0.1 * k + 0.05 * s,
-                         "metric_conventions": json.dumps({"frame_ssim": {}}), "created_at": created})
+                         "metric_conventions": json.dumps({"frame_ssim": {}}), "created_at": created}))
     write_part(rows, out, "part-video")
     write_report(out)
     page = Page(chromium, out)

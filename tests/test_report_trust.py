@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from rows import full_row
 from test_pipeline import run
 from zeta_eval.parts import atomic_write, write_part
 
@@ -23,7 +24,7 @@ def hand_rows(scores: dict[str, list[float | None]], metric: str = "score") -> l
     for index, (label, values) in enumerate(scores.items()):
         name = "standard" if index == 0 else "zeta"
         for k, v in enumerate(values):
-            rows.append(dict(sample_id=f"{label}-{k}", prompt_set="s", prompt_id=str(k), prompt=f"p{k}", seed=k,
+            rows.append(full_row(sample_id=f"{label}-{k}", prompt_set="s", prompt_id=str(k), prompt=f"p{k}", seed=k,
                              sample_index=0, model="m", steps=10, gamma1=5.5, gamma2=None, gamma_eff=5.5, nfe=20,
                              seconds=0.5, metadata="{}", media_path=None, sampler_params="{}", sampler=name,
                              sampler_label=label, sampler_key=f"{name}-{index}", sampler_index=index, category=None,

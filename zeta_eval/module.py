@@ -21,7 +21,7 @@ from samplers import LinearSolver, Sampler
 from .adapters.base import ModelAdapter
 from .identity import experiment_fingerprint, safe_name, sample_id, sampler_key, strict_hash, to_json
 from .parts import read_done_ids
-from .versions import code_version, package_versions
+from .scoring import provenance, score_media, scorer_weight_digests, unscored, versions
 
 log = logging.getLogger("zeta_eval")
 
@@ -91,6 +91,7 @@ class SamplingEvaluation(LightningModule):
         self._solvers: dict[int, LinearSolver] = {}
         self._done: set[str] = set()
         self._static: dict[str, Any] = {}
+        self._scorer_digests: dict[str, str] = {}
         self._loaded_identity: dict[str, Any] | None = None
         self._model_key: str | None = None
         self._warned_truncation = False
@@ -214,6 +215,7 @@ class SamplingEvaluation(LightningModule):
         dm = getattr(trainer, "datamodule", None) if trainer is not None else None
         if dm is not None and hasattr(dm, "skip"):
             dm.skip = self.record_done if self._done else None
+        self._scorer_digests = scorer_weight_digests(list(self.metric_list)) if self.score_enabled else {}
         self._static = self._static_columns()
 
     def _compile_network(self) -> None:
@@ -329,6 +331,8 @@ class SamplingEvaluation(LightningModule):
         zigzag = out.zigzag_steps.tolist() if out.zigzag_steps is not None else [None] * len(records)
         params = sampler.params()
         created = _dt.datetime.now(_dt.timezone.utc)
+        # what scored rows record about their scoring (non-finite samples and runs with score: false are not scored)
+        scored, not_scored = provenance(self._scorer_digests, created), unscored()
         rows = []
         for k, rec in enumerate(records):
             row = {
@@ -347,6 +351,11 @@ class SamplingEvaluation(LightningModule):
                 "media_path": paths[k], "media_strip_path": strips[k], "nonfinite": not bool(finite[k]),
                 "status": "ok" if bool(finite[k]) else "nonfinite",
                 "created_at": created, **self._static,
+                # declared for features that fill them (guidance measurement, CFG twins, media checks when scored)
+                "guidance_measured": None, "guidance_orthogonal": None, "guidance_measured_steps": None,
+                "guidance_orthogonal_steps": None, "guidance_source": None, "twin_of": None, "twin_kind": None,
+                "scoring_key": None, "media_status": None,
+                **(scored if scores and bool(finite[k]) else not_scored),
             }
             for name, values in scores.items():
                 row[name] = values[k]
@@ -357,23 +366,10 @@ class SamplingEvaluation(LightningModule):
 
     def _score(self, media: torch.Tensor, prompts: list[str], metas: list[dict],
                finite: torch.Tensor) -> dict[str, list[Any]]:
-        columns: dict[str, list[Any]] = {}
+        """The score columns of a batch (:func:`.scoring.score_media`); non-finite samples are not scored."""
         if not self.score_enabled or len(self.metric_list) == 0:
-            return columns
-        keep = finite.nonzero().flatten().tolist()
-        n = len(prompts)
-        for metric in self.metric_list:
-            if not keep:
-                columns.setdefault(metric.name, [None] * n)
-                continue
-            kept_metas = [metas[k] for k in keep]
-            values = metric.score(media[keep], [prompts[k] for k in keep], kept_metas)
-            metric.update(values, kept_metas)
-            for name, tensor in values.items():
-                col = columns.setdefault(name, [None] * n)
-                for j, k in enumerate(keep):
-                    col[k] = tensor[j].item()
-        return columns
+            return {}
+        return score_media(list(self.metric_list), media, prompts, metas, finite.nonzero().flatten().tolist())
 
     def _save_media(self, media: torch.Tensor, records: list[PromptRecord], ids: list[str],
                     sampler: Sampler) -> tuple[list[str], list[str | None]]:
@@ -455,39 +451,13 @@ class SamplingEvaluation(LightningModule):
             "model": self.adapter.model_label, "model_revision": desc.get("model_revision"), "model_key": self.model_key(),
             "model_path": self.adapter.model_path, "family": desc.get("family"), "scheduler": desc.get("scheduler"),
             "dtype": desc.get("dtype"), "model_config": to_json(desc), "metric_conventions": to_json(conv),
-            "weights_sha256": to_json({**self.adapter.weight_digests(), **self._scorer_weight_digests()}),
+            "weights_sha256": to_json({**self.adapter.weight_digests(), **self._scorer_digests}),
             "rank": int(trainer.global_rank) if trainer is not None else 0,
             "world_size": int(trainer.world_size) if trainer is not None else 1,
             "array_task": int(getattr(dm, "shard_index", 0) or 0),
             "array_tasks": int(getattr(dm, "num_shards", 1) or 1),
-            "host": os.uname().nodename, "versions": to_json({**package_versions(), **code_version()}),
+            "host": os.uname().nodename, "versions": to_json(versions()),
         }
-
-    def _scorer_weight_digests(self) -> dict[str, str]:
-        """``{"<metric>/<option>[/<file>]": SHA-256}`` for the metrics' weight options that name a local file or
-        folder, a file in torchvision's cache, or a hub repository in the local cache (free: its blob names)."""
-        import inspect
-
-        from metrics.weights import is_hub_id, torch_hub_checkpoints
-
-        from .adapters.base import weight_file_digests
-        from .identity import WEIGHT_SUFFIXES, file_sha256, folder_sha256
-
-        out: dict[str, str] = {}
-        for m in self.metric_list if self.score_enabled else []:
-            for option in inspect.signature(type(m).__init__).parameters:
-                ref = getattr(m, option, None)
-                if not isinstance(ref, str) or not ref:
-                    continue
-                path = Path(ref).expanduser()
-                prefix = f"{m.name}/{option}"
-                if path.is_file() or (torch_hub_checkpoints() / ref).is_file():
-                    out[prefix] = file_sha256(path if path.is_file() else torch_hub_checkpoints() / ref)
-                elif path.is_dir():
-                    out.update({f"{prefix}/{k}": v for k, v in folder_sha256(path, WEIGHT_SUFFIXES).items()})
-                elif is_hub_id(ref):
-                    out.update({f"{prefix}/{k}": v for k, v in weight_file_digests(ref).items()})
-        return out
 
     def configure_optimizers(self) -> Any:  # predict-only module
         return None
