@@ -147,3 +147,64 @@ def test_from_pretrained_passes_component_nones_and_drops_unset_hub_options():
 
     from_pretrained(Fake, "org/name", revision=None, variant=None, subfolder="unet", safety_checker=None)
     assert seen == {"model": "org/name", "subfolder": "unet", "safety_checker": None}
+
+
+# ---------------------------------------------------------------------------------------------- abstract hooks
+PIPELINE_PIECES = {"_encode", "_network", "_decode", "_default_size", "latent_shape"}
+MODEL_HOOKS = {"load", "scheduler", "encode", "latent_shape", "denoiser", "decode"}
+
+
+def test_the_hooks_a_family_implements_are_abstract_and_documented():
+    from pathlib import Path
+
+    from zeta_eval.adapters.base import ModelAdapter
+    from zeta_eval.adapters.pipeline_adapter import PipelineAdapter
+
+    assert set(ModelAdapter.__abstractmethods__) == MODEL_HOOKS
+    assert set(PipelineAdapter.__abstractmethods__) == PIPELINE_PIECES
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    assert ("`pipeline_class` and five small pieces, `_encode`, `_network`, `_decode`, `_default_size` and "
+            "`latent_shape`") in readme
+    assert "the hooks `load`, `scheduler`, `encode`, `latent_shape`, `denoiser` and `decode`" in readme
+    for name in ("sd", "sdxl", "hunyuan_dit", "cogvideox", "modelscope", "shapebench"):  # every family implements them
+        assert not ADAPTERS[name].__abstractmethods__, name
+
+
+def pipeline_family(pieces):
+    from zeta_eval.adapters.pipeline_adapter import PipelineAdapter
+
+    body = {name: lambda self, *args: None for name in pieces}
+    return type("Partial", (PipelineAdapter,), {"family": "partial", "pipeline_class": "StableDiffusionPipeline", **body})
+
+
+@pytest.mark.parametrize("missing", sorted(PIPELINE_PIECES))
+def test_a_pipeline_family_that_lacks_a_piece_fails_at_construction_naming_it(missing):
+    assert pipeline_family(PIPELINE_PIECES)("some/model").pipeline_class == "StableDiffusionPipeline"
+    with pytest.raises(TypeError) as info:
+        pipeline_family(PIPELINE_PIECES - {missing})("some/model")
+    assert str(info.value) == (f"the Partial adapter does not implement {missing} (abstract hooks that every model "
+                               "family implements)")
+
+
+def test_a_model_family_that_lacks_hooks_names_every_one():
+    from zeta_eval.adapters.base import ModelAdapter
+
+    class Half(ModelAdapter):
+        family = "half"
+
+        def load(self, device):
+            pass
+
+        def encode(self, prompts):
+            return prompts
+
+    with pytest.raises(TypeError, match=r"^the Half adapter does not implement decode, denoiser, latent_shape, "
+                                        r"scheduler \(abstract hooks that every model family implements\)$"):
+        Half("m")
+
+
+def test_a_pipeline_family_without_a_pipeline_class_is_refused():
+    from zeta_eval.adapters.sd import SDAdapter
+
+    with pytest.raises(TypeError, match="the NoPipe adapter sets no pipeline_class"):
+        type("NoPipe", (SDAdapter,), {"pipeline_class": ""})("m")
