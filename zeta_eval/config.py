@@ -14,6 +14,9 @@ Any of these is accepted in a config file::
       metrics: [hpsv2, {name: pickscore, model: /weights/PickScore_v1}]
     data: {source: drawbench, batch_size: 4}            # no class_path: datamodules.PromptDataModule
 
+and the config groups of :mod:`.groups`: ``adapter: sdxl_base`` or ``{preset: sdxl_base, ...}`` (a model preset),
+``metrics: image_set`` or ``[image_set, geneval]`` (a metric set).
+
 Short names come from the libraries' registries (``samplers.SAMPLERS``, ``zeta_eval.adapters.ADAPTERS``,
 ``metrics.METRICS``), plugins included. The expansion runs inside jsonargparse's loader (``parser_mode="zeta"``), so
 it applies to every ``--config`` file, overlays included, before LightningCLI validates anything.
@@ -28,6 +31,7 @@ from typing import Any, Sequence
 import yaml
 
 from .errors import UserError
+from .groups import expand_adapter, expand_metrics
 
 DATAMODULE = "datamodules.PromptDataModule"
 MODE = "zeta"
@@ -90,9 +94,11 @@ def expand_config(cfg: Any) -> Any:
         model = dict(model)
         target = model.get("init_args", model) if "class_path" in model else model
         if "adapter" in target:
-            target["adapter"] = _expand_component("adapter", target["adapter"])
+            target["adapter"] = _expand_component("adapter", expand_adapter(target["adapter"]))
         if isinstance(target.get("samplers"), list):
             target["samplers"] = [_expand_component("sampler", s) for s in target["samplers"]]
+        if "metrics" in target:
+            target["metrics"] = expand_metrics(target["metrics"])
         if isinstance(target.get("metrics"), list):
             target["metrics"] = [_expand_component("metric", m) for m in target["metrics"]]
         cfg["model"] = model
@@ -194,6 +200,10 @@ def expand_override_args(args: Sequence[str]) -> list[str]:
             continue
         kind = _COMPONENT_OVERRIDES[field]
         try:
+            if field == "adapter":
+                parsed = expand_adapter(parsed)
+            elif field == "metrics":
+                parsed = expand_metrics(parsed)
             if isinstance(parsed, list) and field != "adapter":
                 expanded: Any = [_expand_component(kind, v) for v in parsed]
             else:

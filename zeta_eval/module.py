@@ -19,6 +19,7 @@ from metrics.base import SampleMetric
 from samplers import LinearSolver, Sampler
 
 from .adapters.base import ModelAdapter
+from .baselines import experiment_label
 from .identity import experiment_fingerprint, safe_name, sample_id, sampler_key, strict_hash, to_json
 from .parts import read_done_ids
 from .scoring import provenance, score_media, scorer_weight_digests, unscored, versions
@@ -122,6 +123,7 @@ class SamplingEvaluation(LightningModule):
 
     def _resolve_nfe_matching(self) -> None:
         """Give every ``match_nfe`` sampler the fewest steps whose NFE reaches its target's NFE."""
+        self._nfe_targets: dict[Sampler, Sampler] = {}
         for s in self.samplers:
             target_name = getattr(s, "match_nfe", None)
             if target_name is None:
@@ -136,6 +138,7 @@ class SamplingEvaluation(LightningModule):
             while s.expected_nfe(steps) < goal:
                 steps += 1
             s.steps = steps
+            self._nfe_targets[s] = targets[0]
 
     def _validate(self) -> None:
         self._resolve_nfe_matching()
@@ -164,7 +167,9 @@ class SamplingEvaluation(LightningModule):
                                  "network's attention at each call, which a compiled network would silently skip")
 
     def sampler_label(self, sampler: Sampler) -> str:
-        return sampler.display_name()
+        """The sampler's label, or one generated from its settings and what makes it a fair baseline
+        (:func:`.baselines.experiment_label`)."""
+        return experiment_label(sampler, self.samplers, self._nfe_targets.get(sampler))
 
     def expected_nfe(self, sampler: Sampler) -> int:
         return sampler.expected_nfe(sampler.num_steps(self.steps))
