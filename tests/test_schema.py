@@ -86,7 +86,8 @@ def test_a_full_row_writes_with_the_declared_types_and_version(tmp_path):
     (lambda r: r.update(sample_id=None), "column 'sample_id' is not nullable"),
     (lambda r: r.update(created_at=dt.datetime(2026, 1, 1)), "column 'created_at' must be timestamp (UTC)"),
     (lambda r: r.update(diag_x=[0.1, "a"]), "column 'diag_x' must be list<float64>"),
-    (lambda r: r.update(guidance_measured_steps=[1.0, None]), "column 'guidance_measured_steps' must be list<float64>"),
+    (lambda r: r.update(guidance_measured_steps=[1.0, "2"]), "column 'guidance_measured_steps' must be list<float64>"),
+    (lambda r: r.update(guidance_measured_steps=1.0), "column 'guidance_measured_steps' must be list<float64>"),
     (lambda r: r.update(metric_conventions=json.dumps({"score": {}}), score="high"), "column 'score' must be float64"),
 ])
 def test_a_row_that_does_not_fit_is_refused_and_nothing_is_written(tmp_path, change, needle):

@@ -370,10 +370,7 @@ class SamplingEvaluation(LightningModule):
                 "media_path": paths[k], "media_strip_path": strips[k], "nonfinite": not bool(finite[k]),
                 "status": "ok" if bool(finite[k]) else "nonfinite",
                 "created_at": created, **self._static,
-                # declared for features that fill them (guidance measurement, CFG twins, media checks when scored)
-                "guidance_measured": None, "guidance_orthogonal": None, "guidance_measured_steps": None,
-                "guidance_orthogonal_steps": None, "guidance_source": None, "twin_of": None, "twin_kind": None,
-                "scoring_key": None, "media_status": None,
+                "scoring_key": None, "media_status": None,  # declared for the media checks of scoring
                 **(scored if scores and bool(finite[k]) else not_scored),
             }
             for name, values in scores.items():

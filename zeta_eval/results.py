@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from . import stats
 from .parts import CorruptPartError, list_parts, read_parts
+from .schema import conform
 
 #: numeric columns that describe a sample rather than score it
 NON_METRIC = {"seed", "sample_index", "steps", "gamma1", "gamma2", "gamma_eff", "nfe", "seconds", "decode_seconds",
@@ -256,6 +257,7 @@ def build(out_dir: str | os.PathLike, skip_corrupt: bool = False, baseline: str 
             raise ReportError(f"{out} has no parts/ and its samples.parquet cannot be read: {err}") from err
         if "sample_id" not in table.column_names:
             raise ReportError(f"{merged} is not a zeta_eval samples file (no sample_id column)")
+        table = conform(table, merged)
     else:
         raise ReportError(f"{out} holds no results yet (no {out / 'parts'}/*.parquet)")
     experiment = {}

@@ -205,8 +205,8 @@ def _fits(value: Any, dtype: pa.DataType) -> bool:
         return isinstance(value, bool)
     if dtype == TIMESTAMP:
         return isinstance(value, _dt.datetime) and value.tzinfo is not None
-    if dtype == FLOAT_LIST:
-        return isinstance(value, (list, tuple)) and all(_is_float(x) for x in value)
+    if dtype == FLOAT_LIST:  # None where a step has no value
+        return isinstance(value, (list, tuple)) and all(x is None or _is_float(x) for x in value)
     raise AssertionError(f"no check for type {dtype}")
 
 
