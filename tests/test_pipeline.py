@@ -242,10 +242,10 @@ def test_report_numbers_by_hand(tmp_path):
     rows = []
     for k, (a, b) in enumerate(zip(ours, theirs)):
         cat = "x" if k < 2 else "y"
-        rows.append(full_row(**base, sample_id=f"b{k}", prompt_id=str(k), seed=k, sampler="standard",
+        rows.append(full_row(**base, sample_id=f"b{k}", prompt_id=str(k), prompt=f"p{k}", seed=k, sampler="standard",
                              sampler_label="base", sampler_key="standard-1", sampler_index=0, gamma_eff=5.5,
                              score=b, category=cat, created_at=now))
-        rows.append(full_row(**base, sample_id=f"z{k}", prompt_id=str(k), seed=k, sampler="zeta",
+        rows.append(full_row(**base, sample_id=f"z{k}", prompt_id=str(k), prompt=f"p{k}", seed=k, sampler="zeta",
                              sampler_label="ours", sampler_key="zeta-1", sampler_index=1, gamma_eff=11.0,
                              score=a, category=cat, created_at=now))
     out = tmp_path / "hand"

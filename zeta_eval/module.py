@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
-import os
 import time
-import weakref
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -16,14 +12,18 @@ from lightning.pytorch import LightningModule
 
 from datamodules.records import PromptRecord
 from metrics.base import SampleMetric
-from samplers import LinearSolver, Sampler, guidance_columns, sample_measured
+from samplers import LinearSolver, Sampler, sample_measured
 
 from . import twins
 from .adapters.base import ModelAdapter
 from .baselines import experiment_label
-from .identity import experiment_fingerprint, safe_name, sample_id, sampler_key, strict_hash, to_json
+from .identity import experiment_fingerprint, sample_id, sampler_key, strict_hash
+from .media import SampleMedia, media_names
 from .parts import read_done_ids
-from .scoring import provenance, score_media, scorer_weight_digests, unscored, versions
+from .rows import Sampled, sample_rows, static_columns
+from .runtime import CompileWarmUp, attached_trainer, compile_options, compile_warm_up, use_layout_independent_kernels
+from .scoring import score_media, scorer_weight_digests
+from .settings import check_run, check_samplers, resolve_nfe_matching, scale_steps
 
 log = logging.getLogger("zeta_eval")
 
@@ -105,68 +105,13 @@ class SamplingEvaluation(LightningModule):
     def _scale_steps(self, new: int) -> None:
         """Run ``new`` steps instead of ``self.steps``, every sampler's step-counted settings scaled with them."""
         old, self.scaled_from, self.steps = self.steps, self.steps, new
-        for s in self.samplers:
-            before = (s.params(), s.steps)
-            s.scale_steps(old, new)
-            if s.label and (s.params(), s.steps) != before and getattr(s, "match_nfe", None) is None:
-                s.label = None  # a hand-written label may name the old values; the derived one names the new
-        self._resolve_nfe_matching()
-        kept: dict[str, tuple[int, Sampler]] = {}
-        for k, s in enumerate(self.samplers):
-            key = sampler_key(s, self.steps, self.schedule)
-            if key in kept:
-                j, first = kept[key]
-                log.warning("samplers[%d] (%s) is the same setting at %d steps as samplers[%d] (%s): it runs once",
-                            k, s.display_name(), new, j, first.display_name())
-                continue
-            kept[key] = (k, s)
-        self.samplers = [s for _, s in kept.values()]
-
-    def _resolve_nfe_matching(self) -> None:
-        """Give every ``match_nfe`` sampler the fewest steps whose NFE reaches its target's NFE."""
-        self._nfe_targets: dict[Sampler, Sampler] = {}
-        for s in self.samplers:
-            target_name = getattr(s, "match_nfe", None)
-            if target_name is None:
-                continue
-            targets = [t for t in self.samplers if t is not s and target_name in (t.name, t.label)]
-            if len(targets) != 1:
-                found = "no" if not targets else f"{len(targets)}"
-                raise ValueError(f"match_nfe={target_name!r} of {s.name} must name exactly one other sampler of the "
-                                 f"experiment (by name or label); found {found}")
-            goal = targets[0].expected_nfe(targets[0].num_steps(self.steps))
-            steps = 1
-            while s.expected_nfe(steps) < goal:
-                steps += 1
-            s.steps = steps
-            self._nfe_targets[s] = targets[0]
+        self.samplers = scale_steps(self.samplers, old, new, self.schedule)
 
     def _validate(self) -> None:
-        self._resolve_nfe_matching()
-        seen: dict[str, int] = {}
-        for k, s in enumerate(self.samplers):
-            s.validate(s.num_steps(self.steps))
-            self.adapter.check_sampler(s)
-            key = sampler_key(s, self.steps, self.schedule)
-            if key in seen:
-                raise ValueError(f"samplers[{seen[key]}] and samplers[{k}] are the same setting ({s.display_name()}): "
-                                 "they would produce identical samples")
-            seen[key] = k
+        self._nfe_targets = resolve_nfe_matching(self.samplers, self.steps)
+        check_samplers(self.samplers, self.adapter, self.steps, self.schedule)
         self.all_samplers()  # twin settings are refused here (e.g. twins of a standard sampler)
-        if self.compile_options is not None:
-            self._check_compile()
-        kind = "video" if self.adapter.is_video else "image"
-        for m in self.metric_list:
-            if m.media_kind != kind:
-                raise ValueError(f"metric {m.name!r} scores {m.media_kind}s but the {self.adapter.family} adapter "
-                                 f"produces {kind}s")
-
-    def _check_compile(self) -> None:
-        self.adapter.check_compile()
-        for s in self.samplers:
-            if s.perturbation is not None:  # dynamo does not guard on hooks added after compilation
-                raise ValueError(f"model.compile cannot run {s.display_name()}: its perturbed branch hooks the "
-                                 "network's attention at each call, which a compiled network would silently skip")
+        check_run(self.samplers, self.adapter, list(self.metric_list), compile=self.compile_options is not None)
 
     def twins_of(self, sampler: Sampler) -> list[Sampler]:
         """The CFG twin settings of ``sampler`` (:mod:`zeta_eval.twins`), run right after it on every batch."""
@@ -243,10 +188,7 @@ class SamplingEvaluation(LightningModule):
         """The denoiser behind its compile warm-up (None without ``compile``)."""
         if self.compile_options is None:
             return None
-        network = self.adapter.denoising_network()
-        settings = (self.compile_options["mode"], self.compile_options["backend"])
-        return CompileWarmUp(denoiser, _WARM_SIGNATURES.setdefault(network, {}).setdefault(settings, set()),
-                             self.adapter.device)
+        return compile_warm_up(denoiser, self.adapter.denoising_network(), self.compile_options, self.adapter.device)
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         return batch  # records hold no tensors; the adapter places its own tensors
@@ -303,7 +245,7 @@ class SamplingEvaluation(LightningModule):
                          else ([None] * len(records),) * 2)
         return self._rows(sampler, records, ids, sampled, decode_seconds, finite, scores, paths, strips)
 
-    def _sample(self, sampler: Sampler, records: list[PromptRecord], cond: Any) -> "_Sampled":
+    def _sample(self, sampler: Sampler, records: list[PromptRecord], cond: Any) -> Sampled:
         """Draw the latents of ``records`` and run ``sampler``; the time per sample (a compile's first calls
         excluded) and, on CUDA, the peak memory."""
         solver = self.solver_for(sampler)
@@ -322,7 +264,7 @@ class SamplingEvaluation(LightningModule):
         compile_seconds = warm_up.seconds if warm_up is not None else 0.0
         seconds = (time.perf_counter() - start - compile_seconds) / len(records)
         peak_mb = torch.cuda.max_memory_allocated(self.adapter.device) / 2**20 if cuda else None
-        return _Sampled(out, seconds, compile_seconds / len(records) if warm_up is not None else None, peak_mb)
+        return Sampled(out, seconds, compile_seconds / len(records) if warm_up is not None else None, peak_mb)
 
     def _decode(self, latents: torch.Tensor, count: int) -> tuple[torch.Tensor, float]:
         """The media of ``latents`` and the decode time per sample."""
@@ -340,46 +282,13 @@ class SamplingEvaluation(LightningModule):
                         sampler.display_name(), int((~finite).sum()), len(finite))
         return finite
 
-    def _rows(self, sampler: Sampler, records: list[PromptRecord], ids: list[str], sampled: "_Sampled",
+    def _rows(self, sampler: Sampler, records: list[PromptRecord], ids: list[str], sampled: Sampled,
               decode_seconds: float, finite: torch.Tensor, scores: dict[str, list[Any]], paths: list[str | None],
               strips: list[str | None]) -> list[dict]:
-        """One Parquet row per record: the prompt, the sampler and its settings, the costs, the media paths, the
-        scores and the sampler's per-step diagnostics."""
-        out = sampled.out
-        diag = {f"diag_{k}": v.cpu() for k, v in out.diagnostics.items()}
-        zigzag = out.zigzag_steps.tolist() if out.zigzag_steps is not None else [None] * len(records)
-        params = sampler.params()
-        created = _dt.datetime.now(_dt.timezone.utc)
-        # what scored rows record about their scoring (non-finite samples and runs with score: false are not scored)
-        scored, not_scored = provenance(self._scorer_digests, created), unscored()
-        rows = []
-        for k, rec in enumerate(records):
-            row = {
-                "sample_id": ids[k], "prompt_set": rec.prompt_set, "prompt_id": str(rec.prompt_id),
-                "prompt": rec.prompt, "seed": int(rec.seed), "sample_index": int(rec.sample_index),
-                "metadata": to_json(rec.meta), "category": _category(rec.meta),
-                "sampler": sampler.name, "sampler_label": self.sampler_label(sampler),
-                "sampler_key": sampler_key(sampler, self.steps, self.schedule), "sampler_params": to_json(params),
-                "steps": sampler.num_steps(self.steps), "schedule": to_json(self.schedule),
-                "gamma1": float(sampler.gamma1), "gamma2": None if sampler.gamma2 is None else float(sampler.gamma2),
-                # a sample that zigzagged on no step (an adaptive warm-up that never started) is CFG at gamma1
-                "gamma_eff": float(sampler.gamma1 if zigzag[k] == 0 else sampler.gamma_eff),
-                "zigzag_steps": zigzag[k], "nfe": int(out.nfe),
-                "seconds": sampled.seconds, "decode_seconds": decode_seconds, "peak_memory_mb": sampled.peak_mb,
-                "compile_seconds": sampled.compile_seconds,
-                "media_path": paths[k], "media_strip_path": strips[k], "nonfinite": not bool(finite[k]),
-                "status": "ok" if bool(finite[k]) else "nonfinite",
-                "created_at": created, **self._static,
-                "scoring_key": None, "media_status": None,  # declared for the media checks of scoring
-                **(scored if scores and bool(finite[k]) else not_scored),
-            }
-            for name, values in scores.items():
-                row[name] = values[k]
-            row.update(guidance_columns(out.guidance, k), twin_of=None, twin_kind=None)
-            for name, values in diag.items():
-                row[name] = [float(v) for v in values[k].tolist()]
-            rows.append(row)
-        return rows
+        return sample_rows(sampler, records, ids, sampled, decode_seconds, finite, scores, paths, strips,
+                           label=self.sampler_label(sampler), key=sampler_key(sampler, self.steps, self.schedule),
+                           steps=sampler.num_steps(self.steps), schedule=self.schedule, static=self._static,
+                           scorer_digests=self._scorer_digests)
 
     def _score(self, media: torch.Tensor, prompts: list[str], metas: list[dict],
                finite: torch.Tensor) -> dict[str, list[Any]]:
@@ -399,24 +308,16 @@ class SamplingEvaluation(LightningModule):
         The files are written here, or, when ``queue_media`` is set (by the background part writer), handed to the
         writer with the batch's rows (:meth:`take_queued_media`), which writes them before the rows.
         """
-        from .media import SampleMedia
-
         assert self.output_dir is not None, "output_dir must be set to save media"
-        folder = Path("media") / sampler_key(sampler, self.steps, self.schedule) / safe_name(records[0].prompt_set)
-        paths: list[str] = []
-        strips: list[str | None] = []
+        names = media_names(sampler_key(sampler, self.steps, self.schedule), records, ids, self.adapter.is_video)
         files: list[SampleMedia] = []
         fps = int(getattr(self.adapter, "fps", 8))
-        for k, rec in enumerate(records):
-            stem = (f"{safe_name(rec.prompt_id)}_seed{rec.seed}" + (f"_{rec.sample_index}" if rec.sample_index else "")
-                    + f"-{ids[k][:8]}")
+        for k, (rel, strip) in enumerate(names):
             item = torch.nan_to_num(media[k].float().cpu(), nan=0.0).clamp(0, 1)
-            rel = folder / f"{stem}.{'mp4' if self.adapter.is_video else 'png'}"
-            strip = folder / f"{stem}_strip.png" if self.adapter.is_video else None
             files.append(SampleMedia(item, self.output_dir / rel, owner=ids[k], fps=fps,
                                      strip=None if strip is None else self.output_dir / strip))
-            paths.append(rel.as_posix())
-            strips.append(None if strip is None else strip.as_posix())
+        paths: list[str] = [rel for rel, _ in names]
+        strips: list[str | None] = [strip for _, strip in names]
         if self.queue_media:
             self._queued_media.extend(files)
         else:
@@ -460,123 +361,9 @@ class SamplingEvaluation(LightningModule):
 
     # ------------------------------------------------------------------ rows
     def _static_columns(self) -> dict[str, Any]:
-        desc = self.model_identity()
         trainer = attached_trainer(self)
-        dm = getattr(trainer, "datamodule", None) if trainer is not None else None
-        conv = {m.name: m.conventions() for m in self.metric_list} if self.score_enabled else {}
-        return {
-            "model": self.adapter.model_label, "model_revision": desc.get("model_revision"), "model_key": self.model_key(),
-            "model_path": self.adapter.model_path, "family": desc.get("family"), "scheduler": desc.get("scheduler"),
-            "dtype": desc.get("dtype"), "model_config": to_json(desc), "metric_conventions": to_json(conv),
-            "weights_sha256": to_json({**self.adapter.weight_digests(), **self._scorer_digests}),
-            "rank": int(trainer.global_rank) if trainer is not None else 0,
-            "world_size": int(trainer.world_size) if trainer is not None else 1,
-            "array_task": int(getattr(dm, "shard_index", 0) or 0),
-            "array_tasks": int(getattr(dm, "num_shards", 1) or 1),
-            "host": os.uname().nodename, "versions": to_json(versions()),
-        }
+        return static_columns(self.adapter, self.model_identity(), self.model_key(),
+                              list(self.metric_list) if self.score_enabled else [], self._scorer_digests, trainer)
 
     def configure_optimizers(self) -> Any:  # predict-only module
         return None
-
-
-#: torch.compile's modes
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-
-
-@dataclass
-class _Sampled:
-    """One sampler's output for a group of records and what it cost per sample."""
-
-    out: Any  # the sampler's SampleOutput (latents, nfe, zigzag steps, diagnostics)
-    seconds: float  # sampling, a compile's first calls excluded
-    compile_seconds: float | None  # None without model.compile
-    peak_mb: float | None  # CUDA only
-
-
-def attached_trainer(module: LightningModule) -> Any:
-    """The trainer running ``module``, or None when it runs alone (tests, notebooks): Lightning's public ``trainer``
-    property raises then."""
-    try:
-        return module.trainer
-    except RuntimeError:
-        return None
-
-
-def compile_options(value: Any) -> dict[str, Any] | None:
-    """``model.compile`` as :meth:`ModelAdapter.compile_network` options (None: off)."""
-    if value is None or value is False:
-        return None
-    options = {} if value is True else {"mode": value} if isinstance(value, str) else value
-    if not isinstance(options, dict) or set(options) - {"mode", "backend", "channels_last"}:
-        raise ValueError(f"model.compile must be true, false, a mode ({', '.join(COMPILE_MODES)}) or a mapping with "
-                         f"mode, backend and channels_last; got {value!r}")
-    options = {"mode": "default", "backend": "inductor", "channels_last": None, **options}
-    if options["mode"] not in COMPILE_MODES:
-        raise ValueError(f"model.compile mode must be one of {', '.join(COMPILE_MODES)}; got {options['mode']!r}")
-    if not isinstance(options["backend"], str) or not options["backend"]:
-        raise ValueError(f"model.compile backend must be a torch.compile backend name; got {options['backend']!r}")
-    if options["channels_last"] not in (None, True, False):
-        raise ValueError(f"model.compile channels_last must be true, false or null (auto); got "
-                         f"{options['channels_last']!r}")
-    return options
-
-
-#: per compiled network and (mode, backend): the input signatures it has compiled for in this process. torch.compile
-#: keeps what it compiled with the network's code, so a later run on the same network (a benchmark's repeats) does
-#: not compile again and needs no warm-up
-_WARM_SIGNATURES: "weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, set]]" = weakref.WeakKeyDictionary()
-
-
-class CompileWarmUp:
-    """A denoiser whose network is compiled: the first call for each input signature (latent shape and dtype,
-    branches, integer or real timestep) compiles the network for that shape. That call is made once beforehand,
-    its output discarded, and its time summed in ``seconds``, so that the sampler's own call is timed as every other
-    (the network is deterministic: both calls return the same values)."""
-
-    def __init__(self, denoiser: Any, signatures: set, device: torch.device):
-        self.denoiser, self.signatures, self.device = denoiser, signatures, device
-        self.seconds = 0.0
-
-    def __call__(self, x: torch.Tensor, t: float, branches: Sequence[str]) -> tuple[torch.Tensor, ...]:
-        signature = (tuple(x.shape), x.dtype, tuple(branches), float(t).is_integer())
-        if signature not in self.signatures:
-            self._sync()
-            start = time.perf_counter()
-            self.denoiser(x, t, branches)
-            self._sync()
-            self.seconds += time.perf_counter() - start
-            self.signatures.add(signature)
-        return self.denoiser(x, t, branches)
-
-    def _sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
-
-def use_layout_independent_kernels(device: torch.device) -> None:
-    """What ``layout_invariant`` needs besides evaluating each sample alone: kernels that reduce in the same order in
-    every process, whatever the rank count.
-
-    CPU kernels split reductions over the intra-op threads, and Lightning gives each of R DDP ranks ``cores // R``
-    threads when ``OMP_NUM_THREADS`` is unset, so one process and two ranks round differently (1/255 on a pixel now
-    and then). The thread count is therefore pinned to ``OMP_NUM_THREADS``, default 1 (use more ranks to use more
-    cores). On CUDA, cuBLAS needs a fixed workspace (``CUBLAS_WORKSPACE_CONFIG``, read when its first handle is made)
-    and cuDNN its deterministic algorithms without autotuning; ``torch.use_deterministic_algorithms`` covers the rest
-    (warn-only: an operation without a deterministic kernel warns instead of stopping a long run).
-    """
-    requested = os.environ.get("OMP_NUM_THREADS", "")
-    torch.set_num_threads(int(requested) if requested.isdigit() and int(requested) > 0 else 1)
-    if device.type == "cuda":
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.backends.cudnn.deterministic = True
-        torch.backends.cudnn.benchmark = False
-    torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def _category(meta: dict[str, Any]) -> str | None:
-    for key in ("category", "tag", "main_category", "style", "style_inferred"):
-        value = meta.get(key)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-    return None
