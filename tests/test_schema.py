@@ -232,7 +232,7 @@ def test_a_folder_written_before_the_schema_reads_as_the_declared_columns(tmp_pa
     assert table.num_rows == 32
     for c in COLUMNS:
         assert table.schema.field(c.name).type == c.type, c.name
-    for name in ("scored_at", "twin_of", "guidance_measured", "scorer_weights_sha256", "media_status"):
+    for name in ("scored_at", "twin_of", "guidance_measured", "scorer_weights_sha256", "media_check"):
         assert table.column(name).null_count == 32
     # values are those stored
     assert set(table.column("sample_id").to_pylist()) == set(raw.column("sample_id").to_pylist())

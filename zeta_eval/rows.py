@@ -4,6 +4,7 @@ records (:func:`sample_rows`) and the columns every row of a run shares (:func:`
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -60,7 +61,7 @@ def sample_rows(sampler: Sampler, records: Sequence[PromptRecord], ids: Sequence
             "media_path": paths[k], "media_strip_path": strips[k], "nonfinite": not bool(finite[k]),
             "status": "ok" if bool(finite[k]) else "nonfinite",
             "created_at": created, **static,
-            "scoring_key": None, "media_status": None,  # declared for the media checks of scoring
+            "media_check": None,  # the report checks the media files (samples.parquet)
             **(scored if scores and bool(finite[k]) else not_scored),
         }
         for name, values in scores.items():
@@ -98,3 +99,10 @@ def category(meta: dict[str, Any]) -> str | None:
         if isinstance(value, str) and value.strip():
             return value.strip()
     return None
+
+
+def stale_score_columns(row: dict[str, Any]) -> list[str]:
+    """The score columns of a stored row (its metrics' primary columns and their ``name_*`` / ``name/*`` companions):
+    what its metadata may have changed."""
+    names = list(json.loads(row.get("metric_conventions") or "{}"))
+    return [c for c in row if any(c == n or c.startswith((f"{n}_", f"{n}/")) for n in names)]

@@ -126,12 +126,12 @@ COLUMNS: tuple[Column, ...] = (
     # media
     _n("media_path", STRING, "the image or video, relative to the output folder (null with ``save_media: false``)"),
     _n("media_strip_path", STRING, "a video's frame strip (PNG)"),
-    _n("media_status", STRING, "the media file as checked when scored: ``ok`` | ``missing`` | ``foreign``"),
+    _n("media_check", STRING, "the report's check of the media files: ``ok`` | ``missing`` | ``foreign`` (another "
+                              "sample's) | ``unreadable`` (in samples.parquet; null in parts and without media)"),
     _c("nonfinite", BOOL, "the latents or media hold NaN or infinity (never scored)"),
     _c("status", STRING, "``ok`` or ``nonfinite``"),
     # scores
     _c("metric_conventions", STRING, "per metric: how its numbers were made (JSON: versions, scales, ports)"),
-    _n("scoring_key", STRING, "hash of what the metrics read for this row"),
     _n("scored_at", TIMESTAMP, "when the scores were last computed (predict or ``score``; null: not scored)"),
     _n("scored_host", STRING, "the host that last computed scores"),
     _n("scored_versions", STRING, "zeta_eval and library versions of the last scoring (JSON, as ``versions``)"),
