@@ -317,6 +317,9 @@ def _check_scheduler(scheduler: Any, num_steps: int) -> None:
     if name in _DDIM_LIKE and (config.get("clip_sample", False) or config.get("thresholding", False)):
         raise ValueError("DDIM with clip_sample or thresholding is not an affine step; set clip_sample=False, "
                          "thresholding=False in the scheduler config")
+    if name in _FLOW_LIKE and config.get("stochastic_sampling", False):
+        raise ValueError("flow matching with stochastic_sampling re-draws the noise at every step, which is not an "
+                         "affine step; set stochastic_sampling=False in the scheduler config")
 
 
 def solver_from_scheduler(

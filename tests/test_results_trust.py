@@ -358,7 +358,7 @@ def zoo(tmp_path_factory):
     return TinyZoo(tmp_path_factory.mktemp("zoo"))
 
 
-@pytest.mark.parametrize("family", ["sd", "sdxl", "hunyuan_dit", "cogvideox", "modelscope"])
+@pytest.mark.parametrize("family", ["sd", "sdxl", "hunyuan_dit", "cogvideox", "modelscope", "sd3", "flux", "wan"])
 def test_every_pipeline_family_flags_what_its_encoders_cut(zoo, family):
     adapter = zoo.adapter(family)
     assert adapter.prompt_truncated([LONG, "a red cat"]) == [True, False]
