@@ -39,6 +39,42 @@ def test_sdxl_and_sd21_have_their_published_parameter_counts():
     assert sd21.scheduler.config.prediction_type == "v_prediction"
 
 
+def test_flow_models_have_their_published_parameter_counts():
+    """SD 3.5 Medium and Large, FLUX.1-dev, Wan 2.1 1.3B and 14B on the meta device: every component is checked
+    against the JSON by the builders; the totals and the layouts are asserted here."""
+    medium = models.sd35_pipeline("medium", torch.bfloat16, device="meta")
+    tr = medium.transformer
+    assert models.count_parameters(tr) + tr.pos_embed.pos_embed.numel() == 2_469_663_936  # the checkpoint's elements
+    assert models.count_parameters(medium.text_encoder_3) == 4_762_310_656
+    assert medium.text_encoder_3.shared.weight is medium.text_encoder_3.encoder.embed_tokens.weight  # tied again
+    assert len(tr.config.dual_attention_layers) == 13 and medium.scheduler.config.shift == 3.0
+    large = models.sd35_pipeline("large", torch.bfloat16, device="meta", t5=False)
+    assert large.text_encoder_3 is None
+    assert round((models.count_parameters(large.transformer) + large.transformer.pos_embed.pos_embed.numel())
+                 / 1e9, 1) == 8.1
+    flux = models.flux_pipeline(torch.bfloat16, device="meta")
+    assert models.count_parameters(flux.transformer) == 11_901_408_320
+    assert flux.transformer.config.guidance_embeds and flux.scheduler.config.use_dynamic_shifting
+    for variant, count in (("1_3b", 1_418_996_800), ("14b", 14_288_491_584)):
+        wan = models.wan_pipeline(variant, torch.bfloat16, device="meta")
+        assert models.count_parameters(wan.transformer) == count
+        assert models.count_parameters(wan.text_encoder) == 5_680_910_336
+        assert models.count_parameters(wan.vae) == 126_892_531
+    for name, count in (("flux_1_dev", 11_901_408_320), ("wan_2_1_t2v_14b", 14_288_491_584)):
+        transformer, _ = models.flow_transformer(name, torch.bfloat16, "meta")
+        assert models.count_parameters(transformer) == count
+
+
+def test_the_sd3_count_check_rejects_another_architecture():
+    counts = models.published("sd_3_5_medium")
+    transformer, _ = models.flow_transformer("sd_3_5_medium", torch.bfloat16, "meta")
+    assert models.check_sd3_transformer("medium", transformer, counts) == 2_469_663_936
+    with pytest.raises(AssertionError, match="checkpoint elements"):
+        models.check_sd3_transformer("medium", transformer, {**counts, "transformer_elements": 2_469_663_937})
+    with pytest.raises(AssertionError, match="8.1 B"):
+        models.check_sd3_transformer("medium", transformer, {"transformer_billions": 8.1})
+
+
 def test_scorer_networks_have_their_published_parameter_counts():
     hps, tokenizer = models.open_clip_vit_h(torch.float16, device="meta")
     assert round(models.count_parameters(hps) / 1e6, 2) == 986.11
