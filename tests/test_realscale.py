@@ -240,3 +240,40 @@ def test_in_process_predict_benchmark_releases_the_pipeline(zoo, tmp_path):
     del pipe
     gc.collect()
     assert unet() is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["sd35_medium", "flux", "wan_1_3b"])
+def test_sampler_overhead_runs_the_flow_architectures(arch, monkeypatch, capsys):
+    """benchmarks/sampler_overhead.py --arch <flow model> end to end, with a tiny transformer of the real input
+    widths standing in for the real-size one (which --arch builds through models.flow_transformer)."""
+    import diffusers
+
+    from benchmarks import sampler_overhead
+
+    def tiny(name, dtype, device, seed=0):
+        torch.manual_seed(seed)
+        if name.startswith("sd_3_5"):
+            net = diffusers.SD3Transformer2DModel(
+                sample_size=8, patch_size=2, in_channels=16, out_channels=16, num_layers=1, attention_head_dim=8,
+                num_attention_heads=2, joint_attention_dim=4096, caption_projection_dim=16, pooled_projection_dim=2048,
+                pos_embed_max_size=16)
+        elif name.startswith("flux"):
+            net = diffusers.FluxTransformer2DModel(
+                patch_size=1, in_channels=64, num_layers=1, num_single_layers=1, attention_head_dim=8,
+                num_attention_heads=2, joint_attention_dim=4096, pooled_projection_dim=768, guidance_embeds=True,
+                axes_dims_rope=(2, 2, 4))
+        else:
+            net = diffusers.WanTransformer3DModel(
+                patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=8, in_channels=16, out_channels=16,
+                text_dim=4096, freq_dim=16, ffn_dim=32, num_layers=1, rope_max_seq_len=32)
+        return net.eval().to(device, dtype), models.load_config(name)
+
+    monkeypatch.setattr(models, "flow_transformer", tiny)
+    assert sampler_overhead.main(["--arch", arch, "--size", "64", "--steps", "2", "--repeats", "1", "--text-tokens",
+                                  "8", "--dtype", "float32"]) == 0
+    out = capsys.readouterr().out
+    assert "FlowMatchEulerDiscreteScheduler steps" in out and "8 text tokens" in out and "dtype torch.float32" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()[:1] and line.split()[0] in
+            ("standard", "zeta", "implicit_zigzag", "zigzag")}
+    assert int(rows["standard"][1]) == int(rows["zeta"][1]) == 4 < int(rows["zigzag"][1])
