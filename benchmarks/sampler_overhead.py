@@ -38,6 +38,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 
 from diffusers import DDIMScheduler, UNet2DConditionModel  # noqa: E402
 
+from benchmarks.realscale import hardware  # noqa: E402
 from samplers import ImplicitZigzag, Standard, Zeta, Zigzag, solver_from_scheduler  # noqa: E402
 
 
@@ -96,7 +97,7 @@ def sdxl_setup(args, dev):
 
     from benchmarks.realscale import models
 
-    dtype = getattr(torch, args.dtype or ("float16" if dev.type == "cuda" else "bfloat16"))
+    dtype = hardware.resolve_dtype(args.dtype, dev)
     cfg = models.load_config("sdxl_base_1_0")
     with models.empty_parameters():
         unet = UNet2DConditionModel(**cfg["unet"])
@@ -142,7 +143,7 @@ def flow_setup(args, dev):
 
     from benchmarks.realscale import models
 
-    dtype = getattr(torch, args.dtype or ("float16" if dev.type == "cuda" else "bfloat16"))
+    dtype = hardware.resolve_dtype(args.dtype, dev)
     network, cfg = models.flow_transformer(FLOW_ARCHS[args.arch], dtype, dev)
     g = torch.Generator().manual_seed(1)
     b, side = args.batch, args.size // 8
@@ -209,8 +210,8 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=5, help="video frames for --arch wan_* (4k + 1)")
     ap.add_argument("--text-tokens", type=int, default=None,
                     help="text tokens of the flow archs (default the real 333 / 512 / 512; fewer for a CPU run)")
-    ap.add_argument("--dtype", default=None, help="network dtype (default: float32 tiny; sdxl: bfloat16 on CPU, "
-                                                  "float16 on CUDA)")
+    ap.add_argument("--dtype", default=None, help="network dtype (default: float32 tiny; real-size archs: float16 on "
+                                                  "CUDA, on CPU bfloat16 where native, else float32)")
     args = ap.parse_args(argv)
     tiny = args.arch == "tiny"
     args.steps = args.steps or (20 if tiny else 10)
@@ -226,6 +227,7 @@ def main(argv=None) -> int:
             return TransformerDenoiser(unet, cond, uncond, census, call)
     else:
         unet, cond, uncond, x0, scheduler = (sdxl_setup if args.arch == "sdxl" else tiny_setup)(args, dev)
+
         def set_timesteps(steps: int) -> dict:
             return {}
 
@@ -272,6 +274,7 @@ def main(argv=None) -> int:
     print(f"{kind} {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M params (dtype {unet.dtype}{text}), latents "
           f"{tuple(x0.shape)}, {args.steps} {type(scheduler).__name__} steps, {args.repeats} repeats, device "
           f"{args.device}, threads {args.threads}")
+    print(hardware.banner(dev, unet.dtype))
     print(f"{'sampler':16s} {'NFE':>5s} {'NFE ratio':>9s} {'median s':>9s} {'time ratio':>10s} {'CPU s':>9s} "
           f"{'CPU ratio':>9s} {'extra memory':>14s} {'in latents':>10s}")
     for k, s in samplers.items():
