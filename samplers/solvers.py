@@ -291,6 +291,9 @@ def _flow_from_scheduler(sched: Any, plan: SchedulePlan, num_steps: int, kwargs:
     """Flow-matching Euler over the scheduler's own sigmas (custom schedules are not defined for it)."""
     if plan.timesteps is not None or plan.sigmas is not None:
         raise ValueError("custom timestep schedules (AYS, explicit lists) are not defined for flow-matching models")
+    if plan.spacing is not None:  # the scheduler has no timestep_spacing: the override would change nothing
+        raise ValueError(f"schedule {plan.spacing!r}: timestep spacings are not defined for flow-matching models, "
+                         "whose schedule is the scheduler's own (shifted) sigmas; use schedule 'default'")
     sched.set_timesteps(num_steps, **kwargs)
     return flow_solver(_as_floats(sched.sigmas), _as_floats(sched.timesteps), schedule_name=plan.name)
 

@@ -365,3 +365,15 @@ def test_wan_video_writes_a_readable_mp4_and_strip(zoo, tmp_path):
     assert media.read_video(path).shape == video[0].shape
     strip = media.read_image(media.save_frame_strip(video[0], tmp_path / "wan.png", max_frames=3, gap=2))
     assert strip.shape == (3, 32, 3 * 32 + 2 * 2)
+
+
+@pytest.mark.parametrize("schedule", ["leading", "trailing", "linspace", [900, 600, 300, 100]])
+def test_schedule_overrides_are_refused_for_flow_models(zoo, schedule):
+    """A spacing override means nothing to the flow-matching scheduler (it has no timestep_spacing): it must be
+    refused, not silently run the default schedule under another name."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    with pytest.raises(ValueError, match="flow-matching"):
+        samplers.solver_from_scheduler(FlowMatchEulerDiscreteScheduler(shift=3.0), 4, schedule)
+    with pytest.raises(ValueError, match="flow-matching"):
+        zoo.adapter("sd3").solver(4, schedule)
