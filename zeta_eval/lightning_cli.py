@@ -17,6 +17,7 @@ from lightning.pytorch.cli import LightningCLI
 from datamodules import PromptDataModule
 
 from . import config as zconfig
+from . import flags
 from .errors import UserError, filesystem_fault, user_message
 from .experiment import finish_after_predict, prepare_output_dir, print_plan
 from .module import SamplingEvaluation
@@ -25,6 +26,10 @@ from .writer import DEFAULT_WRITE_QUEUE
 #: what a run of zeta_eval never wants from Lightning: loggers, checkpoints and a model summary unless asked for
 TRAINER_DEFAULTS = {"logger": False, "enable_checkpointing": False, "enable_model_summary": False,
                     "precision": "32-true", "devices": 1}
+
+
+#: the on/off options of predict and validate (bare, ``true`` or ``false``; see :mod:`.flags`)
+SWITCHES = ("--force", "--report", "--oversubscribe")
 
 
 class ZetaCLI(LightningCLI):
@@ -44,11 +49,12 @@ class ZetaCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: Any) -> None:
         parser.add_argument("--output_dir", type=Optional[str], default=None,
                             help="output folder (default: outputs/<first config file's stem>)")
-        parser.add_argument("--force", type=bool, default=False,
+        switch = {"type": bool, "nargs": "?", "const": True}
+        parser.add_argument("--force", default=False, **switch,
                             help="write into a folder that holds another experiment's results")
-        parser.add_argument("--report", type=bool, default=True,
+        parser.add_argument("--report", default=True, **switch,
                             help="write the report when a single (non-array) job finishes")
-        parser.add_argument("--oversubscribe", type=bool, default=False,
+        parser.add_argument("--oversubscribe", default=False, **switch,
                             help="start more CPU processes (--trainer.devices) than this machine has cores")
         parser.add_argument("--write_queue", type=int, default=DEFAULT_WRITE_QUEUE,
                             help="finished batches a background thread may hold while it writes their media and "
@@ -88,7 +94,7 @@ def build_cli(args: Sequence[str], writes_results: bool = True) -> ZetaCLI:
     from jsonargparse import ArgumentError
 
     zconfig.register_loader()
-    args = zconfig.expand_override_args(args)
+    args = zconfig.expand_override_args(flags.normalize(args, SWITCHES))
     try:
         return ZetaCLI(args, writes_results=writes_results)
     except ArgumentError as err:

@@ -16,7 +16,6 @@ Works on runs still in progress and on parts from many array tasks at once.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -27,6 +26,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pyarrow.parquet as pq
 
+from .flags import Parser
 from .html_report import write_html
 from .parts import atomic_text, atomic_write
 from .results import (LOWER_IS_BETTER, PAIR_KEY, IncompleteRunError, Report, Setting, build, categories, mean_ci,
@@ -568,12 +568,12 @@ def write_report(out_dir: str | os.PathLike, skip_corrupt: bool = False, baselin
 
 
 def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m zeta_eval report", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="python -m zeta_eval report", description=__doc__.split("\n\n")[0])
     parser.add_argument("output_dir", help="a run's output folder (holding parts/)")
-    parser.add_argument("--skip-corrupt", action="store_true", help="report without unreadable part files")
+    parser.add_switch("--skip_corrupt", help="report without unreadable part files")
     parser.add_argument("--baseline", default=None, help="sampler (label, key or name) for the win rates; "
                         "default: the first standard sampler")
-    parser.add_argument("--require-complete", action="store_true", help="exit with code 2 (after writing the "
+    parser.add_switch("--require_complete", help="exit with code 2 (after writing the "
                         "report, marked incomplete) when any sample of the experiment is missing")
     args = parser.parse_args(list(argv))
     try:
