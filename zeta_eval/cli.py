@@ -26,6 +26,11 @@ commands:
   report    merge the parts of an output folder into samples.parquet, summary.md/.csv and plots:  report OUT_DIR
   score     add metric columns to a finished run:  score OUT_DIR --metrics hpsv2 pickscore
   slurm     write (and submit) an sbatch array job for a config:  slurm --config X.yaml --array K --gpus G
+  prepare   download what a config needs (model, prompts, scorer weights) for offline runs:  prepare --config X.yaml
+  configs   list the configs a bare name (--config sdxl_drawbench.yaml) finds, from any folder
+
+Options are written --output_dir (--output-dir works too); on/off options work bare (--force) or with a value
+(--force true, --force false).
 
 run `python -m zeta_eval <command> --help` for a command's options.
 """
@@ -115,11 +120,29 @@ def _run_command(command: str, rest: list[str]) -> int:
 
 def _experiment(command: str, rest: list[str]) -> int:
     """``predict`` / ``validate``: config names resolved and checked before LightningCLI sees them."""
-    from . import lightning_cli
+    from . import flags, lightning_cli
 
-    rest = resolve_config_args(rest)
+    rest = resolve_config_args(flags.normalize(rest, lightning_cli.SWITCHES))
     check_config_files(rest)
     getattr(lightning_cli, command)(rest)
+    return 0
+
+
+def _configs(command: str, rest: list[str]) -> int:
+    """``configs``: every config a bare name resolves to, experiments first, with its one-line description."""
+    from .config import config_folders, list_configs
+    from .flags import Parser
+
+    Parser(prog="python -m zeta_eval configs", description=_configs.__doc__).parse_args(rest)
+    entries = list_configs()
+    width = max((len(e.name) for e in entries), default=0)
+    for overlay in (False, True):
+        group = [e for e in entries if e.overlay == overlay]
+        if group:
+            print("overlays (give after an experiment config):" if overlay else "experiments:")
+            for e in group:
+                print(f"  {e.name:{width}s}  {e.description}")
+    print(f"from {', '.join(str(f) for f in config_folders())}; use one with --config NAME.yaml from any folder")
     return 0
 
 
@@ -127,12 +150,13 @@ def _tool(command: str, rest: list[str]) -> int:
     """``report`` / ``score`` / ``slurm``: each module's own argparse ``main`` (imported only when used)."""
     import importlib
 
-    module = {"report": ".report", "score": ".scoring", "slurm": ".slurm"}[command]
+    module = {"report": ".report", "score": ".scoring", "slurm": ".slurm", "prepare": ".prepare"}[command]
     return importlib.import_module(module, __package__).main(rest)
 
 
 #: every command and what runs it
-COMMANDS = {"predict": _experiment, "validate": _experiment, "report": _tool, "score": _tool, "slurm": _tool}
+COMMANDS = {"predict": _experiment, "validate": _experiment, "report": _tool, "score": _tool, "slurm": _tool,
+            "prepare": _tool, "configs": _configs}
 
 
 def _dispatch(command: str, rest: list[str]) -> int:
