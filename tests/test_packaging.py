@@ -67,3 +67,42 @@ def test_the_wheel_runs_from_an_empty_folder():
                           text=True, timeout=900, env={**os.environ, "PYTHONPATH": ""})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "wheel check: passed" in done.stdout
+
+
+# ---------------------------------------------------------------------------------------------- item 9
+def _large_files_check():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("check_large_files", ROOT / ".ci" / "check_large_files.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_this_repository_has_no_unlisted_large_file():
+    assert _large_files_check().check(ROOT) == []
+
+
+def test_a_large_file_needs_an_allow_list_entry_with_a_reason(tmp_path):
+    check = _large_files_check().check
+    git = lambda *a: subprocess.run(["git", "-C", str(tmp_path), *a], check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    (tmp_path / "small.txt").write_text("x" * 100)
+    (tmp_path / "big.bin").write_bytes(b"\0" * 2000)
+    git("add", "small.txt", "big.bin")
+    assert check(tmp_path, limit=1000) == [
+        "big.bin: 0.0 MB, over the 0.001 MB limit; keep it out of git (a download, or a smaller file) or list it in "
+        ".ci/large_files.txt with its reason"]
+    (tmp_path / ".ci").mkdir()
+    allow = tmp_path / ".ci" / "large_files.txt"
+    allow.write_text("# header\nbig.bin\n")
+    assert check(tmp_path, limit=1000) == [f"{allow}:2: big.bin has no reason (write PATH  # why it must be in git)"]
+    allow.write_text("big.bin  # the test's fixture\n")
+    assert check(tmp_path, limit=1000) == []
+    assert check(tmp_path, limit=5000) == [".ci/large_files.txt: big.bin is 0.0 MB, not over the limit; remove "
+                                           "the entry"]
+    git("rm", "-q", "--cached", "big.bin")  # untracked: the entry is stale
+    assert check(tmp_path, limit=1000) == [".ci/large_files.txt: big.bin is not tracked; remove the entry"]
+    (tmp_path / "staged.bin").write_bytes(b"\1" * 1500)  # what the index holds counts, before any commit
+    git("add", "staged.bin")
+    assert any(p.startswith("staged.bin: ") for p in check(tmp_path, limit=1000))
