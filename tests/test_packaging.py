@@ -106,3 +106,52 @@ def test_a_large_file_needs_an_allow_list_entry_with_a_reason(tmp_path):
     (tmp_path / "staged.bin").write_bytes(b"\1" * 1500)  # what the index holds counts, before any commit
     git("add", "staged.bin")
     assert any(p.startswith("staged.bin: ") for p in check(tmp_path, limit=1000))
+
+
+# ---------------------------------------------------------------------------------------------- item 2
+#: records of past runs keep the paths they ran with (provenance, not instructions to a reader): the committed
+#: results, the oracle checks, and the training metadata inside the packaged ShapeBench model (part of its digest)
+_RECORDS = ("docs/results/", "docs/shapebench/v2_oracle_check", "docs/shapebench/oracle_check", "zeta_eval/assets/")
+
+
+def _product_files() -> list[str]:
+    listed = subprocess.run(["git", "-C", str(ROOT), "ls-files", "--cached", "--others", "--exclude-standard"],
+                            capture_output=True, text=True, check=True).stdout.split()
+    kinds = (".py", ".md", ".yaml", ".yml", ".toml", ".sbatch", ".sh", ".txt", ".cfg", ".json")
+    return [f for f in listed if (f.endswith(kinds) or f in ("Makefile", ".ci/run")) and not f.startswith("tests/")
+            and not f.startswith(_RECORDS) and (ROOT / f).is_file()]
+
+
+def test_no_path_outside_the_repository_in_code_configs_or_docs():
+    """Users get the repository or the wheel, not the folders beside a development checkout: no ``../shared``, no
+    absolute machine path, no relative path that leaves the repository (Markdown links resolve from their file,
+    paths in code and configs from the repository root, where commands run). Tests may read ../shared/prompts."""
+    import re
+
+    outside = re.compile(r"(\.\./shared|shared/(?:design|prompts)|/work/|/home/|/Users/)")
+    relative = re.compile(r"(?<![\w.])((?:\.\./)+)[\w.-]")
+    found = []
+    files = _product_files()
+    assert "README.md" in files and "datamodules/README.md" in files and "zeta_eval/cli.py" in files
+    for name in files:
+        base = (ROOT / name).parent if name.endswith(".md") else ROOT
+        for n, line in enumerate((ROOT / name).read_text(encoding="utf-8").splitlines(), 1):
+            if outside.search(line):
+                found.append(f"{name}:{n}: {line.strip()[:100]}")
+                continue
+            for match in relative.finditer(line):
+                target = (base / match.group(1)).resolve()
+                if target != ROOT and ROOT not in target.parents:
+                    found.append(f"{name}:{n}: {line.strip()[:100]}")
+    assert not found, "\n".join(found)
+
+
+def test_algorithms_document_names_tests_that_exist():
+    """docs/algorithms.md lists the identities the tests check by test name: every name is a test of the suite."""
+    import re
+
+    text = (ROOT / "docs" / "algorithms.md").read_text(encoding="utf-8")
+    names = set(re.findall(r"`(?:[\w]+\.py::)?(test_\w+)`", text))
+    assert len(names) >= 15
+    suite = (ROOT / "tests" / "test_samplers.py").read_text() + (ROOT / "tests" / "test_solvers.py").read_text()
+    assert sorted(n for n in names if f"def {n}(" not in suite) == []

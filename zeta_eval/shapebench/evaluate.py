@@ -1,7 +1,7 @@
 """Oracle accuracy of a ShapeBench model per task, for a sampler at several guidance scales.
 
     python -m zeta_eval.shapebench.evaluate --model zeta_eval/assets/shapebench --steps 20 --guidance 1 3 5 7.5
-    python -m zeta_eval.shapebench.evaluate --model /work/sb2_train --guidance 1 3 5 --seeds 2   # a training run
+    python -m zeta_eval.shapebench.evaluate --model runs/sb2_train --guidance 1 3 5 --seeds 2   # a training run
 
 ``--model`` is a model folder (``model_index.json``: the packaged one, a run's ``pipeline/`` or ``snapshots/step_N/``),
 a training checkpoint (``checkpoints/step_N.pt``) or a training folder (its last checkpoint); a checkpoint is

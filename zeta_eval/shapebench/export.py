@@ -1,6 +1,6 @@
 """Export a training checkpoint as the packaged ShapeBench model folder.
 
-    python -m zeta_eval.shapebench.export /work/shapebench_train/checkpoints/step_0012000.pt --out zeta_eval/assets/shapebench
+    python -m zeta_eval.shapebench.export runs/shapebench_train/checkpoints/step_0012000.pt --out zeta_eval/assets/shapebench
 
 Writes the EMA weights (``--raw`` for the raw weights) as safetensors in diffusers / transformers folders with the
 ShapeBench manifest, and refuses to write a folder over ``--max_mb``.
