@@ -146,17 +146,24 @@ def _configs(command: str, rest: list[str]) -> int:
     return 0
 
 
+def _prepare(command: str, rest: list[str]) -> int:
+    """``prepare``: :mod:`.prepare` with the experiment built as ``validate`` builds it."""
+    from . import flags, lightning_cli, prepare
+
+    return prepare.main(flags.normalize(rest, lightning_cli.SWITCHES), build=lightning_cli.build_cli)
+
+
 def _tool(command: str, rest: list[str]) -> int:
     """``report`` / ``score`` / ``slurm``: each module's own argparse ``main`` (imported only when used)."""
     import importlib
 
-    module = {"report": ".report", "score": ".scoring", "slurm": ".slurm", "prepare": ".prepare"}[command]
+    module = {"report": ".report", "score": ".scoring", "slurm": ".slurm"}[command]
     return importlib.import_module(module, __package__).main(rest)
 
 
 #: every command and what runs it
 COMMANDS = {"predict": _experiment, "validate": _experiment, "report": _tool, "score": _tool, "slurm": _tool,
-            "prepare": _tool, "configs": _configs}
+            "prepare": _prepare, "configs": _configs}
 
 
 def _dispatch(command: str, rest: list[str]) -> int:

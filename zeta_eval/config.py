@@ -187,6 +187,12 @@ def list_configs() -> list[ConfigEntry]:
     return sorted(seen.values(), key=lambda e: (e.overlay, e.name))
 
 
+def short_config_name(path: str) -> str:
+    """``path`` as a user would write it: a packaged config by its bare name, anything else as given."""
+    resolved = Path(path).expanduser().resolve()
+    return resolved.name if resolved.parent == PACKAGED_CONFIGS and resolved.is_file() else path
+
+
 def _config_positions(args: Sequence[str]) -> list[tuple[int, str]]:
     """``(index, path)`` of every ``--config X`` (index of X) and ``--config=X`` (index of the whole argument)."""
     found = []

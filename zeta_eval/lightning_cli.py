@@ -127,8 +127,15 @@ def predict(args: Sequence[str]) -> None:
     run_predict(build_cli(args))
 
 
-def validate(args: Sequence[str]) -> None:
-    print_plan(build_cli(args, writes_results=False))
+def validate(args: Sequence[str], check_files: bool = True) -> None:
+    """Print the plan of the experiment; with ``check_files``, also whether the model, prompts and scorer weights
+    are on this machine (:func:`prepare.report_missing`: offline, a missing piece is an error)."""
+    cli = build_cli(args, writes_results=False)
+    print_plan(cli)
+    if check_files:
+        from .prepare import report_missing
+
+        report_missing(cli, zconfig.first_config(args) or "X.yaml")
 
 
 def check_cpu_ranks(trainer: Any, allow_more: bool = False) -> None:

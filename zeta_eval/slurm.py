@@ -166,7 +166,7 @@ def main(argv: Sequence[str]) -> int:
 
     trainer = ["--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.strategy", "auto"]
     validate([*config_args, "--output_dir", plan.output_dir, *overrides, *trainer,
-              "--data.init_args.shard_index", "0", "--data.init_args.num_shards", str(args.array)])
+              "--data.init_args.shard_index", "0", "--data.init_args.num_shards", str(args.array)], check_files=False)
     if args.dry_run:
         print(f"# {plan.folder / 'predict.sbatch'}\n{plan.predict_script()}\n# {plan.folder / 'report.sbatch'}\n"
               f"{plan.report_script()}\n# submit with:\n#   ARRAY=$(sbatch --parsable {plan.folder / 'predict.sbatch'})\n"
