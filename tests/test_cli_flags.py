@@ -124,3 +124,17 @@ def test_documents_and_messages_spell_options_with_underscores():
                 if option in hyphenated and "--" + option[2:].replace("-", "_") not in line:  # both: the equivalence
                     found.append(f"{path.relative_to(ROOT)}:{n}: {option}")
     assert not found, "\n".join(found)
+
+
+def test_every_command_parser_is_in_the_one_style():
+    """A new command keeps the style: its parser is :class:`zeta_eval.flags.Parser` (switches, both spellings),
+    never a plain argparse parser with store_true flags."""
+    plain = []
+    for path in sorted(ROOT.glob("zeta_eval/**/*.py")):
+        if path.name == "flags.py":
+            continue
+        text = path.read_text(encoding="utf-8")
+        for needle in ("argparse.ArgumentParser(", 'action="store_true"', "action='store_true'", "type=bool,"):
+            if needle in text:
+                plain.append(f"{path.relative_to(ROOT)}: {needle}")
+    assert not plain, plain
