@@ -1,8 +1,11 @@
-"""``python -m zeta_eval {predict,validate,report,plan,score,slurm} ...``: a thin front that dispatches each command.
+"""``python -m zeta_eval {predict,validate,prepare,report,plan,score,slurm,configs} ...``: a thin front that
+dispatches each command.
 
-``predict`` and ``validate`` build the experiment with LightningCLI (:mod:`.lightning_cli`); ``report``, ``plan``,
-``score`` and ``slurm`` are plain argparse tools over an output folder. Every error a user can cause ends here as one line on
-stderr and exit code 2 (:mod:`.errors`).
+``predict`` and ``validate`` build the experiment with LightningCLI (:mod:`.lightning_cli`), and so does ``prepare``
+(:mod:`.prepare`) before it fetches what the experiment needs; ``report``, ``plan``, ``score`` and ``slurm`` are
+argparse tools over an output folder or config, in the one option style of :mod:`.flags`; ``configs`` lists the
+configs a bare name finds. Every error a user can cause ends here as one line on stderr and exit code 2
+(:mod:`.errors`).
 """
 
 from __future__ import annotations

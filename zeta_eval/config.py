@@ -275,7 +275,8 @@ def check_config_files(args: Sequence[str]) -> None:
             with open(path, encoding="utf-8") as fh:
                 raw = yaml.safe_load(fh)
             if raw is None:
-                raise UserError(f"{path} is empty: a config needs model and data sections (see python -m zeta_eval configs)")
+                raise UserError(f"{path} is empty: a config needs model and data sections (see python -m zeta_eval "
+                                "configs)")
             if not isinstance(raw, dict):
                 raise UserError(f"{path} must be a mapping with model, data and trainer sections, not a "
                                 f"{type(raw).__name__}")

@@ -46,7 +46,8 @@ def canonical_option(token: str) -> str:
 def normalize(args: Sequence[str], switches: Collection[str]) -> list[str]:
     """``args`` with every long option named with underscores and every switch (of ``switches``, underscore names
     such as ``--force``) given as ``--name=true`` or ``--name=false``: bare, ``--name WORD`` or ``--name=WORD``
-    with a true or false word (another value after ``=`` is left for the parser to refuse). Everything after ``--`` is left as it is."""
+    with a true or false word (another value after ``=`` is left for the parser to refuse). Everything after ``--``
+    is left as it is."""
     out: list[str] = []
     k = 0
     while k < len(args):
