@@ -177,3 +177,24 @@ def test_prepare_refuses_to_run_offline(tmp_path, capsys, monkeypatch):
     capsys.readouterr()
     assert main(["prepare", "--config", "shapebench_smoke.yaml"]) == 2
     assert "HF_HUB_OFFLINE" in capsys.readouterr().err
+
+
+def test_scorers_of_a_run_without_scoring_are_fetched_but_not_required(tmp_path):
+    """``score: false`` (the 24 GB workflow scores later): predict loads no scorer, so validate does not ask for their
+    weights, but prepare fetches them for the later ``score``."""
+    from types import SimpleNamespace
+
+    from metrics import build_metric
+
+    metric = build_metric("clip_score", clip="owner/not-cached-clip")
+    source = SimpleNamespace(prompt_set="mine", kind="local", rows=lambda: iter(()))
+    cli = SimpleNamespace(model=SimpleNamespace(adapter=SimpleNamespace(model=str(tmp_path), family="sdxl"),
+                                                metric_list=[metric], score_enabled=False),
+                          datamodule=SimpleNamespace(source=source))
+    assert [p.kind for p in prepare.experiment_pieces(cli)] == ["model", "prompts"]
+    assert prepare.missing_pieces(cli) == []
+    assert [p.kind for p in prepare.experiment_pieces(cli, all_scorers=True)] == ["model", "prompts", "scorer"]
+    (piece, why), = prepare.missing_pieces(cli, all_scorers=True)
+    assert piece.name == "clip_score (owner/not-cached-clip)" and why.startswith("clip owner/not-cached-clip: not in")
+    cli.model.score_enabled = True
+    assert [p.kind for p, _ in prepare.missing_pieces(cli)] == ["scorer"]

@@ -2,10 +2,11 @@
 offline run; and the check behind ``validate``'s line about it.
 
 Compute nodes of clusters are often offline. ``prepare`` runs on a machine with hub access (a login node): it builds
-the experiment as ``validate`` does (which reads the prompt set, from the hub into the datasets cache if need be),
-downloads the model pipeline at its pinned revision (exactly the files ``from_pretrained`` loads, its ``variant``
-included) and any UNet/VAE override, and loads every scorer once on the CPU, which fetches its weights through the
-same lookups a run uses and checks that they load strictly. Files the hub names by their SHA-256 (its LFS files:
+the experiment as ``validate`` does, reads the prompt set (a hub set lands in the hub or datasets cache), downloads
+the model pipeline at its pinned revision (exactly the files ``from_pretrained`` loads, its ``variant`` included) and
+any UNet/VAE override, and loads every configured scorer once on the CPU (also with ``score: false``: a later
+``score`` needs them), which fetches its weights through the same lookups a run uses and checks that they load
+strictly. Files the hub names by their SHA-256 (its LFS files:
 every weight file) are hashed and compared. It prints each piece with what it fetched, the total size, and the
 command that runs the experiment offline from those caches.
 
@@ -179,10 +180,11 @@ def scorer_pieces(metrics: Sequence[Any]) -> list[Piece]:
     return pieces
 
 
-def experiment_pieces(cli: Any) -> list[Piece]:
+def experiment_pieces(cli: Any, all_scorers: bool = False) -> list[Piece]:
     """Every piece of a built experiment (``cli``: :func:`lightning_cli.build_cli` with ``writes_results=False``).
     The prompt set is fetched by reading it (a hub set lands in the hub or datasets cache); ``validate`` reads it
-    anyway to plan, so its presence needs no check of its own."""
+    anyway to plan, so its presence needs no check of its own. The scorers are those ``predict`` loads (none with
+    ``score: false``), or with ``all_scorers`` every configured one (``prepare``: a later ``score`` needs them)."""
     model, dm = cli.model, cli.datamodule
 
     def read_prompts() -> None:
@@ -192,14 +194,14 @@ def experiment_pieces(cli: Any) -> list[Piece]:
     local = dm.source.kind not in ("hub", "short_name")
     prompts = Piece("prompts", f"{dm.source.prompt_set} ({dm.source.kind})", fetch=read_prompts,
                     note="local" if local else "already here")
-    metrics = list(model.metric_list) if getattr(model, "score_enabled", True) else []
+    metrics = list(model.metric_list) if all_scorers or getattr(model, "score_enabled", True) else []
     return [*model_pieces(model.adapter), prompts, *scorer_pieces(metrics)]
 
 
-def missing_pieces(cli: Any) -> list[tuple[Piece, str]]:
+def missing_pieces(cli: Any, all_scorers: bool = False) -> list[tuple[Piece, str]]:
     """``(piece, why)`` of every piece that is not on this machine (nothing is downloaded)."""
     out = []
-    for piece in experiment_pieces(cli):
+    for piece in experiment_pieces(cli, all_scorers):
         why = piece.present()
         if why is not None:
             out.append((piece, why))
@@ -318,7 +320,7 @@ def prepare(args: Sequence[str], cache: str | None, build: Callable[..., Any]) -
     check_config_files(args)
     roots = _cache_roots()
     cli = build(args, writes_results=False)
-    pieces = experiment_pieces(cli)
+    pieces = experiment_pieces(cli, all_scorers=True)
     failed: dict[str, str] = {}
     for piece in pieces:
         if piece.fetch is None:
@@ -348,7 +350,7 @@ def prepare(args: Sequence[str], cache: str | None, build: Callable[..., Any]) -
     if failed:
         raise UserError(f"{len(failed)} piece(s) could not be fetched (above); fix them (or point their options at "
                         "local files) and run prepare again")
-    missing = missing_pieces(cli)
+    missing = missing_pieces(cli, all_scorers=True)
     if missing:
         piece, why = missing[0]
         raise UserError(f"{piece.kind} {piece.name} is still missing after fetching: {why}")
