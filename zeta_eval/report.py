@@ -27,10 +27,10 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pyarrow.parquet as pq
 
-from .html_report import write_html
+from .html_report import mark_stale, write_html
 from .parts import atomic_text, atomic_write
-from .results import (LOWER_IS_BETTER, PAIR_KEY, IncompleteRunError, Report, Setting, build, categories, mean_ci,
-                      metric_values, nonfinite_scores, summary_rows)
+from .results import (LOWER_IS_BETTER, PAIR_KEY, IncompleteRunError, Report, ReportError, Setting, build, categories,
+                      mean_ci, metric_values, nonfinite_scores, summary_rows)
 
 log = logging.getLogger("zeta_eval")
 
@@ -533,7 +533,11 @@ def write_report(out_dir: str | os.PathLike, skip_corrupt: bool = False, baselin
     """Build every report file of ``out_dir``; returns what was written. With ``require_complete``, a run that
     lacks any sample of its experiment raises ReportError (one line) after the report was written."""
     out = Path(out_dir)
-    rep = build(out, skip_corrupt=skip_corrupt, baseline=baseline)
+    try:
+        rep = build(out, skip_corrupt=skip_corrupt, baseline=baseline)
+    except ReportError as err:  # an earlier report's page must not go on presenting its numbers as the folder's
+        mark_stale(out, str(err))
+        raise
     summary = summary_rows(rep)
     bad = nonfinite_scores(rep, summary)
     if bad:
