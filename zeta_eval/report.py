@@ -299,6 +299,26 @@ def dodge(xs: Sequence[float], step: float) -> list[float]:
 
 #: markers of the settings in pareto.png, with matplotlib's ten default colours: 60 distinct (colour, marker) pairs
 PARETO_MARKERS = "osD^vP*Xh<>p"
+
+
+def pareto_styles(families: Sequence[str]) -> list[tuple[str, str]]:
+    """(colour, marker) of each setting in pareto.png, given its family (sampler name): no two settings share both;
+    within a family no colour repeats (up to 10 settings) and no marker (up to 12). Setting k takes colour k mod 10
+    and marker k mod 12, or the next ones its family has not used yet."""
+    used: set[tuple[int, str]] = set()
+    taken: dict[str, tuple[set[int], set[str]]] = {}
+    styles = []
+    for k, family in enumerate(families):
+        colours, markers = taken.setdefault(family, (set(), set()))
+        colour = next((c for c in ((k + i) % 10 for i in range(10)) if c not in colours), k % 10)
+        order = [PARETO_MARKERS[(k + i) % len(PARETO_MARKERS)] for i in range(len(PARETO_MARKERS))]
+        marker = next((m for m in order if m not in markers and (colour, m) not in used),
+                      next((m for m in order if (colour, m) not in used), order[0]))
+        colours.add(colour)
+        markers.add(marker)
+        used.add((colour, marker))
+        styles.append((f"C{colour}", marker))
+    return styles
 #: the Pareto front in pareto.png: a dashed staircase through the front's settings, each in a ring
 FRONT_LINE = {"color": "0.4", "lw": 1.1, "ls": "--"}
 FRONT_RING = {"marker": "o", "ms": 13, "mfc": "none", "mec": "0.2", "mew": 1.0}
@@ -316,6 +336,7 @@ def pareto_figure(rep: Report, summary: list[dict[str, Any]]):
     span = (max(finite) - min(finite)) if finite else 0.0
     step = 0.015 * (span if span > 0 else max(abs(c) for c in finite or [1.0]) or 1.0)
     xs = dodge(costs, step)
+    styles = pareto_styles([str(row.get("sampler") or str(row["sampler_label"]).split(" ")[0]) for row in summary])
     columns = 2 if len(metrics) == 1 else 3 if len(metrics) == 2 else 4
     legend_rows = math.ceil((len(summary) + 1) / columns)
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.6 * len(metrics), 4.2 + 0.19 * legend_rows), squeeze=False,
@@ -330,8 +351,8 @@ def pareto_figure(rep: Report, summary: list[dict[str, Any]]):
             ax.plot([xs[k] for k in front], [ys[k] for k in front], ls="none", zorder=3, **FRONT_RING)
         for k, row in enumerate(summary):
             below, above = error_bar(row, m, sc)
-            ax.errorbar([xs[k]], [ys[k]], yerr=[[below], [above]], fmt=PARETO_MARKERS[k % len(PARETO_MARKERS)],
-                        color=f"C{k % 10}", capsize=3, label=row["sampler_label"], zorder=2)
+            ax.errorbar([xs[k]], [ys[k]], yerr=[[below], [above]], fmt=styles[k][1], color=styles[k][0], capsize=3,
+                        label=row["sampler_label"], zorder=2)
         ax.set_xlabel("seconds per sample")
         ax.set_ylabel(m + (" (×100)" if sc != 1 else "") + ("" if higher else " (lower is better)"))
         ax.set_title(f"{m} vs cost")
