@@ -9,8 +9,9 @@ side), Gallery (prompts x samplers) and Run (config, fingerprint, provenance, fi
 (view, samplers A and B, metric, filters, page) in the URL's fragment, so a link or a reload shows the same thing.
 
 Compare answers any pair of settings without a server: the report computes, for every unordered pair, every metric
-and every category (and all items together), the paired difference with the very function summary.csv uses, plus the
-win, tie and loss counts; the page negates them for the reversed order (exact for a symmetric interval).
+and every category (and all items together), the paired difference clustered by prompt with the very function
+summary.csv uses (:func:`zeta_eval.stats.paired_difference`), plus the win, tie and loss counts; the page negates
+them for the reversed order (exact: the interval is symmetric before its clipping to [-1, 1], which is symmetric).
 
 The data is columnar and deduplicated, so a 20,000-sample run stays near a megabyte: one table of items
 (prompt set, prompt id, seed, sample index, prompt, category) and, per sampler setting, the item index, the media
@@ -29,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from . import stats
 from .parts import atomic_text
-from .results import LOWER_IS_BETTER, PAIR_KEY, Report, Setting, categories, paired_difference, summary_rows
+from .results import LOWER_IS_BETTER, PAIR_KEY, Report, Setting, categories, summary_rows
 
 #: report_data.js: bump when the layout of ``window.ZETA_REPORT`` changes (app.js checks it)
 DATA_VERSION = 2
@@ -191,18 +193,23 @@ def bounds(row: dict[str, Any], prefix: str) -> tuple[float, float]:
 def _summary_entry(rep: Report, row: dict[str, Any]) -> dict[str, Any]:
     entry = {"setting": next(k for k, s in enumerate(rep.settings)
                              if (s.model, s.key) == (str(row["model"]), str(row["sampler_key"]))),
-             **{k: row.get(k) for k in ("n", "steps", "nfe", "gamma_eff", "seconds_per_sample", "nonfinite")},
+             **{k: row.get(k) for k in ("n", "n_prompts", "steps", "nfe", "gamma_eff", "seconds_per_sample",
+                                        "nonfinite")},
              "metrics": {}}
     for m in rep.metrics:
         lo, hi = bounds(row, m)
         cell = {"mean": row.get(f"{m}_mean"), "lo": lo, "hi": hi, "n": row.get(f"{m}_n"),
-                "nonfinite": row.get(f"{m}_nonfinite")}
+                "prompts": row.get(f"{m}_n_prompts"), "nonfinite": row.get(f"{m}_nonfinite")}
         if f"{m}_delta" in row or f"{m}_winrate" in row:
             cell["delta"] = row.get(f"{m}_delta")
             cell["delta_lo"], cell["delta_hi"] = bounds(row, f"{m}_delta")
             cell["winrate"] = row.get(f"{m}_winrate")
             cell["winrate_lo"], cell["winrate_hi"] = bounds(row, f"{m}_winrate")
             cell["pairs"] = row.get(f"{m}_pairs")
+            cell["pair_prompts"] = row.get(f"{m}_pair_prompts")
+            # Holm over every difference the paired table shows: whether this one holds at family-wise 5%
+            cell["holm"] = row.get(f"{m}_delta_holm")
+            cell["p_holm"] = row.get(f"{m}_delta_p_holm")
         entry["metrics"][m] = cell
     return entry
 
@@ -223,17 +230,18 @@ def _category_summary(rep: Report, cats: list[str]) -> dict[str, list[dict[str, 
 def compare_data(rep: Report, items: dict[str, list[Any]], rows_items: list[np.ndarray]) -> dict[str, Any]:
     """Every unordered pair (a, b), a < b, of settings: for every metric, over all items (scope 0) and within each
     category (scope 1 + its index in ``items["category_names"]``), the paired difference a - b, signed so that > 0
-    means a is better, with its 95% interval (:func:`zeta_eval.results.paired_difference`, as summary.csv), the
-    number of pairs and distinct prompts, and a's wins, ties and losses; one list of :data:`PAIR_FIELDS` each.
-    ``stats[metric][pair][scope]``; the pair (b, a) is the negation (the interval reflected, wins and losses
-    swapped)."""
+    means a is better, with its 95% interval clustered by prompt (:func:`zeta_eval.stats.paired_difference`, as
+    summary.csv), the number of pairs and of their distinct prompts, and a's wins, ties and losses; one list of
+    :data:`PAIR_FIELDS` each, ``stats[metric][pair][scope]``. The pair (b, a) is the negation (the interval
+    reflected, wins and losses swapped)."""
     n_items = len(items["id"])
     category = np.asarray(items["category"], dtype=np.int64)
     scopes = [np.ones(n_items, dtype=bool)] + [category == c for c in range(len(items["category_names"]))]
-    prompt = np.asarray(items["prompt"], dtype=np.int64) * max(1, len(items["prompt_sets"])) + np.asarray(
-        items["set"], dtype=np.int64)  # one distinct prompt: its text within its prompt set
+    clusters = np.empty(n_items, dtype=object)  # each item's prompt, as every setting's rows name it
+    for s, idx in zip(rep.settings, rows_items):
+        clusters[idx] = s.clusters
     pairs = [(a, b) for a in range(len(rep.settings)) for b in range(a + 1, len(rep.settings))]
-    stats: dict[str, list[list[list[Any]]]] = {}
+    out: dict[str, list[list[list[Any]]]] = {}
     for m in rep.metrics:
         aligned = []
         for s, idx in zip(rep.settings, rows_items):
@@ -241,18 +249,24 @@ def compare_data(rep: Report, items: dict[str, list[Any]], rows_items: list[np.n
             v[idx] = _floats(s.rows.get(m, [None] * s.n))
             aligned.append(v)
         higher = m not in LOWER_IS_BETTER
-        stats[m] = [[_pair_entry(aligned[a][sc], aligned[b][sc], prompt[sc], higher) for sc in scopes]
-                    for a, b in pairs]
+        out[m] = [[_pair_entry(aligned[a][sc], aligned[b][sc], clusters[sc], higher) for sc in scopes]
+                  for a, b in pairs]
     return {"fields": list(PAIR_FIELDS), "pairs": pairs, "scopes": ["all"] + list(items["category_names"]),
-            "stats": stats}
+            "method": METHOD, "stats": out}
 
 
-def _pair_entry(a: np.ndarray, b: np.ndarray, prompt: np.ndarray, higher: bool) -> list[Any]:
+#: how Compare's intervals are made (shown on the page)
+METHOD = ("Intervals are clustered by prompt (the samples of one prompt, its seeds, are repeated measures): "
+          "Student t with (prompts − 1) degrees of freedom on the cluster-robust variance of the mean difference.")
+
+
+def _pair_entry(a: np.ndarray, b: np.ndarray, clusters: np.ndarray, higher: bool) -> list[Any]:
     """One entry of :func:`compare_data`: a and b aligned by item (NaN where a sample or its score is missing)."""
-    delta, lo, hi, n = paired_difference(a, b, higher_is_better=higher)
     ok = np.isfinite(a) & np.isfinite(b)
+    est = stats.paired_difference(a[ok], b[ok], clusters[ok], higher_is_better=higher)
     d = (a[ok] - b[ok]) * (1 if higher else -1)
-    return [delta, lo, hi, n, len(np.unique(prompt[ok])), int((d > 0).sum()), int((d == 0).sum()), int((d < 0).sum())]
+    return [est.estimate, est.lo, est.hi, est.n, est.n_clusters, int((d > 0).sum()), int((d == 0).sum()),
+            int((d < 0).sum())]
 
 
 def _only_category(s: Setting, category: str) -> Setting:

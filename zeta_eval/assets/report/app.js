@@ -216,7 +216,9 @@
     const cols = [{ label: "sampler", text: true, key: (r) => settingLabel(r.setting), cell: (r) => settingLabel(r.setting) }];
     if (multiModel) cols.push({ label: "model", text: true, key: (r) => D.settings[r.setting].model, cell: (r) => D.settings[r.setting].model });
     cols.push(
-      { label: "n", key: (r) => r.n, cell: (r) => r.n },
+      { label: "n", title: "samples", key: (r) => r.n, cell: (r) => count(r.n) },
+      { label: "prompts", title: "distinct prompts among the samples: the unit of every interval", key: (r) => r.n_prompts,
+        cell: (r) => count(r.n_prompts) },
       { label: "γ_eff", key: (r) => r.gamma_eff, cell: (r) => plain(r.gamma_eff) },
       { label: "NFE", key: (r) => r.nfe, cell: (r) => plain(r.nfe) },
       { label: "s/sample", key: (r) => r.seconds_per_sample, cell: (r) => sig3(r.seconds_per_sample) });
@@ -250,17 +252,24 @@
         { label: "win rate", key: (r) => c(r).winrate, cell: (r) => pct(c(r).winrate) },
         { label: "95% interval", title: "95% interval of the win rate (sort by its lower bound)", key: (r) => c(r).winrate_lo,
           cell: (r) => h("span", { class: "ci" }, isNum(c(r).winrate_lo) ? "[" + pct(c(r).winrate_lo) + ", " + pct(c(r).winrate_hi) + "]" : "") },
-        { label: "pairs", key: (r) => c(r).pairs, cell: (r) => (c(r).pairs === undefined ? "–" : c(r).pairs) });
+        { label: "pairs (prompts)", key: (r) => c(r).pairs,
+          cell: (r) => (isNum(c(r).pairs) ? count(c(r).pairs) + " (" + count(c(r).pair_prompts) + ")" : "–") },
+        { label: "holds (Holm)", title: m.name + ": the difference holds at family-wise 5% (Holm's adjusted p-value; " +
+          "sort by it)", key: (r) => c(r).p_holm, cls: (r) => (c(r).holm ? "pos holm" : "holm"),
+          cell: (r) => (c(r).holm === true ? "yes" : c(r).holm === false ? "no" : "–") });
     });
     return [h("h2", {}, "Paired against " + settingLabel(D.baseline)),
-      h("p", { class: "muted small" }, "Same prompt and seed. Δ = sampler − baseline, signed so that > 0 is better; " +
-        "win rate counts ties as half. Pick another baseline with `report --baseline LABEL`."),
+      h("p", { class: "muted small" }, "Same prompt, seed and sample index. Δ = sampler − baseline, signed so that " +
+        "> 0 is better; win rate counts ties as half; intervals are clustered by prompt. \"holds\": the difference " +
+        "is not zero at a family-wise error of 5% over every difference of this table (Holm). Pick another baseline " +
+        "with `report --baseline LABEL`, or any pair in Compare."),
       sortableTable("paired-table", cols, rows, (r) => ({ "data-setting": r.setting }))];
   }
 
   function categorySection() {
     if (!D.categories.length || !D.metrics.length) return null;
-    const out = [h("h2", {}, "Per category")];
+    const out = [h("h2", {}, "Per category"), h("p", { class: "muted small" }, "Exploratory: many comparisons, " +
+      "none corrected for the others; each category's intervals are clustered by prompt.")];
     D.metrics.forEach((m) => {
       const rows = D.settings.map((s, k) => {
         const cells = D.categories.map((cat) => {
