@@ -641,7 +641,18 @@ def test_no_stray_text_links_to_the_files_and_failure_reasons(report_page, shape
     # the files behind the page, linked from every view
     for name in ("summary.md", "summary.csv", "samples.parquet"):
         assert page.locator(f"#files a[href='{name}']").is_visible() and (shapebench_run / name).is_file()
-    run = page.locator("#view-run").inner_text()
+    # Results: prompts beside samples, and which differences hold under Holm, as summary.csv says
+    report_page.view("results")
+    summary = {r["sampler_label"]: r for r in _csv(shapebench_run / "summary.csv")}
+    for tr in page.locator("#summary-table tbody tr").all():
+        cells = tr.locator("td").all_inner_texts()
+        row = summary[cells[0]]
+        assert (cells[1], cells[2]) == (row["n"], row["n_prompts"])
+    holm = {tr.locator("td").first.inner_text(): tr.locator("td.holm").inner_text()
+            for tr in page.locator("#paired-table tbody tr").all()}
+    assert holm == {label: {"True": "yes", "False": "no"}[r["shapebench_delta_holm"]] for label, r in summary.items()
+                    if r["shapebench_delta_holm"]}
+    run = report_page.view("run").locator("#view-run").inner_text()
     assert re.search(r"array tasks\s+none \(not an array job\)", run)
     # the gallery on one page (the old page printed "null" where a second pager was not needed), and one item
     p = report_page.view("gallery")

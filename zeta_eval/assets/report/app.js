@@ -156,7 +156,7 @@
     if (!isNum(v)) return h("span", { class: "muted" }, m.name + " –");
     if (m.binary) {
       return h("span", { class: v === 1 ? "ok" : "fail" }, m.name + " " + (v === 1 ? "✓" : "✗"),
-        v !== 1 && reason ? h("span", { class: "reason" }, " " + reason) : null);
+        v !== 1 && reason ? [" ", h("span", { class: "reason" }, reason)] : null);
     }
     return h("span", {}, m.name + " " + plain(v * m.scale));
   }
