@@ -283,7 +283,8 @@
       D.categories.forEach((cat, ci) => cols.push({
         label: cat, title: m.name + " in " + cat + " (sort)", key: (r) => (r.cells[ci] ? r.cells[ci].mean : null),
         cell: (r) => (r.cells[ci] ? [valueWithBounds(r.cells[ci].mean, r.cells[ci].lo, r.cells[ci].hi, m, 1),
-          h("span", { class: "ci" }, " n=" + r.cells[ci].n)] : "–"),
+          h("span", { class: "ci" }, " n=" + count(r.cells[ci].n) + (isNum(r.cells[ci].prompts) &&
+            r.cells[ci].prompts !== r.cells[ci].n ? ", " + plural(r.cells[ci].prompts, "prompt") : ""))] : "–"),
       }));
       cols.push({ label: "mean of categories", key: (r) => r.overall, cell: (r) => scaledText(r.overall, m) });
       out.push(h("h3", {}, metricTitle(m) + " per category"),
