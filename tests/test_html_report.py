@@ -12,6 +12,7 @@ import re
 import shutil
 from pathlib import Path
 
+import markupsafe
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -463,18 +464,26 @@ def test_a_failed_report_marks_the_earlier_page_stale(toy_run, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(toy_run, out)
     assert 'id="stale"' not in (out / "index.html").read_text(encoding="utf-8")
-    shutil.move(out / "parts", tmp_path / "parts")
-    with pytest.raises(ReportError, match="holds no results yet") as err:
+    part = list_parts(out)[0]
+    good = part.read_bytes()
+    part.write_bytes(b"not parquet")  # a part that cannot be read: the report fails
+    with pytest.raises(ReportError, match="skip-corrupt") as err:
         write_report(out)
     page = (out / "index.html").read_text(encoding="utf-8")
     assert 'id="stale"' in page and "This page is out of date" in page
-    assert str(err.value).replace("'", "&#39;").split(" (")[0] in page  # the reason, escaped as HTML
+    assert str(markupsafe.escape(str(err.value))) in page  # the reason, escaped as HTML
     assert (out / "report_data.js").is_file()  # the earlier numbers stay readable, under the warning
     assert main(["report", str(out)]) == 2  # one line, exit 2, and the page stays marked
     assert 'id="stale"' in (out / "index.html").read_text(encoding="utf-8")
-    shutil.move(tmp_path / "parts", out / "parts")  # fixed: the next report is current again
+    part.write_bytes(good)  # fixed: the next report is current again
     write_report(out)
     assert 'id="stale"' not in (out / "index.html").read_text(encoding="utf-8")
+    # no results left at all (parts and merged samples removed): the page says so too
+    shutil.rmtree(out / "parts")
+    (out / "samples.parquet").unlink()
+    with pytest.raises(ReportError, match="holds no results yet"):
+        write_report(out)
+    assert 'id="stale"' in (out / "index.html").read_text(encoding="utf-8")
     # a folder that never had a page gets none
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -159,21 +159,21 @@ def test_pareto_legend_says_when_points_were_spread():
 
 
 def test_pareto_styles_give_settings_of_one_family_distinct_colours_and_markers():
-    from zeta_eval.report import pareto_styles
+    from zeta_eval.report import PARETO_COLOURS, pareto_styles
 
-    # the v2 study's order: 6 standard settings, zigzag, implicit zigzag, then 5 zeta settings; and a long family
+    # the v2 study's order: 6 standard settings, zigzag, implicit zigzag, then 5 zeta settings; colour k mod 10 gave
+    # standard γ=1.5 and the zeta settings from the 11th on the colours of standard settings: now up to 20 settings
+    # each have their own colour
     families = ["standard"] * 6 + ["zigzag", "implicit_zigzag"] + ["zeta"] * 5
-    for fams in (families, ["zeta"] * 10 + ["standard"] * 3, ["a", "b"] * 15):
+    assert len({c for c, _ in pareto_styles(families)}) == 13
+    assert len({c for c, _ in pareto_styles(["a", "b"] * 10)}) == 20 == len(set(PARETO_COLOURS))
+    for fams in (families, ["zeta"] * 25 + ["standard"] * 3, ["a", "b"] * 15, ["a"] * 30):
         styles = pareto_styles(fams)
         assert len(set(styles)) == len(styles)  # no two settings drawn alike
         for family in set(fams):
             mine = [s for s, f in zip(styles, fams) if f == family]
-            assert len({c for c, _ in mine}) == min(len(mine), 10)
+            assert len({c for c, _ in mine}) == min(len(mine), 20)
             assert len({m for _, m in mine}) == min(len(mine), 12)
-    # colour k mod 10 alone (the earlier rule) repeats colours inside a family whose settings interleave with
-    # another's: "a" at k = 0, 2, ..., 28 got 5 colours for 15 settings; now it gets all 10
-    interleaved = pareto_styles(["a", "b"] * 15)
-    assert [c for c, _ in interleaved[0:20:2]] == [f"C{c}" for c in (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)]
     # the figure uses them
     summary = [{**row, "sampler": f} for row, f in zip(summary_of(STUDY_LABELS[:13], [0.2 + 0.01 * k for k in range(13)],
                                                                    [50.0 + k for k in range(13)]), families)]

@@ -257,7 +257,8 @@ def compare_data(rep: Report, items: dict[str, list[Any]], rows_items: list[np.n
 
 #: how Compare's intervals are made (shown on the page)
 METHOD = ("Intervals are clustered by prompt (the samples of one prompt, its seeds, are repeated measures): "
-          "Student t with (prompts − 1) degrees of freedom on the cluster-robust variance of the mean difference.")
+          "Student t on the cluster-robust (CR2) variance of the mean difference, with Bell-McCaffrey degrees of "
+          "freedom (prompts − 1 when every prompt has as many samples).")
 
 
 def _pair_entry(a: np.ndarray, b: np.ndarray, clusters: np.ndarray, higher: bool) -> list[Any]:
