@@ -40,8 +40,9 @@ def synthesise(out: Path, settings: int, items: int, media: bool, metrics: int =
     experiment = json.loads((ROOT / "docs/results/shapebench/v1/experiment.json").read_text())
     base = experiment["samplers"]
     # more settings than the study's 14: its settings again under new keys and labels
-    experiment["samplers"] = [base[k] if k < len(base) else {**base[k % len(base)], "key": f"{base[k % len(base)]['key']}-r{k}",
-                              "label": f"{base[k % len(base)]['label']} (r{k})"} for k in range(settings)]
+    experiment["samplers"] = [base[k] if k < len(base) else
+                              {**base[k % len(base)], "key": f"{base[k % len(base)]['key']}-r{k}",
+                               "label": f"{base[k % len(base)]['label']} (r{k})"} for k in range(settings)]
     out.mkdir(parents=True)
     (out / "experiment.json").write_text(json.dumps(experiment))
     shutil.copy(ROOT / "docs/results/shapebench/v1/config.yaml", out / "config.yaml")

@@ -421,7 +421,8 @@ def test_compare_data_holds_every_pairs_clustered_difference_as_summary_csv(shap
             est, (wins, ties, losses) = recomputed(rows, keys[a], keys[b], "shapebench", None if scope == 0 else name)
             assert entry["delta"] == pytest.approx(est.estimate, abs=1e-12)
             if est.lo == est.lo:
-                assert (entry["lo"], entry["hi"]) == (pytest.approx(est.lo, abs=1e-12), pytest.approx(est.hi, abs=1e-12))
+                assert entry["lo"] == pytest.approx(est.lo, abs=1e-12)
+                assert entry["hi"] == pytest.approx(est.hi, abs=1e-12)
             assert (entry["pairs"], entry["prompts"]) == (est.n, est.n_clusters)
             assert (entry["wins"], entry["ties"], entry["losses"]) == (wins, ties, losses)
             clustered |= est.n_clusters < est.n
@@ -534,7 +535,8 @@ def test_compare_shows_the_difference_of_any_pair_as_summary_csv_and_samples_par
             est, (wins, ties, losses) = recomputed(rows, key_a, key_b, "shapebench", None if scope == "all" else scope)
             assert shown["delta"] == pytest.approx(est.estimate, abs=1e-9), (key_a, key_b, scope)
             assert (shown["lo"], shown["hi"]) == (pytest.approx(est.lo, abs=1e-9), pytest.approx(est.hi, abs=1e-9))
-            assert shown["delta_text"] == (f"{est.estimate * 100:+.2f}" if est.estimate > 0 else f"{est.estimate * 100:.2f}")
+            sign = "+" if est.estimate > 0 else ""
+            assert shown["delta_text"] == f"{est.estimate * 100:{sign}.2f}"
             assert shown["interval_text"] == f"[{est.lo * 100:.2f}, {est.hi * 100:.2f}]"
             assert shown["wtl"] == f"{wins} · {ties} · {losses}"
             assert shown["pairs"] == f"{est.n} ({est.n_clusters})"
