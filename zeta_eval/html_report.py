@@ -237,9 +237,10 @@ def compare_data(rep: Report, items: dict[str, list[Any]], rows_items: list[np.n
     n_items = len(items["id"])
     category = np.asarray(items["category"], dtype=np.int64)
     scopes = [np.ones(n_items, dtype=bool)] + [category == c for c in range(len(items["category_names"]))]
-    clusters = np.empty(n_items, dtype=object)  # each item's prompt, as every setting's rows name it
+    keys = np.empty(n_items, dtype=object)  # each item's prompt, as every setting's rows name it
     for s, idx in zip(rep.settings, rows_items):
-        clusters[idx] = s.clusters
+        keys[idx] = s.clusters
+    clusters = np.unique(keys.astype(str), return_inverse=True)[1].reshape(-1)  # the same groups, as integers
     pairs = [(a, b) for a in range(len(rep.settings)) for b in range(a + 1, len(rep.settings))]
     out: dict[str, list[list[list[Any]]]] = {}
     for m in rep.metrics:
