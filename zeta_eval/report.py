@@ -29,7 +29,8 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from .html_report import mark_stale, write_html
-from .parts import atomic_text, atomic_write
+from .media import mark_media
+from .parts import atomic_text, atomic_write, report_turn
 from . import stats
 from .results import (FAMILY_ALPHA, LOWER_IS_BETTER, PAIR_KEY, IncompleteRunError, Report, ReportError, Setting, build,
                       categories, metric_values, nonfinite_scores, summary_rows)
@@ -629,13 +630,21 @@ def plot_winrate_vs_lambda(rep: Report, summary: list[dict[str, Any]], path: Pat
 def write_report(out_dir: str | os.PathLike, skip_corrupt: bool = False, baseline: str | None = None,
                  require_complete: bool = False) -> dict[str, Path]:
     """Build every report file of ``out_dir``; returns what was written. With ``require_complete``, a run that
-    lacks any sample of its experiment raises ReportError (one line) after the report was written."""
+    lacks any sample of its experiment raises ReportError (one line) after the report was written. Reports of one
+    folder take turns (:func:`zeta_eval.parts.report_turn`), so a report never replaces one built from more rows."""
+    with report_turn(out_dir):
+        return _write_report(out_dir, skip_corrupt, baseline, require_complete)
+
+
+def _write_report(out_dir: str | os.PathLike, skip_corrupt: bool, baseline: str | None,
+                  require_complete: bool) -> dict[str, Path]:
     out = Path(out_dir)
     try:
         rep = build(out, skip_corrupt=skip_corrupt, baseline=baseline)
     except ReportError as err:  # an earlier report's page must not go on presenting its numbers as the folder's
         mark_stale(out, str(err))
         raise
+    rep.table = mark_media(out, rep.table)  # each row says whether its media file is in place and its own
     summary = summary_rows(rep)
     bad = nonfinite_scores(rep, summary)
     if bad:
