@@ -24,7 +24,7 @@ from .parts import CorruptPartError, list_parts, read_parts
 #: numeric columns that describe a sample rather than score it
 NON_METRIC = {"seed", "sample_index", "steps", "gamma1", "gamma2", "gamma_eff", "nfe", "seconds", "decode_seconds",
               "peak_memory_mb", "rank", "world_size", "array_task", "array_tasks", "sampler_index", "zigzag_steps",
-              "compile_seconds"}
+              "compile_seconds", "guidance_measured", "guidance_orthogonal"}
 #: 0/1 accuracies shown as percentages (HPS v2 and ImageReward are stored x100 already: see their conventions)
 REPORT_SCALE = {"shapebench": 100.0, "geneval": 100.0}
 LOWER_IS_BETTER = {"frame_lpips"}
@@ -36,7 +36,7 @@ class ReportError(ValueError):
 
 
 class IncompleteRunError(ReportError):
-    """``--require-complete`` on a run that lacks samples; the report was written all the same (``written``)."""
+    """``--require_complete`` on a run that lacks samples; the report was written all the same (``written``)."""
 
     def __init__(self, message: str, written: dict[str, Path]):
         super().__init__(message)
@@ -250,7 +250,7 @@ def build(out_dir: str | os.PathLike, skip_corrupt: bool = False, baseline: str 
         try:
             table, skipped = read_parts(out, skip_corrupt=skip_corrupt)
         except CorruptPartError as err:
-            raise ReportError(f"{err} (rerun with --skip-corrupt to report without it)") from err
+            raise ReportError(f"{err} (rerun with --skip_corrupt to report without it)") from err
     elif merged.is_file():  # a report's merged rows without their parts (e.g. a committed study): read those
         try:
             table, skipped = pq.read_table(merged), []
