@@ -24,10 +24,11 @@ rewritten after every section, so a timeout keeps what was measured; one status 
                 section's budget goes (what did not fit is listed).
 
 ``--tiny --device cpu`` runs the same code on the tests' tiny models (tests/test_gpu_suite.py), so the suite cannot
-rot. The run order is 1, 2, 5, 3, 4, 6: the 24 GB section releases the shared real-size pipeline and lifts its cap on this
-process's CUDA memory when it ends; predict, the longest of the SDXL sections, runs after it (and rebuilds the
-pipeline), and the flow-matching models last, after SDXL is released. Nothing is downloaded; scratch files live in a temporary folder that is
-removed at the end; the results are ``--out`` and the markdown table next to it (same name, ``.md``).
+rot. The run order is 1, 2, 5, 3, 4, 6: the 24 GB section releases the shared real-size pipeline and lifts its cap on
+this process's CUDA memory when it ends; predict, the longest of the SDXL sections, runs after it (and rebuilds the
+pipeline), and the flow-matching models last, after SDXL is released. Nothing is downloaded; scratch files live in a
+temporary folder that is removed at the end; the results are ``--out`` and the markdown table next to it (same name,
+``.md``).
 """
 
 from __future__ import annotations

@@ -181,7 +181,8 @@ def flow_setup(args, dev):
 
     if args.arch.startswith("sd35"):
         n_text = args.text_tokens or 77 + 256
-        tokens = lambda: {"encoder_hidden_states": draw(b, n_text, 4096), "pooled_projections": draw(b, 2048)}  # noqa: E731
+        def tokens():
+            return {"encoder_hidden_states": draw(b, n_text, 4096), "pooled_projections": draw(b, 2048)}
         x0 = torch.randn(b, 16, side, side, generator=g).to(dev)
         scheduler = FlowMatchEulerDiscreteScheduler(**cfg["scheduler"])
 
@@ -192,7 +193,8 @@ def flow_setup(args, dev):
         from zeta_eval.adapters.flux import FluxAdapter
 
         n_text = args.text_tokens or 512
-        tokens = lambda: {"encoder_hidden_states": draw(b, n_text, 4096), "pooled_projections": draw(b, 768)}  # noqa: E731
+        def tokens():
+            return {"encoder_hidden_states": draw(b, n_text, 4096), "pooled_projections": draw(b, 768)}
         side = 2 * (args.size // 16)
         x0 = torch.randn(b, 16, side, side, generator=g).to(dev)
         ids = torch.zeros(side // 2, side // 2, 3)
@@ -213,7 +215,8 @@ def flow_setup(args, dev):
             return FluxAdapter.unpack(out, side, side)
     else:
         n_text = args.text_tokens or 512
-        tokens = lambda: {"encoder_hidden_states": draw(b, n_text, 4096)}  # noqa: E731
+        def tokens():
+            return {"encoder_hidden_states": draw(b, n_text, 4096)}
         x0 = torch.randn(b, 16, (args.frames - 1) // 4 + 1, side, side, generator=g).to(dev)
         scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=cfg["scheduler"]["flow_shift"])
 

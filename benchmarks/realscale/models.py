@@ -314,7 +314,8 @@ def wan_pipeline(variant: str = "1_3b", dtype: torch.dtype = torch.bfloat16, dev
     tok = t5_tokenizer(model_max_length=512)
     with empty_parameters(buffers=torch.device(device).type == "meta"):
         modules = {"transformer": WanTransformer3DModel(**cfg["transformer"]),
-                   "text_encoder": _t5_encoder(cfg["text_encoder"], tok, umt5=True), "vae": AutoencoderKLWan(**cfg["vae"])}
+                   "text_encoder": _t5_encoder(cfg["text_encoder"], tok, umt5=True),
+                   "vae": AutoencoderKLWan(**cfg["vae"])}
     _finish(modules, cfg["published_params"], f"Wan 2.1 {variant}", dtype, device, seed)
     return WanPipeline(tokenizer=tok, scheduler=UniPCMultistepScheduler(**cfg["scheduler"]), **modules)
 
