@@ -27,6 +27,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pyarrow.parquet as pq
 
+from . import fair
 from .html_report import write_html
 from .parts import atomic_text, atomic_write
 from .results import (LOWER_IS_BETTER, PAIR_KEY, IncompleteRunError, Report, Setting, build, categories, mean_ci,
@@ -218,7 +219,8 @@ def write_markdown(rep: Report, summary: list[dict[str, Any]]) -> str:
     """summary.md: status and provenance, the results, the comparisons with the baseline, the per-category
     tables, how the numbers were made, the metric conventions and the sampler settings."""
     lines = [f"# zeta_eval report: {rep.experiment.get('name', 'experiment')}", ""]
-    lines += _status_lines(rep) + _provenance_lines(rep, summary) + _results_section(rep, summary)
+    lines += _status_lines(rep) + fair.markdown(rep) + _provenance_lines(rep, summary)
+    lines += _results_section(rep, summary)
     if rep.baseline is not None and len(rep.settings) > 1 and rep.metrics:
         lines += _winrate_section(rep, summary, rep.baseline) + _difference_section(rep, summary, rep.baseline)
     lines += _category_sections(rep) + _section("How these numbers were made", list(METHOD_NOTES))
@@ -535,6 +537,9 @@ def write_report(out_dir: str | os.PathLike, skip_corrupt: bool = False, baselin
     out = Path(out_dir)
     rep = build(out, skip_corrupt=skip_corrupt, baseline=baseline)
     summary = summary_rows(rep)
+    fair_columns = fair.csv_columns(rep)
+    for row in summary:
+        row.update(fair_columns.get(row["sampler_key"], {}))
     bad = nonfinite_scores(rep, summary)
     if bad:
         log.warning("%s: non-finite scores are left out of the means: %s (counted in summary.md and summary.csv)",
@@ -553,6 +558,8 @@ def write_report(out_dir: str | os.PathLike, skip_corrupt: bool = False, baselin
     written.update(summary_md=out / "summary.md", summary_csv=out / "summary.csv")
     if atomic_write(out / "pareto.png", lambda tmp: plot_pareto(rep, summary, tmp)):
         written["pareto"] = out / "pareto.png"
+    if atomic_write(out / "score_vs_guidance.png", lambda tmp: fair.plot_guidance(rep, tmp)):
+        written["score_vs_guidance"] = out / "score_vs_guidance.png"
     if atomic_write(out / "grid.png", lambda tmp: plot_grid(rep, out, tmp)):
         written["grid"] = out / "grid.png"
     if atomic_write(out / "winrate_vs_lambda.png", lambda tmp: plot_winrate_vs_lambda(rep, summary, tmp)):

@@ -1,0 +1,265 @@
+"""The CFG frontier and the fair comparison (issue 21, items 3-4): the frontier's settings, its interpolation against a
+hand computation, the clustered intervals and Holm's procedure, and the fair table of a run written by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from samplers import Standard, Zeta, Zigzag
+from test_pipeline import run, write_experiment
+from toy_adapter import ToyAdapter
+from zeta_eval.fair import clustered_interval, holm
+from zeta_eval.frontier import auto_gammas, frontier_gammas, interpolate
+from zeta_eval.identity import sampler_key
+from zeta_eval.module import SamplingEvaluation
+from zeta_eval.parts import write_part
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ---------------------------------------------------------------------------------------------- the grid
+def test_frontier_gammas_are_sorted_distinct_and_checked():
+    assert frontier_gammas({"gammas": [3, 1, 1.5, 3.0]}, []) == [1.0, 1.5, 3.0]
+    for bad, needle in [({"gammas": [1, 0]}, "> 0"), ({"gammas": [1, -2]}, "> 0"), ({"gammas": [2]}, "at least 2"),
+                        ({"gammas": "all"}, "auto or a list"), ({"gammas": [1, True]}, "auto or a list"),
+                        ({"gamma": [1, 2]}, "model.frontier must be"), ([1, 2], "model.frontier must be"),
+                        ({"gammas": [1, float("inf")]}, "finite")]:
+        with pytest.raises(ValueError, match=needle):
+            frontier_gammas(bad, [])
+
+
+def test_auto_grid_spans_the_experiments_scales_at_ratio_1_5_or_less():
+    # anchors 1, 1.5, 3 and 1.5 x 3 = 4.5; 1.5 -> 3 is a ratio of 2: one point at their geometric mean, 2.1213 -> 2.1
+    assert auto_gammas([1.5, 3.0]) == [1.0, 1.5, 2.1, 3.0, 4.5]
+    # SDXL's γ1 5.5 and γ_eff 11: 1 -> 5.5 needs 4 points (5.5^(k/5) = 1.41, 1.98, 2.78, 3.91), 5.5 -> 11 one (7.78)
+    assert auto_gammas([5.5, 11.0]) == [1.0, 1.4, 2.0, 2.8, 3.9, 5.5, 7.8, 11.0, 16.0]
+    for scales in ([1.5, 3.0], [5.5, 11.0], [0.6, 7.5, 15.0], [1.0]):
+        grid = auto_gammas(scales)
+        assert grid[0] == 1.0 and all(g in grid for g in scales if g >= 1)
+        assert max(b / a for a, b in zip(grid, grid[1:])) <= 1.5 * 1.04  # 2-digit rounding moves a point by < 4 %
+
+
+# ---------------------------------------------------------------------------------------------- interpolation
+def test_interpolation_against_a_hand_computation():
+    grid = [1.0, 2.0, 4.0, 8.0]
+    values = np.array([[0.0, 1.0, 0.5, 0.25],
+                       [10.0, 20.0, 30.0, 40.0],
+                       [1.0, np.nan, 3.0, 4.0],
+                       [1.0, 2.0, np.nan, 4.0],
+                       [5.0, 6.0, 7.0, 8.0],
+                       [5.0, 6.0, 7.0, 8.0]])
+    at = np.array([1.5, 3.0, 4.0, 3.0, 0.5, 9.0])
+    got = interpolate(grid, values, at)
+    # item 0: log 1.5 lies log(1.5)/log(2) = 0.58496 of the way from γ 1 to γ 2: 0 + 0.58496 * (1 - 0)
+    assert got[0] == pytest.approx(math.log(1.5) / math.log(2.0), abs=1e-15)
+    # item 1: γ 3 between 2 and 4: weight log(3/2)/log(2) = 0.58496 on γ 4: 20 + 0.58496 * 10 = 25.8496
+    assert got[1] == pytest.approx(20.0 + 10.0 * math.log(1.5) / math.log(2.0), abs=1e-12)
+    assert got[2] == 3.0  # on a grid scale: that score exactly, though its left neighbour is missing
+    assert math.isnan(got[3])  # a bracketing score is missing: no guess
+    assert math.isnan(got[4]) and math.isnan(got[5])  # below and beyond the grid: no extrapolation
+    assert math.isnan(interpolate(grid, values[:1], np.array([np.nan]))[0])
+    # linear in log γ, not in γ: halfway in log between 2 and 8 is 4, the grid score there
+    assert interpolate([2.0, 8.0], np.array([[0.0, 1.0]]), np.array([4.0]))[0] == pytest.approx(0.5, abs=1e-15)
+
+
+def test_interpolation_refuses_a_bad_grid_or_shape():
+    with pytest.raises(ValueError, match="increasing"):
+        interpolate([2.0, 1.0], np.zeros((1, 2)), np.ones(1))
+    with pytest.raises(ValueError, match="items, scales"):
+        interpolate([1.0, 2.0], np.zeros((2, 3)), np.ones(2))
+
+
+# ---------------------------------------------------------------------------------------------- statistics
+def test_clustered_interval_by_hand():
+    d = np.array([1.0, 3.0, 2.0, 6.0, np.nan])
+    clusters = ["a", "a", "b", "c", "c"]  # the NaN pair is left out
+    e = clustered_interval(d, clusters)
+    mean = 3.0
+    sums = np.array([(1 - mean) + (3 - mean), 2 - mean, 6 - mean])  # -2, -1, 3
+    se = math.sqrt(3 / 2 * np.sum(sums ** 2)) / 4
+    from scipy.stats import t
+
+    assert (e.mean, e.n, e.clusters) == (mean, 4, 3)
+    assert e.lo == pytest.approx(mean - t.ppf(0.975, 2) * se) and e.hi == pytest.approx(mean + t.ppf(0.975, 2) * se)
+    assert e.p == pytest.approx(2 * t.sf(mean / se, 2))
+    assert math.isnan(clustered_interval(np.array([1.0, 2.0]), ["a", "a"]).lo)  # one prompt: no interval
+
+
+def test_clustered_interval_covers_at_the_nominal_rate_when_seeds_of_a_prompt_are_correlated():
+    """Simulation: 40 prompts x 4 seeds, a prompt effect twice the seed noise. The clustered interval covers the
+    true mean about 95 % of the time; an interval that treated the 160 pairs as independent would cover far less."""
+    rng = np.random.default_rng(0)
+    clusters = np.repeat(np.arange(40), 4)
+    covered, naive = 0, 0
+    trials = 1000
+    for _ in range(trials):
+        d = 0.3 + np.repeat(rng.normal(0, 1.0, 40), 4) + rng.normal(0, 0.5, 160)
+        e = clustered_interval(d, clusters)
+        covered += e.lo <= 0.3 <= e.hi
+        half = 1.97 * d.std(ddof=1) / math.sqrt(len(d))
+        naive += abs(d.mean() - 0.3) <= half
+    assert 0.93 <= covered / trials <= 0.97
+    assert naive / trials < 0.80
+
+
+def test_holm_step_down_by_hand():
+    # sorted: 0.001 <= 0.05/4, 0.012 <= 0.05/3, 0.03 > 0.05/2: stop; the NaN is not part of the family
+    assert holm([0.03, 0.001, float("nan"), 0.012, 0.04]) == [False, True, None, True, False]
+    assert holm([0.01, 0.02]) == [True, True]  # 0.01 <= 0.025, 0.02 <= 0.05
+    assert holm([]) == []
+
+
+def test_holm_controls_the_familywise_error_under_the_null():
+    """Simulation: 10 true null hypotheses with uniform p-values; Holm rejects any in at most 5 % of families."""
+    rng = np.random.default_rng(1)
+    families = 4000
+    errors = sum(any(holm(list(rng.uniform(size=10)))) for _ in range(families))
+    assert errors / families <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / families)
+
+
+# ---------------------------------------------------------------------------------------------- the settings
+def test_frontier_adds_standard_settings_and_runs_a_configured_scale_once():
+    configured = [Standard(gamma1=1.5), Zigzag(gamma1=1.5), Standard(gamma1=3.0, label="CFG at γ_eff")]
+    module = SamplingEvaluation(adapter=ToyAdapter(), samplers=configured, steps=6,
+                                frontier={"gammas": [1, 1.5, 3, 6]})
+    labels = [module.sampler_label(s) for s in module.samplers]
+    assert labels == ["standard γ=1.5", "zigzag γ=1.5", "CFG at γ_eff", "standard γ=1 (frontier)",
+                      "standard γ=6 (frontier)"]
+    assert module.frontier == [1.0, 1.5, 3.0, 6.0]
+    # a frontier setting is an ordinary standard setting: the same key (and sample ids) as one configured by hand
+    assert sampler_key(module.samplers[-1], 6, "default") == sampler_key(Standard(gamma1=6.0), 6, "default")
+    auto = SamplingEvaluation(adapter=ToyAdapter(), samplers=[Zeta(gamma1=1.5, warmup_steps=1)], steps=6,
+                              frontier={"gammas": "auto"})
+    assert auto.frontier == [1.0, 1.5, 2.1, 3.0, 4.5]
+    with pytest.raises(ValueError, match="model.frontier"):
+        SamplingEvaluation(adapter=ToyAdapter(), samplers=configured, steps=6, frontier={"gammas": [1, 0]})
+
+
+def test_frontier_follows_max_steps_and_keeps_settings_distinct():
+    module = SamplingEvaluation(adapter=ToyAdapter(), samplers=[Zigzag(gamma1=1.5)], steps=20, max_steps=5,
+                                frontier={"gammas": [1, 3]})
+    assert [s.num_steps(module.steps) for s in module.samplers] == [5, 5, 5]
+    assert len({sampler_key(s, module.steps, module.schedule) for s in module.samplers}) == 3
+
+
+# ---------------------------------------------------------------------------------------------- the table by hand
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _row(sampler, label, key, index, prompt, seed, score, *, gamma1, gamma_eff, nfe, steps=10, **extra):
+    return {"sample_id": f"{key}-{prompt}-{seed}", "prompt_set": "s", "prompt_id": prompt, "prompt": f"p{prompt}",
+            "seed": seed, "sample_index": 0, "model": "m", "steps": steps, "gamma1": gamma1, "gamma2": None,
+            "gamma_eff": gamma_eff, "nfe": nfe, "seconds": 0.5, "metadata": "{}", "media_path": None,
+            "sampler_params": "{}", "sampler": sampler, "sampler_label": label, "sampler_key": key,
+            "sampler_index": index, "score": score, "category": None, "created_at": NOW, "twin_of": None,
+            "twin_kind": None, "guidance_measured": None, **extra}
+
+
+def _hand_run(tmp_path: Path) -> tuple[Path, dict]:
+    """CFG at γ 1, 2 and 4 (20 NFE), CFG at γ 2 with 40 steps (80 NFE), a method ("zz", 30 NFE, γ1 2, γ_eff 3)
+    whose guidance was measured at 2.5 or 5 per sample, and its schedule twin; 3 prompts x 2 seeds."""
+    rng = np.random.default_rng(7)
+    items = [(p, s) for p in ("a", "b", "c") for s in (0, 1)]
+    cfg = {g: rng.uniform(size=len(items)) for g in (1.0, 2.0, 4.0)}
+    long = rng.uniform(size=len(items)) + 0.5  # the best CFG overall, but over the method's NFE
+    ours = rng.uniform(size=len(items))
+    twin = rng.uniform(size=len(items))
+    measured = np.array([2.5, 2.5, 5.0, 2.5, 2.5, 2.5])  # item 2 lies beyond the grid
+    rows = []
+    for i, (p, s) in enumerate(items):
+        for k, g in enumerate(sorted(cfg)):
+            rows.append(_row("standard", f"standard γ={g:g}", f"standard-{k}", k, p, s, float(cfg[g][i]),
+                             gamma1=g, gamma_eff=g, nfe=20))
+        rows.append(_row("standard", "long", "standard-long", 3, p, s, float(long[i]), gamma1=2.0, gamma_eff=2.0,
+                         nfe=80, steps=40))
+        rows.append(_row("zigzag", "zz", "zigzag-1", 4, p, s, float(ours[i]), gamma1=2.0, gamma_eff=3.0, nfe=30,
+                         guidance_measured=float(measured[i])))
+        rows.append(_row("standard", "zz twin", "standard-twin", 5, p, s, float(twin[i]), gamma1=2.5, gamma_eff=2.5,
+                         nfe=20, twin_of="zz", twin_kind="schedule"))
+    out = tmp_path / "hand"
+    write_part(rows, out, "part-hand")
+    return out, {"items": items, "cfg": cfg, "ours": ours, "twin": twin, "measured": measured}
+
+
+def _csv(out: Path) -> dict[str, dict[str, str]]:
+    import csv
+
+    with open(out / "summary.csv", encoding="utf-8") as fh:
+        return {r["sampler_label"]: r for r in csv.DictReader(fh)}
+
+
+def _expect(got: dict[str, str], name: str, d: np.ndarray, clusters: list[str]) -> None:
+    e = clustered_interval(d, clusters)
+    for suffix, value in (("", e.mean), ("_lo", e.lo), ("_hi", e.hi), ("_p", e.p)):
+        assert float(got[f"{name}{suffix}"]) == pytest.approx(value, rel=1e-12, abs=1e-15), name + suffix
+
+
+def test_fair_table_against_a_hand_computation(tmp_path):
+    out, h = _hand_run(tmp_path)
+    assert run("report", out) == 0
+    zz = _csv(out)["zz"]
+    clusters = [p for p, _ in h["items"]]
+    c1, c2, c4 = h["cfg"][1.0], h["cfg"][2.0], h["cfg"][4.0]
+    w = math.log(3 / 2) / math.log(2)  # γ_eff 3 between 2 and 4, in log γ
+    _expect(zz, "fair_gamma1_score", h["ours"] - c2, clusters)
+    _expect(zz, "fair_gamma_eff_score", h["ours"] - ((1 - w) * c2 + w * c4), clusters)
+    _expect(zz, "fair_twin_score", h["ours"] - h["twin"], clusters)
+    w25 = math.log(2.5 / 2) / math.log(2)
+    frontier = (1 - w25) * c2 + w25 * c4
+    frontier[2] = np.nan  # measured 5 > 4: outside the grid, not compared
+    _expect(zz, "fair_frontier_score", h["ours"] - frontier, clusters)
+    # best CFG of NFE <= 30: the 20-NFE scale of highest mean ("long", 80 NFE, scores higher but costs more)
+    best = max((c1, c2, c4), key=np.mean)
+    _expect(zz, "fair_best_nfe_score", h["ours"] - best, clusters)
+    assert zz["guidance_kind"] == "measured" and float(zz["guidance"]) == pytest.approx(h["measured"].mean())
+    assert _csv(out)["zz twin"]["guidance_kind"] == "" and _csv(out)["long"]["guidance_kind"] == ""  # no fair row
+    md = (out / "summary.md").read_text()
+    assert md.index("## Fair comparison with CFG") < md.index("## Results")
+    assert "1 of 6 samples outside the CFG grid [1, 4]: not compared" in md
+    assert "‡" in md and "†" in md and "zz" in md.split("## Results")[0]
+    assert (out / "score_vs_guidance.png").is_file()
+
+
+def test_fair_words_never_claim_more_than_holm_allows(tmp_path):
+    """A method level with CFG at its guidance is "not distinguishable"; one far ahead is "better", with Holm."""
+    rows = []
+    for p in range(12):
+        for s in range(2):
+            base = 0.1 * p + 0.01 * s
+            for k, g in enumerate((1.0, 3.0)):
+                rows.append(_row("standard", f"standard γ={g:g}", f"standard-{k}", k, str(p), s, base + g,
+                                 gamma1=g, gamma_eff=g, nfe=20))
+            noise = 0.05 * ((7 * p + 3 * s) % 5 - 2)
+            rows.append(_row("zigzag", "level", "zigzag-1", 2, str(p), s, base + 3.0 + noise, gamma1=1.0,
+                             gamma_eff=3.0, nfe=30))
+            rows.append(_row("zeta", "ahead", "zeta-1", 3, str(p), s, base + 4.0 + noise, gamma1=1.0, gamma_eff=3.0,
+                             nfe=20))
+    out = tmp_path / "words"
+    write_part(rows, out, "part-words")
+    assert run("report", out) == 0
+    md = (out / "summary.md").read_text()
+    assert "**level**: not distinguishable from CFG at the same first-order guidance" in md
+    assert "**ahead**: better than CFG at the same first-order guidance" in md
+    assert "guidance not measured" in md  # these rows carry no measured guidance: the table says first-order
+
+
+# ---------------------------------------------------------------------------------------------- a real run
+def test_a_run_with_a_frontier_opens_its_report_with_the_fair_table(tmp_path):
+    cfg = write_experiment(tmp_path, samplers=[{"name": "standard", "gamma1": 1.0}, {"name": "zigzag", "gamma1": 1.5}],
+                           extra_model={"frontier": {"gammas": [1, 2, 3, 4.5]}})
+    out = tmp_path / "out"
+    assert run("predict", "--config", cfg, "--output_dir", out) == 0
+    md = (out / "summary.md").read_text()
+    assert md.index("## Fair comparison with CFG") < md.index("## Results")
+    assert "CFG curve: standard CFG at 6 steps, γ = 1, 2, 3, 4.5" in md
+    rows = _csv(out)
+    assert set(rows) == {"standard γ=1", "zigzag γ=1.5", "standard γ=2 (frontier)", "standard γ=3 (frontier)",
+                         "standard γ=4.5 (frontier)"}
+    assert rows["zigzag γ=1.5"]["guidance_kind"] == "first-order"
+    assert rows["zigzag γ=1.5"]["fair_gamma_eff_brightness"] == rows["zigzag γ=1.5"]["fair_frontier_brightness"]
+    assert (out / "score_vs_guidance.png").is_file()

@@ -1,0 +1,465 @@
+"""The fair comparison: every guidance method against plain classifier-free guidance (CFG) at the same guidance
+strength and at no higher cost, paired per item.
+
+Per guidance method (every setting that is not standard CFG and not a CFG twin) and metric, five paired
+differences, each the mean over items (prompt, seed) of ``method − reference`` (signed so that > 0 is better):
+
+- ``gamma1``: against CFG at the method's own γ1, what papers usually report (the weak baseline);
+- ``gamma_eff``: against CFG at the first-order equivalent scale γ_eff = 2γ1 − γ2;
+- ``twin``: against the method's CFG twin (same initial noise, CFG at the method's measured per-step guidance), when
+  the run made twins;
+- ``frontier``: against the CFG frontier read at the method's guidance, per sample: its measured guidance
+  (``guidance_measured``) where rows carry it, else its first-order γ_eff (the table says which);
+- ``best_nfe``: against the best CFG setting whose NFE is at most the method's (chosen by its mean score over all
+  items, which favours CFG: a conservative reference for the method).
+
+The CFG curve is made of every standard setting at the experiment's steps (see :mod:`zeta_eval.frontier` for the
+grid and the interpolation); a scale between two of them is read off the curve per item, piecewise linear in log γ,
+and a scale outside the grid gives no comparison for that item (the table counts such items).
+
+Intervals are clustered by prompt: the seeds of one prompt are not independent, so the prompt is the unit of the
+95 % interval (see :func:`clustered_interval`), and Holm's method controls the family-wise error over every
+comparison of one table (one metric).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from .frontier import interpolate
+from .results import LOWER_IS_BETTER, PAIR_KEY, Report, Setting, metric_values
+
+#: the comparisons of the fair table, in its column order, with their column headings
+COMPARISONS = {
+    "gamma1": "Δ vs CFG at γ1 (raw)",
+    "gamma_eff": "Δ vs CFG at γ_eff (first-order)",
+    "twin": "Δ vs CFG twin",
+    "frontier": "Δ vs CFG frontier at its guidance",
+    "best_nfe": "Δ vs best CFG of ≤ NFE",
+}
+#: the twin kinds, in the order the table prefers them for its ``twin`` column
+TWIN_KINDS = ("schedule", "constant", "nfe_matched")
+ALPHA = 0.05
+
+
+# ---------------------------------------------------------------------------------------------- statistics
+@dataclass
+class Estimate:
+    """A paired mean difference with its clustered 95 % interval and two-sided p-value (NaN where undefined)."""
+
+    mean: float
+    lo: float
+    hi: float
+    p: float
+    n: int  # paired items
+    clusters: int  # prompts
+
+
+def clustered_interval(d: np.ndarray, clusters: Sequence[Any]) -> Estimate:
+    """The mean of the paired differences ``d`` and its 95 % interval with the prompt as the unit.
+
+    The mean weighs every item equally; its variance is the cluster-robust (sandwich) estimate
+    G/(G−1) · Σ_g (Σ_{i∈g} (d_i − mean))² / N² over the G clusters, and the interval and p-value use Student t with
+    G − 1 degrees of freedom. Non-finite differences are left out."""
+    d = np.asarray(d, dtype=float)
+    keys = np.asarray([str(c) for c in clusters], dtype=object)
+    ok = np.isfinite(d)
+    d, keys = d[ok], keys[ok]
+    n = len(d)
+    if n == 0:
+        return Estimate(math.nan, math.nan, math.nan, math.nan, 0, 0)
+    mean = float(d.mean())
+    _, which = np.unique(keys, return_inverse=True)
+    sums = np.bincount(which, weights=d - mean)
+    g = len(sums)
+    if g < 2:
+        return Estimate(mean, math.nan, math.nan, math.nan, n, g)
+    from scipy.stats import t
+
+    se = math.sqrt(g / (g - 1) * float(np.sum(sums ** 2))) / n
+    if se == 0.0:
+        return Estimate(mean, mean, mean, 1.0 if mean == 0 else 0.0, n, g)
+    half = float(t.ppf(0.975, g - 1)) * se
+    p = float(2 * t.sf(abs(mean) / se, g - 1))
+    return Estimate(mean, mean - half, mean + half, p, n, g)
+
+
+def holm(pvalues: Sequence[float], alpha: float = ALPHA) -> list[bool | None]:
+    """Holm's step-down procedure: which hypotheses are rejected at family-wise level ``alpha`` (None for an
+    undefined p-value, which is not part of the family)."""
+    order = sorted((p, k) for k, p in enumerate(pvalues) if math.isfinite(p))
+    out: list[bool | None] = [None] * len(pvalues)
+    m, rejecting = len(order), True
+    for rank, (p, k) in enumerate(order):
+        rejecting = rejecting and p <= alpha / (m - rank)
+        out[k] = rejecting
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- the model
+@dataclass
+class Comparison:
+    """One cell of the fair table."""
+
+    reference: str  # what the method is compared with, in words
+    estimate: Estimate
+    note: str = ""  # e.g. items beyond the frontier's grid, an interpolated reference
+    holm: bool | None = None  # rejected by Holm over the table (None: not tested)
+
+
+@dataclass
+class FairRow:
+    """One guidance method's row of the fair table for one metric."""
+
+    setting: Setting
+    metric: str
+    guidance: float  # mean over samples of the guidance the frontier comparison used
+    guidance_kind: str  # "measured" or "first-order"
+    nfe: float
+    seconds: float
+    comparisons: dict[str, Comparison] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.setting.label
+
+
+@dataclass
+class Curve:
+    """The CFG curve: the standard settings at the experiment's steps, by increasing guidance scale."""
+
+    gammas: list[float]
+    settings: list[Setting]
+    steps: int | None
+
+    def values(self, metric: str, keys: Sequence[tuple]) -> np.ndarray:
+        """(len(keys), K): each item's score at each scale (NaN: not run)."""
+        out = np.full((len(keys), len(self.settings)), np.nan)
+        for k, s in enumerate(self.settings):
+            index = _index(s)
+            vals = metric_values(s, metric)
+            for i, key in enumerate(keys):
+                j = index.get(key)
+                if j is not None:
+                    out[i, k] = vals[j]
+        return out
+
+
+def _key(setting: Setting, j: int) -> tuple:
+    return tuple(setting.rows[c][j] for c in PAIR_KEY)
+
+
+def _index(setting: Setting) -> dict[tuple, int]:
+    return {_key(setting, j): j for j in range(setting.n)}
+
+
+def _column(setting: Setting, name: str) -> list[Any]:
+    return list(setting.rows.get(name) or [None] * setting.n)
+
+
+def is_twin(setting: Setting) -> bool:
+    return any(v is not None for v in _column(setting, "twin_of"))
+
+
+def is_cfg(setting: Setting) -> bool:
+    """Plain CFG (a standard setting that is not a twin)."""
+    return setting.name == "standard" and not is_twin(setting)
+
+
+def cfg_curve(rep: Report) -> Curve:
+    """The CFG curve of a run: standard settings at the experiment's steps (from experiment.json; without it, the
+    steps most standard settings run), one per guidance scale (> 0)."""
+    cfg = [s for s in rep.settings if is_cfg(s)]
+    steps = rep.experiment.get("steps") if rep.experiment else None
+    if steps is None and cfg:
+        steps = Counter(int(np.nanmax(s.col("steps"))) for s in cfg).most_common(1)[0][0]
+    by_gamma: dict[float, Setting] = {}
+    for s in cfg:
+        gamma = float(np.nanmax(s.col("gamma1")))
+        if int(np.nanmax(s.col("steps"))) == steps and gamma > 0:
+            by_gamma.setdefault(gamma, s)
+    gammas = sorted(by_gamma)
+    return Curve(gammas, [by_gamma[g] for g in gammas], None if steps is None else int(steps))
+
+
+def guidance_of(setting: Setting) -> tuple[np.ndarray, str]:
+    """Per sample, the guidance strength to read the CFG curve at, and its kind: ``guidance_measured`` where every
+    row carries it ("measured"), else the first-order γ_eff ("first-order")."""
+    measured = _column(setting, "guidance_measured")
+    if all(v is not None and math.isfinite(v) for v in measured):
+        return np.asarray(measured, dtype=float), "measured"
+    return setting.col("gamma_eff"), "first-order"
+
+
+def methods(rep: Report) -> list[Setting]:
+    """The guidance methods of a run: every setting that is neither plain CFG nor a CFG twin."""
+    return [s for s in rep.settings if not is_cfg(s) and not is_twin(s)]
+
+
+def twins_of(rep: Report, method: Setting) -> dict[str, list[tuple[Setting, int]]]:
+    """The method's CFG twins by kind: ``{twin_kind: [(setting, row), ...]}`` gathered over every setting whose rows
+    name the method (``twin_of``: its label or key)."""
+    out: dict[str, list[tuple[Setting, int]]] = {}
+    for s in rep.settings:
+        of, kind = _column(s, "twin_of"), _column(s, "twin_kind")
+        for j in range(s.n):
+            if of[j] is not None and of[j] in (method.label, method.key):
+                out.setdefault(str(kind[j] or "schedule"), []).append((s, j))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- comparisons
+def _sign(metric: str) -> float:
+    return -1.0 if metric in LOWER_IS_BETTER else 1.0
+
+
+def _clusters(setting: Setting) -> list[tuple]:
+    return [(setting.rows["prompt_set"][j], setting.rows["prompt_id"][j]) for j in range(setting.n)]
+
+
+def _scale_text(gamma: float) -> str:
+    return f"{gamma:.3g}"
+
+
+def against_curve(method: Setting, curve: Curve, metric: str, at: np.ndarray, what: str) -> Comparison:
+    """The method against the CFG curve read, per sample, at guidance ``at``."""
+    keys = [_key(method, j) for j in range(method.n)]
+    reference = interpolate(curve.gammas, curve.values(metric, keys), at) if curve.gammas else np.full(method.n,
+                                                                                                          np.nan)
+    d = _sign(metric) * (metric_values(method, metric) - reference)
+    est = clustered_interval(d, _clusters(method))
+    finite = at[np.isfinite(at)]
+    notes = []
+    if curve.gammas:
+        out = int(np.sum((finite < curve.gammas[0] * (1 - 1e-12)) | (finite > curve.gammas[-1] * (1 + 1e-12))))
+        if out:
+            notes.append(f"{out} of {len(finite)} samples outside the CFG grid [{curve.gammas[0]:g}, "
+                         f"{curve.gammas[-1]:g}]: not compared")
+        on_grid = np.isin(np.round(finite, 9), np.round(curve.gammas, 9))
+        if len(finite) and not on_grid.all() and est.n:
+            notes.append("interpolated")
+    else:
+        notes.append("no CFG curve in this run")
+    span = (f"γ {_scale_text(float(finite.min()))}" + (f"–{_scale_text(float(finite.max()))}"
+            if finite.max() != finite.min() else "")) if len(finite) else "γ ?"
+    return Comparison(f"CFG at {what} ({span})", est, "; ".join(notes))
+
+
+def against_setting(method: Setting, ref: Setting, metric: str) -> Comparison:
+    """The method against one CFG setting, paired on identical items."""
+    index = _index(ref)
+    ref_vals = metric_values(ref, metric)
+    ours = metric_values(method, metric)
+    theirs = np.array([ref_vals[index[k]] if k in index else np.nan for k in (_key(method, j) for j in range(method.n))])
+    return Comparison(ref.label, clustered_interval(_sign(metric) * (ours - theirs), _clusters(method)))
+
+
+def against_twin(method: Setting, twins: dict[str, list[tuple[Setting, int]]], metric: str, kind: str) -> Comparison:
+    found = {_key(s, j): metric_values(s, metric)[j] for s, j in twins[kind]}
+    ours = metric_values(method, metric)
+    theirs = np.array([found.get(_key(method, j), np.nan) for j in range(method.n)])
+    return Comparison(f"its CFG twin ({kind})", clustered_interval(_sign(metric) * (ours - theirs), _clusters(method)))
+
+
+def best_cfg(rep: Report, nfe: float, metric: str) -> Setting | None:
+    """The CFG setting of highest mean score (lowest for lower-is-better metrics) among those of NFE ≤ ``nfe``;
+    ties go to the cheaper one."""
+    pool = [s for s in rep.settings if is_cfg(s) and float(np.nanmean(s.col("nfe"))) <= nfe + 1e-9]
+    scored = [(_sign(metric) * float(np.nanmean(metric_values(s, metric))), -float(np.nanmean(s.col("nfe"))), k)
+              for k, s in enumerate(pool) if np.isfinite(metric_values(s, metric)).any()]
+    return pool[max(scored)[2]] if scored else None
+
+
+def fair_rows(rep: Report, metric: str) -> list[FairRow]:
+    """The fair table of one metric: one row per guidance method, every comparison filled where the run allows it,
+    Holm's decision set over all of them."""
+    curve = cfg_curve(rep)
+    rows = []
+    for m in methods(rep):
+        guidance, kind = guidance_of(m)
+        nfe = float(np.nanmean(m.col("nfe")))
+        row = FairRow(m, metric, float(np.nanmean(guidance)) if np.isfinite(guidance).any() else math.nan, kind, nfe,
+                      float(np.nanmean(m.col("seconds"))))
+        row.comparisons["gamma1"] = against_curve(m, curve, metric, m.col("gamma1"), "γ1")
+        row.comparisons["gamma_eff"] = against_curve(m, curve, metric, m.col("gamma_eff"), "first-order γ_eff")
+        twins = twins_of(rep, m)
+        for twin_kind in TWIN_KINDS:
+            if twin_kind in twins:
+                comparison = against_twin(m, twins, metric, twin_kind)
+                row.comparisons.setdefault("twin", comparison)
+                row.comparisons[f"twin_{twin_kind}"] = comparison
+        row.comparisons["frontier"] = against_curve(m, curve, metric, guidance, f"{kind} guidance")
+        best = best_cfg(rep, nfe, metric)
+        if best is not None:
+            row.comparisons["best_nfe"] = against_setting(m, best, metric)
+        rows.append(row)
+    cells = [c for r in rows for k, c in r.comparisons.items() if k in COMPARISONS]
+    for c, decision in zip(cells, holm([c.estimate.p for c in cells])):
+        c.holm = decision
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------- words
+def verdict(row: FairRow, scale: float = 1.0) -> str:
+    """One sentence that says what the fair comparison shows and no more: better / worse than / not
+    distinguishable from CFG at the same guidance (Holm over the table), or why there is no comparison."""
+    c = row.comparisons.get("frontier")
+    what = "measured guidance" if row.guidance_kind == "measured" else "first-order guidance γ_eff (guidance not measured)"
+    if c is None or not math.isfinite(c.estimate.mean):
+        reason = c.note if c is not None and c.note else "no CFG curve covers its guidance"
+        return f"**{row.label}**: no comparison with CFG at the same {what} ({reason})."
+    e = c.estimate
+    interval = f"{e.mean * scale:+.2f} [{e.lo * scale:.2f}, {e.hi * scale:.2f}]" if math.isfinite(e.lo) else \
+        f"{e.mean * scale:+.2f} (no interval)"
+    if c.holm and e.mean > 0:
+        text = f"better than CFG at the same {what}: {interval}"
+    elif c.holm and e.mean < 0:
+        text = f"worse than CFG at the same {what}: {interval}"
+    else:
+        text = f"not distinguishable from CFG at the same {what}: {interval}"
+    raw = row.comparisons.get("gamma1")
+    if raw is not None and math.isfinite(raw.estimate.mean):
+        text += f"; against CFG at its γ1, the usual baseline, {raw.estimate.mean * scale:+.2f}"
+    best = row.comparisons.get("best_nfe")
+    if best is not None and math.isfinite(best.estimate.mean):
+        verb = ("ahead of" if best.holm and best.estimate.mean > 0 else "behind" if best.holm
+                else "not distinguishable from")
+        text += f"; {verb} the best CFG of no higher NFE ({best.reference}: {best.estimate.mean * scale:+.2f})"
+    if c.note:
+        text += f" ({c.note})"
+    return f"**{row.label}**: {text}."
+
+
+def cell(c: Comparison | None, scale: float = 1.0) -> str:
+    """``+1.25 [0.25, 2.25] ✓`` (✓: rejected by Holm over the table), ``-`` where there is no comparison."""
+    if c is None or not math.isfinite(c.estimate.mean):
+        return "-"
+    e = c.estimate
+    text = f"{e.mean * scale:+.2f}"
+    if math.isfinite(e.lo) and math.isfinite(e.hi):
+        text += f" [{e.lo * scale:.2f}, {e.hi * scale:.2f}]"
+    if c.holm:
+        text += " ✓"
+    if "interpolated" in c.note:
+        text += " †"
+    if "outside the CFG grid" in c.note:
+        text += " ‡"
+    return text
+
+
+def markdown(rep: Report) -> list[str]:
+    """The fair-comparison section of summary.md (one table per metric; it opens the file, so it starts with its
+    heading and ends with a blank line), or nothing when the run has no guidance method or no CFG setting."""
+    if not rep.metrics or not methods(rep) or not any(is_cfg(s) for s in rep.settings):
+        return []
+    curve = cfg_curve(rep)
+    lines = ["## Fair comparison with CFG", ""]
+    grid = ", ".join(f"{g:g}" for g in curve.gammas) or "none"
+    lines.append(f"CFG curve: standard CFG at {curve.steps} steps, γ = {grid}. Each cell is the mean over items of "
+                 "(method − CFG) [95 % interval, clustered by prompt]; > 0 is better. ✓: different from 0 after "
+                 "Holm's correction over the table's comparisons (family-wise 5 %); †: the reference was "
+                 "interpolated between CFG scales (linear in log γ, per item); ‡: some samples lie outside the CFG "
+                 "grid and are not compared.")
+    for metric in rep.metrics:
+        rows = fair_rows(rep, metric)
+        sc = rep.scale(metric)
+        scaled = f" ×{sc:g}" if sc != 1 else ""
+        head = ["method", "guidance", "NFE", "s/sample"] + [f"{h}{scaled}" for h in COMPARISONS.values()]
+        body = []
+        for r in rows:
+            guidance = f"{r.guidance:.3g} ({r.guidance_kind})" if math.isfinite(r.guidance) else "-"
+            body.append([r.label, guidance, f"{r.nfe:g}", f"{r.seconds:.3g}"]
+                        + [cell(r.comparisons.get(k), sc) for k in COMPARISONS])
+        if len(rep.metrics) > 1:
+            lines += ["", f"### {metric}", ""]
+        else:
+            lines.append("")
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(cells) + " |" for cells in body]
+        lines.append("")
+        lines += [f"- {verdict(r, sc)}" for r in rows]
+        refs = [f"{r.label}: best CFG of ≤ {r.nfe:g} NFE is {r.comparisons['best_nfe'].reference}"
+                for r in rows if "best_nfe" in r.comparisons]
+        if refs:
+            lines += ["", "References: " + "; ".join(refs) + "."]
+    return lines + [""]
+
+
+def csv_columns(rep: Report) -> dict[str, dict[str, Any]]:
+    """Per setting key, the fair comparison's columns for summary.csv: ``guidance``, ``guidance_kind`` and per
+    metric and comparison ``fair_<comparison>_<metric>`` with ``_lo``, ``_hi``, ``_p`` and ``_holm``."""
+    out: dict[str, dict[str, Any]] = {}
+    if not rep.metrics or not methods(rep) or not any(is_cfg(s) for s in rep.settings):
+        return out
+    for metric in rep.metrics:
+        for r in fair_rows(rep, metric):
+            cols = out.setdefault(r.setting.key, {"guidance": r.guidance, "guidance_kind": r.guidance_kind})
+            for kind in COMPARISONS:
+                c = r.comparisons.get(kind)
+                e = c.estimate if c is not None else Estimate(math.nan, math.nan, math.nan, math.nan, 0, 0)
+                name = f"fair_{kind}_{metric}"
+                cols.update({name: e.mean, f"{name}_lo": e.lo, f"{name}_hi": e.hi, f"{name}_p": e.p,
+                             f"{name}_holm": "" if c is None or c.holm is None else c.holm})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- figure
+def guidance_figure(rep: Report, metric: str | None = None):
+    """Score against guidance strength: the CFG curve (mean and 95 % interval at each scale, log γ axis) and every
+    guidance method as a point at its mean guidance (filled: measured; hollow: first-order γ_eff) with the 95 %
+    interval of its mean score; the horizontal bar spans its samples' guidance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .results import mean_ci
+
+    metric = metric or rep.metrics[0]
+    sc = rep.scale(metric)
+    curve = cfg_curve(rep)
+    fig, ax = plt.subplots(figsize=(6.4, 4.6), layout="constrained")
+    if curve.gammas:
+        stats = [mean_ci(metric_values(s, metric)) for s in curve.settings]
+        ys = np.array([m for m, *_ in stats]) * sc
+        ax.plot(curve.gammas, ys, "-", color="0.3", lw=1.4, marker="o", ms=4, label="CFG (standard)", zorder=2)
+        lo = np.array([v[1] for v in stats]) * sc
+        hi = np.array([v[2] for v in stats]) * sc
+        ax.fill_between(curve.gammas, lo, hi, color="0.6", alpha=0.25, lw=0, zorder=1)
+    markers = "sD^vP*Xh<>p"
+    for k, m in enumerate(methods(rep)):
+        guidance, kind = guidance_of(m)
+        g = guidance[np.isfinite(guidance)]
+        if not len(g):
+            continue
+        mean, lo, hi, _ = mean_ci(metric_values(m, metric))
+        x = float(np.mean(g))
+        yerr = [[(mean - lo) * sc], [(hi - mean) * sc]] if math.isfinite(lo) else None
+        xerr = [[x - float(g.min())], [float(g.max()) - x]]
+        colour = f"C{k % 10}"
+        ax.errorbar([x], [mean * sc], yerr=yerr, xerr=xerr, fmt=markers[k % len(markers)], color=colour, capsize=3,
+                    mfc=colour if kind == "measured" else "none", label=f"{m.label} ({kind})", zorder=3)
+    ax.set_xscale("log")
+    ax.set_xlabel("guidance scale γ (methods: measured guidance, or first-order γ_eff where not measured)")
+    ax.set_ylabel(metric + (f" (×{sc:g})" if sc != 1 else ""))
+    ax.set_title(f"{metric} against guidance strength")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="best")
+    return fig
+
+
+def plot_guidance(rep: Report, path: Any) -> bool:
+    """``score_vs_guidance.png``: False (nothing written) when the run has no guidance method or no CFG curve."""
+    if not rep.metrics or not methods(rep) or not cfg_curve(rep).gammas:
+        return False
+    fig = guidance_figure(rep)
+    fig.savefig(path, dpi=120)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return True
