@@ -263,3 +263,69 @@ def test_a_run_with_a_frontier_opens_its_report_with_the_fair_table(tmp_path):
     assert rows["zigzag γ=1.5"]["guidance_kind"] == "first-order"
     assert rows["zigzag γ=1.5"]["fair_gamma_eff_brightness"] == rows["zigzag γ=1.5"]["fair_frontier_brightness"]
     assert (out / "score_vs_guidance.png").is_file()
+
+
+def test_pareto_cost_axis_is_the_exact_nfe_by_default_and_wall_time_on_request():
+    import matplotlib.pyplot as plt
+
+    from zeta_eval.report import pareto_figure
+    from zeta_eval.results import Report
+
+    summary = [{"sampler_label": label, "sampler_key": label, "nfe": nfe, "seconds_per_sample": secs,
+                "m_mean": m, "m_lo": m - 1, "m_hi": m + 1}
+               for label, nfe, secs, m in (("cfg", 40.0, 0.30, 50.0), ("zz", 97.0, 0.20, 60.0), ("zeta", 40.0, 0.9, 58.0))]
+    rep = Report(table=None, settings=[], metrics=["m"], baseline=None, experiment={}, skipped=[])
+    for cost, label, front in (("nfe", "network evaluations (NFE) per sample", [(40.0, 58.0), (97.0, 60.0)]),
+                               ("seconds", "seconds per sample", [(0.2, 60.0)])):
+        fig = pareto_figure(rep, summary, **({} if cost == "nfe" else {"cost": cost}))
+        ax = fig.axes[0]
+        assert ax.get_xlabel() == label
+        line = next(ln for ln in ax.get_lines() if ln.get_label() == "Pareto front")
+        ys = list(line.get_ydata())
+        assert ys == [y for _, y in front]  # 40 NFE: ζ beats CFG; at 0.2 s the zigzag beats both
+        plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------- the overlay
+def _configs() -> list[Path]:
+    return sorted(p for p in (ROOT / "configs").glob("*.yaml") if p.stem not in ("smoke", "4090", "slurm", "frontier"))
+
+
+def _validate(capsys, *configs: Path, extra: tuple = ()) -> str:
+    from test_results_trust import shared_prompts
+
+    prompts = shared_prompts()
+    if prompts is None:
+        pytest.skip("../shared/prompts is absent: the paper configs' prompt sets cannot be resolved offline")
+    args = [a for c in configs for a in ("--config", c)]
+    capsys.readouterr()
+    assert run("validate", *args, "--data.init_args.prompts_dir", prompts, "--output_dir", "/nonexistent/fair",
+               *extra) == 0, capsys.readouterr().err
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("config", _configs(), ids=lambda p: p.stem)
+@pytest.mark.parametrize("smoke", [False, True], ids=["plain", "smoke"])
+def test_every_config_takes_the_frontier_overlay_with_and_without_smoke(config, smoke, capsys):
+    overlays = [ROOT / "configs" / "frontier.yaml"] + ([ROOT / "configs" / "smoke.yaml"] if smoke else [])
+    text = _validate(capsys, config, *overlays)
+    import re
+
+    lines = [line for line in text.splitlines() if "  NFE " in line]
+    scale = lambda line: float(re.search(r"γ_eff (\S+)$", line).group(1))  # noqa: E731
+    cfg = {scale(line) for line in lines if line.strip().startswith("standard") and re.search(r"steps +(\d+)", line)
+           and "NFE-matched" not in line and "·" not in line}
+    wanted = {scale(line) for line in lines if not line.strip().startswith("standard")} | {1.0}
+    # every configured γ1 and γ_eff >= 1 (first-order) is a CFG scale of the run, configured or added, and 1 too
+    assert {g for g in wanted if g >= 1} <= cfg, (wanted, cfg)
+    assert any("(frontier)" in line for line in lines)
+    assert "frontier    " in text and "network evaluations" in text.split("frontier    ")[1].splitlines()[0]
+    if smoke:
+        assert "default steps 10" in text or "default steps 4" in text
+
+
+def test_the_4090_overlay_combines_with_the_frontier_and_smoke(capsys):
+    configs = ROOT / "configs"
+    text = _validate(capsys, configs / "sdxl_pickapic.yaml", configs / "4090.yaml", configs / "frontier.yaml",
+                     configs / "smoke.yaml", extra=("--trainer.accelerator", "cpu"))  # this machine has no GPU
+    assert "standard γ=16 (frontier)" in text and "default steps 10" in text and "(dtype float16)" in text

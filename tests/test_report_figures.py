@@ -84,7 +84,7 @@ def test_pareto_figure_draws_the_front_and_every_label_fits(metric, front):
                for row in summary_of(STUDY_LABELS, costs, means)]
     higher = metric != "frame_lpips"
     assert pareto_front(costs, means, higher_is_better=higher) == front
-    fig = pareto_figure(report_of([metric]), summary)
+    fig = pareto_figure(report_of([metric]), summary, cost="seconds")
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     ax = fig.axes[0]
@@ -152,7 +152,7 @@ def test_pareto_legend_says_when_points_were_spread():
     near = summary_of(["a", "b", "c"], [1.0, 1.0, 2.0], [50.0, 60.0, 70.0])
     titles = []
     for summary in (far, near):
-        fig = pareto_figure(report_of(["m"]), summary)
+        fig = pareto_figure(report_of(["m"]), summary, cost="seconds")
         titles.append(fig.legends[0].get_title().get_text())
         plt.close(fig)
     assert titles == ["", "points of nearly equal cost are drawn 0.015 s apart"]

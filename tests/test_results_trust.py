@@ -15,7 +15,7 @@ from test_pipeline import PROMPTS, error_lines, run, write_experiment
 from zeta_eval.parts import list_parts, read_parts
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.yaml") if p.stem not in ("smoke", "4090", "slurm"))
+CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.yaml") if p.stem not in ("smoke", "4090", "slurm", "frontier"))
 
 
 def shared_prompts() -> Path | None:
