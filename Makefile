@@ -20,7 +20,7 @@ demo: $(VENV)/.installed
 	@echo "the report to browse: outputs/shapebench_demo/index.html (open it in a web browser; no server needed)"
 
 test: $(VENV)/.installed
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -n 2 --timeout 900 $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -n 2 --dist loadgroup --timeout 900 --durations 15 $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

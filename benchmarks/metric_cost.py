@@ -180,10 +180,11 @@ def real_size_costs(args, device: torch.device, dtype: torch.dtype) -> list[dict
 
 def main_real(args) -> None:
     """``--arch real``: generation cost of one SDXL sample, then each real-size scorer's cost."""
-    from benchmarks.realscale import models, scorers
+    from benchmarks.realscale import hardware, models, scorers
 
     device = torch.device(args.device)
-    dtype = getattr(torch, args.dtype or ("float16" if device.type == "cuda" else "bfloat16"))
+    dtype = hardware.resolve_dtype(args.dtype, device)
+    print(hardware.banner(device, dtype), flush=True)
     args.metrics = [m for m in args.metrics if m in scorers.REAL_SIZE_METRICS] if args.metrics_given else \
         list(scorers.REAL_SIZE_METRICS)
     pipe = models.sdxl_pipeline(dtype, device)
@@ -218,7 +219,7 @@ def main() -> None:
                         help="real: real-size random-weight networks of the image metrics, as a fraction of an SDXL "
                              "sample")
     parser.add_argument("--gen-steps", type=int, default=50, help="--arch real: steps of the SDXL sample")
-    parser.add_argument("--dtype", default=None, help="--arch real: bfloat16 on CPU, float16 on CUDA by default")
+    parser.add_argument("--dtype", default=None, help="--arch real: float16 on CUDA; on CPU bfloat16 where native, else float32")
     parser.add_argument("--scorer-dtype", default=None, help="--arch real: the scorers' dtype (default: --dtype)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--device", default="cpu")

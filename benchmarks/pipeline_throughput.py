@@ -195,10 +195,11 @@ def run_tiny(args, work: Path) -> dict:
 
 
 def run_sdxl(args, work: Path) -> dict:
-    from benchmarks.realscale import inmemory, models, scorers
+    from benchmarks.realscale import hardware, inmemory, models, scorers
 
     device = torch.device(args.device)
-    dtype = getattr(torch, args.dtype or ("float16" if device.type == "cuda" else "bfloat16"))
+    dtype = hardware.resolve_dtype(args.dtype, device)
+    print(hardware.banner(device, dtype), flush=True)
     pipe = args.pipeline if args.pipeline is not None else models.sdxl_pipeline(dtype, device)
     pipe.set_progress_bar_config(disable=True)
     name = inmemory.register("realscale/sdxl", pipe)
@@ -214,7 +215,7 @@ def run_sdxl(args, work: Path) -> dict:
 def _run_sdxl_registered(args, work: Path, pipe, name: str, device: torch.device, dtype: torch.dtype) -> dict:
     from metrics import build_metric
 
-    from benchmarks.realscale import inmemory, models, scorers
+    from benchmarks.realscale import hardware, inmemory, models, scorers
 
     metrics, metric = [], None
     if args.metric and args.metric_options is not None:  # e.g. the tests' tiny scorer (the GPU suite's tiny mode)
@@ -279,7 +280,7 @@ def _run_sdxl_registered(args, work: Path, pipe, name: str, device: torch.device
         profile_predict(config, work / "profiled", args.profile)
     return {"images_per_s": {k: statistics.median(v["wall"]) for k, v in results.items()},
             "images_per_cpu_s": {k: statistics.median(v["cpu"]) for k, v in results.items()}, "runs": results,
-            "ratio": ratios[predict_key], "compile": compiled}
+            "ratio": ratios[predict_key], "compile": compiled, "hardware": hardware.describe(device, dtype)}
 
 
 def compile_warm_up(work: Path, adapter: dict, metrics: list, args, settings: dict) -> dict:

@@ -32,6 +32,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 
 from diffusers import DDIMScheduler, UNet2DConditionModel  # noqa: E402
 
+from benchmarks.realscale import hardware  # noqa: E402
 from samplers import ImplicitZigzag, Standard, Zeta, Zigzag, solver_from_scheduler  # noqa: E402
 
 
@@ -90,7 +91,7 @@ def sdxl_setup(args, dev):
 
     from benchmarks.realscale import models
 
-    dtype = getattr(torch, args.dtype or ("float16" if dev.type == "cuda" else "bfloat16"))
+    dtype = hardware.resolve_dtype(args.dtype, dev)
     cfg = models.load_config("sdxl_base_1_0")
     with models.empty_parameters():
         unet = UNet2DConditionModel(**cfg["unet"])
@@ -117,8 +118,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--arch", default="tiny", choices=("tiny", "sdxl"))
     ap.add_argument("--size", type=int, default=256, help="image side for --arch sdxl (latents are size/8)")
-    ap.add_argument("--dtype", default=None, help="network dtype (default: float32 tiny; sdxl: bfloat16 on CPU, "
-                                                  "float16 on CUDA)")
+    ap.add_argument("--dtype", default=None, help="network dtype (default: float32 tiny; sdxl: float16 on CUDA, on "
+                                                  "CPU bfloat16 where native, else float32)")
     args = ap.parse_args(argv)
     tiny = args.arch == "tiny"
     args.steps = args.steps or (20 if tiny else 10)
@@ -165,6 +166,7 @@ def main(argv=None) -> int:
     print(f"UNet {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M params ({unet.dtype}), latents "
           f"{tuple(x0.shape)}, {args.steps} {type(scheduler).__name__} steps, {args.repeats} repeats, device "
           f"{args.device}, threads {args.threads}")
+    print(hardware.banner(dev, unet.dtype))
     print(f"{'sampler':16s} {'NFE':>5s} {'NFE ratio':>9s} {'median s':>9s} {'time ratio':>10s} {'CPU s':>9s} "
           f"{'CPU ratio':>9s} {'extra memory':>14s} {'in latents':>10s}")
     for k, s in samplers.items():

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 import pyarrow as pa
 
+from . import stats
 from .parts import CorruptPartError, list_parts, read_parts
 
 #: numeric columns that describe a sample rather than score it
@@ -43,79 +44,36 @@ class IncompleteRunError(ReportError):
 
 # ---------------------------------------------------------------------------------------------- statistics
 # Every estimate comes as (estimate, lo, hi, n): the bounds of its 95% confidence interval, NaN where undefined
-# (fewer than 2 values for Student t). Bounds never leave the range of what they bound: 0/1 scores and win rates
-# stay in [0, 1], paired differences of 0/1 scores in [-1, 1].
-Interval = tuple[float, float, float, int]
+# (fewer than 2 clusters for Student t). Bounds never leave the range of what they bound: 0/1 scores and win rates
+# stay in [0, 1], paired differences of 0/1 scores in [-1, 1]. ``clusters`` (one key per value, see
+# :func:`zeta_eval.stats.cluster_key`) makes them intervals clustered by prompt; without it every value is its own
+# cluster and the classic intervals come out. :mod:`.stats` has the method and the richer :class:`Estimate`.
+Interval = stats.Interval
+wilson = stats.wilson
+is_binary = stats.is_binary
 
 
-def t_interval(values: np.ndarray, bounds: tuple[float, float] | None = None) -> Interval:
+def t_interval(values: np.ndarray, bounds: tuple[float, float] | None = None, clusters: Any = None) -> Interval:
     """Mean of the finite values and its 95% Student-t interval, clipped to ``bounds`` when given."""
-    v = values[np.isfinite(values)]
-    n = len(v)
-    if n == 0:
-        return float("nan"), float("nan"), float("nan"), 0
-    mean = float(v.mean())
-    if n == 1:
-        return mean, float("nan"), float("nan"), 1
-    from scipy.stats import t
-
-    half = float(t.ppf(0.975, n - 1) * v.std(ddof=1) / math.sqrt(n))
-    lo, hi = mean - half, mean + half
-    if bounds is not None:
-        lo, hi = max(bounds[0], lo), min(bounds[1], hi)
-    return mean, lo, hi, n
+    return stats.clustered_t(values, clusters, bounds).interval
 
 
-def is_binary(values: np.ndarray) -> bool:
-    """Every finite value is 0 or 1 (accuracies such as GenEval and ShapeBench)."""
-    v = values[np.isfinite(values)]
-    return len(v) > 0 and bool(np.isin(v, (0.0, 1.0)).all())
-
-
-def mean_ci(values: np.ndarray) -> Interval:
+def mean_ci(values: np.ndarray, clusters: Any = None) -> Interval:
     """Mean and its 95% interval: Wilson for 0/1 scores (not centred on the mean), Student t otherwise."""
-    v = values[np.isfinite(values)]
-    if is_binary(v):
-        m = float(v.mean())
-        lo, hi = wilson(m, len(v))
-        return m, lo, hi, len(v)
-    return t_interval(v)
+    return stats.mean_interval(values, clusters).interval
 
 
-def wilson(p: float, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
-    """Wilson's score interval of a proportion p out of n; inside [0, 1], and ending at 0 or 1 when p does."""
-    if n == 0:
-        return float("nan"), float("nan")
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    lo = 0.0 if p <= 0 else max(0.0, centre - half)
-    hi = 1.0 if p >= 1 else min(1.0, centre + half)
-    return lo, hi
-
-
-def win_rate(ours: np.ndarray, base: np.ndarray, higher_is_better: bool = True) -> Interval:
+def win_rate(ours: np.ndarray, base: np.ndarray, higher_is_better: bool = True, clusters: Any = None) -> Interval:
     """Fraction of paired samples where ours beats the baseline (ties count half) and its 95% Wilson interval."""
-    ok = np.isfinite(ours) & np.isfinite(base)
-    a, b = ours[ok], base[ok]
-    n = len(a)
-    if n == 0:
-        return float("nan"), float("nan"), float("nan"), 0
-    if not higher_is_better:
-        a, b = -a, -b
-    wins = (a > b).sum() + 0.5 * (a == b).sum()
-    p = float(wins / n)
-    lo, hi = wilson(p, n)
-    return p, lo, hi, n
+    return stats.win_rate(ours, base, clusters, higher_is_better).interval
 
 
-def paired_difference(ours: np.ndarray, base: np.ndarray, higher_is_better: bool = True) -> Interval:
+def paired_difference(ours: np.ndarray, base: np.ndarray, higher_is_better: bool = True,
+                      clusters: Any = None) -> Interval:
     """Mean of ``ours - base`` over finite pairs (sign flipped for lower-is-better metrics, so > 0 is always
     better) and its 95% Student-t interval; for 0/1 scores the differences are -1/0/1 and the interval is clipped to
     [-1, 1]."""
-    d = ours - base  # NaN where either side is missing
-    bounds = (-1.0, 1.0) if is_binary(ours) and is_binary(base) else None
-    return t_interval(d if higher_is_better else -d, bounds)
+    return stats.paired_difference(ours, base, clusters, higher_is_better).interval
 
 
 def nonfinite_count(values: Sequence[Any]) -> int:
@@ -219,6 +177,7 @@ class Setting:
     index: int
     rows: dict[str, np.ndarray]
     params: dict[str, Any] = field(default_factory=dict)
+    _clusters: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def n(self) -> int:
@@ -226,6 +185,21 @@ class Setting:
 
     def col(self, name: str) -> np.ndarray:
         return np.asarray(self.rows[name], dtype=float)
+
+    @property
+    def clusters(self) -> np.ndarray:
+        """Per row, its prompt (:func:`zeta_eval.stats.cluster_key`: prompt set and normalised prompt text; the
+        prompt id for rows written without the text): the unit every interval of the report is clustered by."""
+        if self._clusters is None or len(self._clusters) != self.n:
+            texts = self.rows.get("prompt") or self.rows.get("prompt_id") or [None] * self.n
+            sets = self.rows.get("prompt_set") or [None] * self.n
+            self._clusters = np.array([stats.cluster_key(a, b) for a, b in zip(sets, texts)], dtype=object)
+        return self._clusters
+
+    @property
+    def n_prompts(self) -> int:
+        """Distinct prompts (clusters) among the rows."""
+        return len(set(self.clusters))
 
 
 @dataclass
@@ -312,16 +286,19 @@ def _pick_baseline(settings: list[Setting], wanted: str | None) -> Setting | Non
     return standard[0] if standard else None
 
 
-def _pairs(setting: Setting, base: Setting, metric: str) -> tuple[np.ndarray, np.ndarray]:
+def paired_values(setting: Setting, base: Setting, metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ours, theirs, clusters): ``metric`` of the samples both settings hold (same prompt set, prompt id, seed and
+    sample index), NaN where a score is missing, and each pair's prompt."""
     index = {tuple(base.rows[k][j] for k in PAIR_KEY): j for j in range(base.n)}
-    ours, theirs = [], []
+    ours, theirs, where = [], [], []
     for j in range(setting.n):
         k = index.get(tuple(setting.rows[c][j] for c in PAIR_KEY))
         if k is not None:
             ours.append(setting.rows[metric][j])
             theirs.append(base.rows[metric][k])
+            where.append(j)
     f = lambda v: np.array([np.nan if x is None else x for x in v], dtype=float)  # noqa: E731
-    return f(ours), f(theirs)
+    return f(ours), f(theirs), setting.clusters[np.array(where, dtype=int)]
 
 
 def metric_values(setting: Setting, metric: str) -> np.ndarray:
@@ -341,11 +318,21 @@ def _zigzag_steps(setting: Setting) -> dict[str, float]:
             "zigzag_steps_max": float(max(steps))}
 
 
+#: family-wise error rate of the headline comparisons (Holm)
+FAMILY_ALPHA = 0.05
+
+
 def summary_rows(rep: Report) -> list[dict[str, Any]]:
+    """One row per setting: its run facts and, per metric, the mean [95% CI] clustered by prompt with ``n``
+    samples from ``n_prompts`` prompts; against the baseline, the win rate and the paired difference, the latter
+    with its p-value, Holm's adjusted p-value over every (setting, metric) difference of the report (``_holm``:
+    True where the difference holds at family-wise level 5%) and the minimum detectable effect of the design
+    (``_mde``: 80% power, two-sided 5%)."""
     rows = []
     for s in rep.settings:
         row: dict[str, Any] = {
             "model": s.model, "sampler_key": s.key, "sampler": s.name, "sampler_label": s.label, "n": s.n,
+            "n_prompts": s.n_prompts,
             "steps": int(np.nanmax(s.col("steps"))), "nfe": float(np.nanmean(s.col("nfe"))),
             "gamma_eff": float(np.nanmean(s.col("gamma_eff"))),
             # what ran can differ per sample (an adaptive warm-up): the range, not only the mean
@@ -355,17 +342,32 @@ def summary_rows(rep: Report) -> list[dict[str, Any]]:
             "nonfinite": int(sum(bool(v) for v in s.rows.get("nonfinite", []))),
         }
         for m in rep.metrics:
-            mean, lo, hi, n = mean_ci(metric_values(s, m))
-            row.update({f"{m}_mean": mean, f"{m}_lo": lo, f"{m}_hi": hi, f"{m}_n": n,
-                        f"{m}_nonfinite": nonfinite_count(s.rows[m])})
+            est = stats.mean_interval(metric_values(s, m), s.clusters)
+            row.update({f"{m}_mean": est.estimate, f"{m}_lo": est.lo, f"{m}_hi": est.hi, f"{m}_n": est.n,
+                        f"{m}_n_prompts": est.n_clusters, f"{m}_nonfinite": nonfinite_count(s.rows[m])})
             if rep.baseline is not None and s is not rep.baseline:
-                pairs = _pairs(s, rep.baseline, m)
-                wr, wlo, whi, wn = win_rate(*pairs, higher_is_better=m not in LOWER_IS_BETTER)
-                dm, dlo, dhi, _ = paired_difference(*pairs, higher_is_better=m not in LOWER_IS_BETTER)
-                row.update({f"{m}_winrate": wr, f"{m}_winrate_lo": wlo, f"{m}_winrate_hi": whi, f"{m}_pairs": wn,
-                            f"{m}_delta": dm, f"{m}_delta_lo": dlo, f"{m}_delta_hi": dhi})
+                ours, theirs, clusters = paired_values(s, rep.baseline, m)
+                higher = m not in LOWER_IS_BETTER
+                w = stats.win_rate(ours, theirs, clusters, higher)
+                d = stats.paired_difference(ours, theirs, clusters, higher)
+                row.update({f"{m}_winrate": w.estimate, f"{m}_winrate_lo": w.lo, f"{m}_winrate_hi": w.hi,
+                            f"{m}_pairs": w.n, f"{m}_pair_prompts": w.n_clusters,
+                            f"{m}_delta": d.estimate, f"{m}_delta_lo": d.lo, f"{m}_delta_hi": d.hi,
+                            f"{m}_delta_p": d.p_value,
+                            f"{m}_delta_mde": stats.minimum_detectable_effect(d.se, d.n_clusters)})
         rows.append(row)
+    _holm_columns(rep, rows)
     return rows
+
+
+def _holm_columns(rep: Report, rows: list[dict[str, Any]]) -> None:
+    """``<metric>_delta_p_holm`` and ``<metric>_delta_holm`` over the family of every paired difference the
+    report shows (all settings x metrics against the baseline)."""
+    cells = [(row, m) for row in rows for m in rep.metrics if f"{m}_delta_p" in row]
+    adjusted = stats.holm([row[f"{m}_delta_p"] for row, m in cells])
+    for (row, m), p in zip(cells, adjusted):
+        row[f"{m}_delta_p_holm"] = float(p)
+        row[f"{m}_delta_holm"] = bool(p <= FAMILY_ALPHA)
 
 
 def nonfinite_scores(rep: Report, summary: list[dict[str, Any]]) -> dict[str, int]:

@@ -3,12 +3,14 @@ metrics score, and every output is finite.
 
     python benchmarks/realscale/check.py [--families sdxl sd21] [--size 256] [--steps 2] [--samplers standard]
                                          [--metrics hpsv2 pickscore image_reward aesthetic clip_score]
-                                         [--dtype bfloat16] [--device cpu] [--json OUT.json]
+                                         [--dtype DTYPE] [--device cpu] [--json OUT.json]
 
 One model lives at a time (SDXL, then SD-2.1, then each scorer network), so the peak memory is that of the largest
-one: SDXL in bfloat16 is 7 GB of weights. bfloat16 is the CPU default (half the memory of float32, and faster on CPUs
-with bf16 units); the adapters run a pipeline given to them in its own dtype. Exit code 0 when every output is
-finite, 1 otherwise.
+one: SDXL is 7 GB of weights in bfloat16, 14 GB in float32. The CPU dtype follows the processor
+(``hardware.default_dtype``): bfloat16 where the CPU has bf16 units (half the memory of float32, and faster),
+float32 where bfloat16 would be emulated (AVX2-only CPUs run it 20-50x slower than float32); the line it prints first
+and the JSON's ``hardware`` say which. The adapters run a pipeline given to them in its own dtype. Exit code 0 when
+every output is finite, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from benchmarks.realscale import models, scorers  # noqa: E402
+from benchmarks.realscale import hardware, models, scorers  # noqa: E402
 
 PROMPTS = ["a red car parked in front of a house", "a photo of a cat on a table"]
 FAMILY_ADAPTER = {"sdxl": "sdxl", "sd21": "sd"}
@@ -98,14 +100,18 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=1, choices=(1, 2))
     ap.add_argument("--samplers", nargs="+", default=["standard"])
     ap.add_argument("--metrics", nargs="*", default=list(scorers.REAL_SIZE_METRICS))
-    ap.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float16", "float32"))
+    ap.add_argument("--dtype", default=None, choices=("bfloat16", "float16", "float32"),
+                    help="default: float16 on CUDA; on CPU bfloat16 where native, else float32")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
-    result: dict = {"families": [], "metrics": [], "settings": {k: str(v) for k, v in vars(args).items()}}
+    device = torch.device(args.device)
+    dtype = hardware.resolve_dtype(args.dtype, device)
+    result: dict = {"families": [], "metrics": [], "settings": {k: str(v) for k, v in vars(args).items()},
+                    "hardware": hardware.describe(device, dtype)}
+    print(hardware.banner(device, dtype), flush=True)
     images = None
     for family in args.families:
         rows, media = run_family(family, args, device, dtype)
