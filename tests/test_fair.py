@@ -13,7 +13,7 @@ import pytest
 from samplers import Standard, Zeta, Zigzag
 from test_pipeline import run, write_experiment
 from toy_adapter import ToyAdapter
-from zeta_eval.fair import clustered_interval, holm
+from zeta_eval import stats
 from zeta_eval.frontier import auto_gammas, frontier_gammas, interpolate
 from zeta_eval.identity import sampler_key
 from zeta_eval.module import SamplingEvaluation
@@ -72,54 +72,6 @@ def test_interpolation_refuses_a_bad_grid_or_shape():
         interpolate([2.0, 1.0], np.zeros((1, 2)), np.ones(1))
     with pytest.raises(ValueError, match="items, scales"):
         interpolate([1.0, 2.0], np.zeros((2, 3)), np.ones(2))
-
-
-# ---------------------------------------------------------------------------------------------- statistics
-def test_clustered_interval_by_hand():
-    d = np.array([1.0, 3.0, 2.0, 6.0, np.nan])
-    clusters = ["a", "a", "b", "c", "c"]  # the NaN pair is left out
-    e = clustered_interval(d, clusters)
-    mean = 3.0
-    sums = np.array([(1 - mean) + (3 - mean), 2 - mean, 6 - mean])  # -2, -1, 3
-    se = math.sqrt(3 / 2 * np.sum(sums ** 2)) / 4
-    from scipy.stats import t
-
-    assert (e.mean, e.n, e.clusters) == (mean, 4, 3)
-    assert e.lo == pytest.approx(mean - t.ppf(0.975, 2) * se) and e.hi == pytest.approx(mean + t.ppf(0.975, 2) * se)
-    assert e.p == pytest.approx(2 * t.sf(mean / se, 2))
-    assert math.isnan(clustered_interval(np.array([1.0, 2.0]), ["a", "a"]).lo)  # one prompt: no interval
-
-
-def test_clustered_interval_covers_at_the_nominal_rate_when_seeds_of_a_prompt_are_correlated():
-    """Simulation: 40 prompts x 4 seeds, a prompt effect twice the seed noise. The clustered interval covers the
-    true mean about 95 % of the time; an interval that treated the 160 pairs as independent would cover far less."""
-    rng = np.random.default_rng(0)
-    clusters = np.repeat(np.arange(40), 4)
-    covered, naive = 0, 0
-    trials = 1000
-    for _ in range(trials):
-        d = 0.3 + np.repeat(rng.normal(0, 1.0, 40), 4) + rng.normal(0, 0.5, 160)
-        e = clustered_interval(d, clusters)
-        covered += e.lo <= 0.3 <= e.hi
-        half = 1.97 * d.std(ddof=1) / math.sqrt(len(d))
-        naive += abs(d.mean() - 0.3) <= half
-    assert 0.93 <= covered / trials <= 0.97
-    assert naive / trials < 0.80
-
-
-def test_holm_step_down_by_hand():
-    # sorted: 0.001 <= 0.05/4, 0.012 <= 0.05/3, 0.03 > 0.05/2: stop; the NaN is not part of the family
-    assert holm([0.03, 0.001, float("nan"), 0.012, 0.04]) == [False, True, None, True, False]
-    assert holm([0.01, 0.02]) == [True, True]  # 0.01 <= 0.025, 0.02 <= 0.05
-    assert holm([]) == []
-
-
-def test_holm_controls_the_familywise_error_under_the_null():
-    """Simulation: 10 true null hypotheses with uniform p-values; Holm rejects any in at most 5 % of families."""
-    rng = np.random.default_rng(1)
-    families = 4000
-    errors = sum(any(holm(list(rng.uniform(size=10)))) for _ in range(families))
-    assert errors / families <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / families)
 
 
 # ---------------------------------------------------------------------------------------------- the settings
@@ -194,16 +146,18 @@ def _csv(out: Path) -> dict[str, dict[str, str]]:
 
 
 def _expect(got: dict[str, str], name: str, d: np.ndarray, clusters: list[str]) -> None:
-    e = clustered_interval(d, clusters)
-    for suffix, value in (("", e.mean), ("_lo", e.lo), ("_hi", e.hi), ("_p", e.p)):
+    """The csv's estimate, interval and p-value are zeta_eval.stats' clustered paired difference of ``d``."""
+    e = stats.paired_difference(d, np.zeros(len(d)), clusters)
+    for suffix, value in (("", e.estimate), ("_lo", e.lo), ("_hi", e.hi), ("_p", e.p_value)):
         assert float(got[f"{name}{suffix}"]) == pytest.approx(value, rel=1e-12, abs=1e-15), name + suffix
+    assert int(got[f"{name}_prompts"]) == len(set(c for c, v in zip(clusters, d) if np.isfinite(v)))
 
 
 def test_fair_table_against_a_hand_computation(tmp_path):
     out, h = _hand_run(tmp_path)
     assert run("report", out) == 0
     zz = _csv(out)["zz"]
-    clusters = [p for p, _ in h["items"]]
+    clusters = [stats.cluster_key("s", f"p{p}") for p, _ in h["items"]]
     c1, c2, c4 = h["cfg"][1.0], h["cfg"][2.0], h["cfg"][4.0]
     w = math.log(3 / 2) / math.log(2)  # γ_eff 3 between 2 and 4, in log γ
     _expect(zz, "fair_gamma1_score", h["ours"] - c2, clusters)

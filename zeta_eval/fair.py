@@ -17,9 +17,9 @@ The CFG curve is made of every standard setting at the experiment's steps (see :
 grid and the interpolation); a scale between two of them is read off the curve per item, piecewise linear in log γ,
 and a scale outside the grid gives no comparison for that item (the table counts such items).
 
-Intervals are clustered by prompt: the seeds of one prompt are not independent, so the prompt is the unit of the
-95 % interval (see :func:`clustered_interval`), and Holm's method controls the family-wise error over every
-comparison of one table (one metric).
+Intervals are clustered by prompt (:mod:`zeta_eval.stats`): the seeds of one prompt are not independent, so the
+prompt is the unit of the 95 % interval, and Holm's method controls the family-wise error over every comparison of
+one table (one metric).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from . import stats
 from .frontier import interpolate
 from .results import LOWER_IS_BETTER, PAIR_KEY, Report, Setting, metric_values
 
@@ -47,69 +48,20 @@ TWIN_KINDS = ("schedule", "constant", "nfe_matched")
 ALPHA = 0.05
 
 
-# ---------------------------------------------------------------------------------------------- statistics
-@dataclass
-class Estimate:
-    """A paired mean difference with its clustered 95 % interval and two-sided p-value (NaN where undefined)."""
-
-    mean: float
-    lo: float
-    hi: float
-    p: float
-    n: int  # paired items
-    clusters: int  # prompts
-
-
-def clustered_interval(d: np.ndarray, clusters: Sequence[Any]) -> Estimate:
-    """The mean of the paired differences ``d`` and its 95 % interval with the prompt as the unit.
-
-    The mean weighs every item equally; its variance is the cluster-robust (sandwich) estimate
-    G/(G−1) · Σ_g (Σ_{i∈g} (d_i − mean))² / N² over the G clusters, and the interval and p-value use Student t with
-    G − 1 degrees of freedom. Non-finite differences are left out."""
-    d = np.asarray(d, dtype=float)
-    keys = np.asarray([str(c) for c in clusters], dtype=object)
-    ok = np.isfinite(d)
-    d, keys = d[ok], keys[ok]
-    n = len(d)
-    if n == 0:
-        return Estimate(math.nan, math.nan, math.nan, math.nan, 0, 0)
-    mean = float(d.mean())
-    _, which = np.unique(keys, return_inverse=True)
-    sums = np.bincount(which, weights=d - mean)
-    g = len(sums)
-    if g < 2:
-        return Estimate(mean, math.nan, math.nan, math.nan, n, g)
-    from scipy.stats import t
-
-    se = math.sqrt(g / (g - 1) * float(np.sum(sums ** 2))) / n
-    if se == 0.0:
-        return Estimate(mean, mean, mean, 1.0 if mean == 0 else 0.0, n, g)
-    half = float(t.ppf(0.975, g - 1)) * se
-    p = float(2 * t.sf(abs(mean) / se, g - 1))
-    return Estimate(mean, mean - half, mean + half, p, n, g)
-
-
-def holm(pvalues: Sequence[float], alpha: float = ALPHA) -> list[bool | None]:
-    """Holm's step-down procedure: which hypotheses are rejected at family-wise level ``alpha`` (None for an
-    undefined p-value, which is not part of the family)."""
-    order = sorted((p, k) for k, p in enumerate(pvalues) if math.isfinite(p))
-    out: list[bool | None] = [None] * len(pvalues)
-    m, rejecting = len(order), True
-    for rank, (p, k) in enumerate(order):
-        rejecting = rejecting and p <= alpha / (m - rank)
-        out[k] = rejecting
-    return out
-
-
 # ---------------------------------------------------------------------------------------------- the model
 @dataclass
 class Comparison:
     """One cell of the fair table."""
 
     reference: str  # what the method is compared with, in words
-    estimate: Estimate
+    estimate: stats.Estimate  # the paired mean difference (> 0: the method is better), clustered by prompt
     note: str = ""  # e.g. items beyond the frontier's grid, an interpolated reference
-    holm: bool | None = None  # rejected by Holm over the table (None: not tested)
+    p_holm: float = math.nan  # Holm-adjusted over the table's comparisons (NaN: not tested)
+
+    @property
+    def holm(self) -> bool | None:
+        """Different from 0 at family-wise level 5 % (None: no test)."""
+        return None if not math.isfinite(self.p_holm) else self.p_holm <= ALPHA
 
 
 @dataclass
@@ -218,8 +170,9 @@ def _sign(metric: str) -> float:
     return -1.0 if metric in LOWER_IS_BETTER else 1.0
 
 
-def _clusters(setting: Setting) -> list[tuple]:
-    return [(setting.rows["prompt_set"][j], setting.rows["prompt_id"][j]) for j in range(setting.n)]
+def _paired(method: Setting, ours: np.ndarray, theirs: np.ndarray, metric: str) -> stats.Estimate:
+    """The method's paired difference against per-sample references, clustered by prompt."""
+    return stats.paired_difference(ours, theirs, method.clusters, higher_is_better=metric not in LOWER_IS_BETTER)
 
 
 def _scale_text(gamma: float) -> str:
@@ -231,8 +184,7 @@ def against_curve(method: Setting, curve: Curve, metric: str, at: np.ndarray, wh
     keys = [_key(method, j) for j in range(method.n)]
     reference = interpolate(curve.gammas, curve.values(metric, keys), at) if curve.gammas else np.full(method.n,
                                                                                                           np.nan)
-    d = _sign(metric) * (metric_values(method, metric) - reference)
-    est = clustered_interval(d, _clusters(method))
+    est = _paired(method, metric_values(method, metric), reference, metric)
     finite = at[np.isfinite(at)]
     notes = []
     if curve.gammas:
@@ -256,14 +208,14 @@ def against_setting(method: Setting, ref: Setting, metric: str) -> Comparison:
     ref_vals = metric_values(ref, metric)
     ours = metric_values(method, metric)
     theirs = np.array([ref_vals[index[k]] if k in index else np.nan for k in (_key(method, j) for j in range(method.n))])
-    return Comparison(ref.label, clustered_interval(_sign(metric) * (ours - theirs), _clusters(method)))
+    return Comparison(ref.label, _paired(method, ours, theirs, metric))
 
 
 def against_twin(method: Setting, twins: dict[str, list[tuple[Setting, int]]], metric: str, kind: str) -> Comparison:
     found = {_key(s, j): metric_values(s, metric)[j] for s, j in twins[kind]}
     ours = metric_values(method, metric)
     theirs = np.array([found.get(_key(method, j), np.nan) for j in range(method.n)])
-    return Comparison(f"its CFG twin ({kind})", clustered_interval(_sign(metric) * (ours - theirs), _clusters(method)))
+    return Comparison(f"its CFG twin ({kind})", _paired(method, ours, theirs, metric))
 
 
 def best_cfg(rep: Report, nfe: float, metric: str) -> Setting | None:
@@ -299,8 +251,8 @@ def fair_rows(rep: Report, metric: str) -> list[FairRow]:
             row.comparisons["best_nfe"] = against_setting(m, best, metric)
         rows.append(row)
     cells = [c for r in rows for k, c in r.comparisons.items() if k in COMPARISONS]
-    for c, decision in zip(cells, holm([c.estimate.p for c in cells])):
-        c.holm = decision
+    for c, adjusted in zip(cells, stats.holm([c.estimate.p_value for c in cells])):
+        c.p_holm = float(adjusted)
     return rows
 
 
@@ -310,26 +262,26 @@ def verdict(row: FairRow, scale: float = 1.0) -> str:
     distinguishable from CFG at the same guidance (Holm over the table), or why there is no comparison."""
     c = row.comparisons.get("frontier")
     what = "measured guidance" if row.guidance_kind == "measured" else "first-order guidance γ_eff (guidance not measured)"
-    if c is None or not math.isfinite(c.estimate.mean):
+    if c is None or not math.isfinite(c.estimate.estimate):
         reason = c.note if c is not None and c.note else "no CFG curve covers its guidance"
         return f"**{row.label}**: no comparison with CFG at the same {what} ({reason})."
     e = c.estimate
-    interval = f"{e.mean * scale:+.2f} [{e.lo * scale:.2f}, {e.hi * scale:.2f}]" if math.isfinite(e.lo) else \
-        f"{e.mean * scale:+.2f} (no interval)"
-    if c.holm and e.mean > 0:
+    interval = f"{e.estimate * scale:+.2f} [{e.lo * scale:.2f}, {e.hi * scale:.2f}]" if math.isfinite(e.lo) else \
+        f"{e.estimate * scale:+.2f} (no interval)"
+    if c.holm and e.estimate > 0:
         text = f"better than CFG at the same {what}: {interval}"
-    elif c.holm and e.mean < 0:
+    elif c.holm and e.estimate < 0:
         text = f"worse than CFG at the same {what}: {interval}"
     else:
         text = f"not distinguishable from CFG at the same {what}: {interval}"
     raw = row.comparisons.get("gamma1")
-    if raw is not None and math.isfinite(raw.estimate.mean):
-        text += f"; against CFG at its γ1, the usual baseline, {raw.estimate.mean * scale:+.2f}"
+    if raw is not None and math.isfinite(raw.estimate.estimate):
+        text += f"; against CFG at its γ1, the usual baseline, {raw.estimate.estimate * scale:+.2f}"
     best = row.comparisons.get("best_nfe")
-    if best is not None and math.isfinite(best.estimate.mean):
-        verb = ("ahead of" if best.holm and best.estimate.mean > 0 else "behind" if best.holm
+    if best is not None and math.isfinite(best.estimate.estimate):
+        verb = ("ahead of" if best.holm and best.estimate.estimate > 0 else "behind" if best.holm
                 else "not distinguishable from")
-        text += f"; {verb} the best CFG of no higher NFE ({best.reference}: {best.estimate.mean * scale:+.2f})"
+        text += f"; {verb} the best CFG of no higher NFE ({best.reference}: {best.estimate.estimate * scale:+.2f})"
     if c.note:
         text += f" ({c.note})"
     return f"**{row.label}**: {text}."
@@ -337,10 +289,10 @@ def verdict(row: FairRow, scale: float = 1.0) -> str:
 
 def cell(c: Comparison | None, scale: float = 1.0) -> str:
     """``+1.25 [0.25, 2.25] ✓`` (✓: rejected by Holm over the table), ``-`` where there is no comparison."""
-    if c is None or not math.isfinite(c.estimate.mean):
+    if c is None or not math.isfinite(c.estimate.estimate):
         return "-"
     e = c.estimate
-    text = f"{e.mean * scale:+.2f}"
+    text = f"{e.estimate * scale:+.2f}"
     if math.isfinite(e.lo) and math.isfinite(e.hi):
         text += f" [{e.lo * scale:.2f}, {e.hi * scale:.2f}]"
     if c.holm:
@@ -401,10 +353,10 @@ def csv_columns(rep: Report) -> dict[str, dict[str, Any]]:
             cols = out.setdefault(r.setting.key, {"guidance": r.guidance, "guidance_kind": r.guidance_kind})
             for kind in COMPARISONS:
                 c = r.comparisons.get(kind)
-                e = c.estimate if c is not None else Estimate(math.nan, math.nan, math.nan, math.nan, 0, 0)
+                e = c.estimate if c is not None else stats.Estimate(math.nan, math.nan, math.nan, 0, 0)
                 name = f"fair_{kind}_{metric}"
-                cols.update({name: e.mean, f"{name}_lo": e.lo, f"{name}_hi": e.hi, f"{name}_p": e.p,
-                             f"{name}_holm": "" if c is None or c.holm is None else c.holm})
+                cols.update({name: e.estimate, f"{name}_lo": e.lo, f"{name}_hi": e.hi, f"{name}_p": e.p_value,
+                             f"{name}_p_holm": math.nan if c is None else c.p_holm, f"{name}_prompts": e.n_clusters})
     return out
 
 
@@ -412,24 +364,22 @@ def csv_columns(rep: Report) -> dict[str, dict[str, Any]]:
 def guidance_figure(rep: Report, metric: str | None = None):
     """Score against guidance strength: the CFG curve (mean and 95 % interval at each scale, log γ axis) and every
     guidance method as a point at its mean guidance (filled: measured; hollow: first-order γ_eff) with the 95 %
-    interval of its mean score; the horizontal bar spans its samples' guidance."""
+    interval of its mean score (clustered by prompt); the horizontal bar spans its samples' guidance."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from .results import mean_ci
 
     metric = metric or rep.metrics[0]
     sc = rep.scale(metric)
     curve = cfg_curve(rep)
     fig, ax = plt.subplots(figsize=(6.4, 4.6), layout="constrained")
     if curve.gammas:
-        stats = [mean_ci(metric_values(s, metric)) for s in curve.settings]
-        ys = np.array([m for m, *_ in stats]) * sc
+        means = [stats.mean_interval(metric_values(s, metric), s.clusters) for s in curve.settings]
+        ys = np.array([e.estimate for e in means]) * sc
         ax.plot(curve.gammas, ys, "-", color="0.3", lw=1.4, marker="o", ms=4, label="CFG (standard)", zorder=2)
-        lo = np.array([v[1] for v in stats]) * sc
-        hi = np.array([v[2] for v in stats]) * sc
+        lo = np.array([e.lo for e in means]) * sc
+        hi = np.array([e.hi for e in means]) * sc
         ax.fill_between(curve.gammas, lo, hi, color="0.6", alpha=0.25, lw=0, zorder=1)
     markers = "sD^vP*Xh<>p"
     for k, m in enumerate(methods(rep)):
@@ -437,7 +387,7 @@ def guidance_figure(rep: Report, metric: str | None = None):
         g = guidance[np.isfinite(guidance)]
         if not len(g):
             continue
-        mean, lo, hi, _ = mean_ci(metric_values(m, metric))
+        mean, lo, hi, _ = stats.mean_interval(metric_values(m, metric), m.clusters).interval
         x = float(np.mean(g))
         yerr = [[(mean - lo) * sc], [(hi - mean) * sc]] if math.isfinite(lo) else None
         xerr = [[x - float(g.min())], [float(g.max()) - x]]
