@@ -283,3 +283,21 @@ def test_the_4090_overlay_combines_with_the_frontier_and_smoke(capsys):
     text = _validate(capsys, configs / "sdxl_pickapic.yaml", configs / "4090.yaml", configs / "frontier.yaml",
                      configs / "smoke.yaml", extra=("--trainer.accelerator", "cpu"))  # this machine has no GPU
     assert "standard γ=16 (frontier)" in text and "default steps 10" in text and "(dtype float16)" in text
+
+
+def test_rows_without_gamma1_still_make_a_report(tmp_path):
+    """Rows written by other tools may lack gamma1 (the video rows of test_html_report do): no CFG curve then, so no
+    fair comparison, and the words say why; no crash."""
+    rows = []
+    for p in range(3):
+        for k, (name, g) in enumerate((("standard", 1.0), ("standard", 3.0), ("zeta", 1.5))):
+            row = _row(name, f"{name}-{g:g}", f"{name}-{k}", k, str(p), 0, 0.1 * p + g, gamma1=g, gamma_eff=2 * g,
+                       nfe=20)
+            for column in ("gamma1", "guidance_measured"):
+                row.pop(column)
+            rows.append(row)
+    out = tmp_path / "bare"
+    write_part(rows, out, "part-bare")
+    assert run("report", out) == 0
+    md = (out / "summary.md").read_text()
+    assert "**zeta-1.5**: no comparison with CFG" in md and "no CFG curve in this run" in md

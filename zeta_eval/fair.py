@@ -114,6 +114,18 @@ def _column(setting: Setting, name: str) -> list[Any]:
     return list(setting.rows.get(name) or [None] * setting.n)
 
 
+def _numbers(setting: Setting, name: str) -> np.ndarray:
+    """A numeric column as floats, NaN where a row has none (or the rows lack the column: rows of other tools)."""
+    return np.array([np.nan if v is None else float(v) for v in _column(setting, name)], dtype=float)
+
+
+def _mean(setting: Setting, name: str, reduce: Any = np.mean) -> float:
+    """``reduce`` over the finite values of a numeric column; NaN when there are none."""
+    v = _numbers(setting, name)
+    v = v[np.isfinite(v)]
+    return float(reduce(v)) if len(v) else math.nan
+
+
 def is_twin(setting: Setting) -> bool:
     return any(v is not None for v in _column(setting, "twin_of"))
 
@@ -128,12 +140,13 @@ def cfg_curve(rep: Report) -> Curve:
     steps most standard settings run), one per guidance scale (> 0)."""
     cfg = [s for s in rep.settings if is_cfg(s)]
     steps = rep.experiment.get("steps") if rep.experiment else None
-    if steps is None and cfg:
-        steps = Counter(int(np.nanmax(s.col("steps"))) for s in cfg).most_common(1)[0][0]
+    ran = {s.key: _mean(s, "steps", np.max) for s in cfg}
+    if steps is None and any(math.isfinite(v) for v in ran.values()):
+        steps = Counter(v for v in ran.values() if math.isfinite(v)).most_common(1)[0][0]
     by_gamma: dict[float, Setting] = {}
     for s in cfg:
-        gamma = float(np.nanmax(s.col("gamma1")))
-        if int(np.nanmax(s.col("steps"))) == steps and gamma > 0:
+        gamma = _mean(s, "gamma1", np.max)
+        if steps is not None and ran[s.key] == steps and gamma > 0:
             by_gamma.setdefault(gamma, s)
     gammas = sorted(by_gamma)
     return Curve(gammas, [by_gamma[g] for g in gammas], None if steps is None else int(steps))
@@ -145,7 +158,7 @@ def guidance_of(setting: Setting) -> tuple[np.ndarray, str]:
     measured = _column(setting, "guidance_measured")
     if all(v is not None and math.isfinite(v) for v in measured):
         return np.asarray(measured, dtype=float), "measured"
-    return setting.col("gamma_eff"), "first-order"
+    return _numbers(setting, "gamma_eff"), "first-order"
 
 
 def methods(rep: Report) -> list[Setting]:
@@ -221,24 +234,37 @@ def against_twin(method: Setting, twins: dict[str, list[tuple[Setting, int]]], m
 def best_cfg(rep: Report, nfe: float, metric: str) -> Setting | None:
     """The CFG setting of highest mean score (lowest for lower-is-better metrics) among those of NFE ≤ ``nfe``;
     ties go to the cheaper one."""
-    pool = [s for s in rep.settings if is_cfg(s) and float(np.nanmean(s.col("nfe"))) <= nfe + 1e-9]
-    scored = [(_sign(metric) * float(np.nanmean(metric_values(s, metric))), -float(np.nanmean(s.col("nfe"))), k)
+    pool = [s for s in rep.settings if is_cfg(s) and _mean(s, "nfe") <= nfe + 1e-9]
+    scored = [(_sign(metric) * float(np.nanmean(metric_values(s, metric))), -_mean(s, "nfe"), k)
               for k, s in enumerate(pool) if np.isfinite(metric_values(s, metric)).any()]
     return pool[max(scored)[2]] if scored else None
 
 
+#: the last report's tables (summary.md, summary.csv and report_data.js read the same ones): (report, {metric: rows})
+_LAST: tuple[Report | None, dict[str, list[FairRow]]] = (None, {})
+
+
 def fair_rows(rep: Report, metric: str) -> list[FairRow]:
     """The fair table of one metric: one row per guidance method, every comparison filled where the run allows it,
-    Holm's decision set over all of them."""
+    Holm's adjusted p-values over all of them (computed once per report and metric)."""
+    global _LAST
+    if _LAST[0] is not rep:
+        _LAST = (rep, {})
+    if metric not in _LAST[1]:
+        _LAST[1][metric] = _fair_rows(rep, metric)
+    return _LAST[1][metric]
+
+
+def _fair_rows(rep: Report, metric: str) -> list[FairRow]:
     curve = cfg_curve(rep)
     rows = []
     for m in methods(rep):
         guidance, kind = guidance_of(m)
-        nfe = float(np.nanmean(m.col("nfe")))
+        nfe = _mean(m, "nfe")
         row = FairRow(m, metric, float(np.nanmean(guidance)) if np.isfinite(guidance).any() else math.nan, kind, nfe,
-                      float(np.nanmean(m.col("seconds"))))
-        row.comparisons["gamma1"] = against_curve(m, curve, metric, m.col("gamma1"), "γ1")
-        row.comparisons["gamma_eff"] = against_curve(m, curve, metric, m.col("gamma_eff"), "first-order γ_eff")
+                      _mean(m, "seconds"))
+        row.comparisons["gamma1"] = against_curve(m, curve, metric, _numbers(m, "gamma1"), "γ1")
+        row.comparisons["gamma_eff"] = against_curve(m, curve, metric, _numbers(m, "gamma_eff"), "first-order γ_eff")
         twins = twins_of(rep, m)
         for twin_kind in TWIN_KINDS:
             if twin_kind in twins:
@@ -272,6 +298,9 @@ def verdict(row: FairRow, scale: float = 1.0) -> str:
         text = f"better than CFG at the same {what}: {interval}"
     elif c.holm and e.estimate < 0:
         text = f"worse than CFG at the same {what}: {interval}"
+    elif math.isfinite(e.lo) and (e.lo > 0 or e.hi < 0):
+        text = (f"not distinguishable from CFG at the same {what} after Holm's correction for the table's "
+                f"comparisons ({interval} before it)")
     else:
         text = f"not distinguishable from CFG at the same {what}: {interval}"
     raw = row.comparisons.get("gamma1")
@@ -335,10 +364,6 @@ def markdown(rep: Report) -> list[str]:
         lines += ["| " + " | ".join(cells) + " |" for cells in body]
         lines.append("")
         lines += [f"- {verdict(r, sc)}" for r in rows]
-        refs = [f"{r.label}: best CFG of ≤ {r.nfe:g} NFE is {r.comparisons['best_nfe'].reference}"
-                for r in rows if "best_nfe" in r.comparisons]
-        if refs:
-            lines += ["", "References: " + "; ".join(refs) + "."]
     return lines + [""]
 
 
@@ -358,6 +383,34 @@ def csv_columns(rep: Report) -> dict[str, dict[str, Any]]:
                 cols.update({name: e.estimate, f"{name}_lo": e.lo, f"{name}_hi": e.hi, f"{name}_p": e.p_value,
                              f"{name}_p_holm": math.nan if c is None else c.p_holm, f"{name}_prompts": e.n_clusters})
     return out
+
+
+def table_data(rep: Report) -> dict[str, Any] | None:
+    """The fair tables as plain data for report_data.js (``fair``): the CFG grid, the column headings and, per metric,
+    one entry per guidance method with every comparison (estimate, bounds, p-values, note) and its sentence; None
+    when the run has no fair comparison."""
+    if not rep.metrics or not methods(rep) or not any(is_cfg(s) for s in rep.settings):
+        return None
+    curve = cfg_curve(rep)
+
+    def number(v: float) -> float | None:
+        return float(v) if math.isfinite(v) else None
+
+    def entry(r: FairRow) -> dict[str, Any]:
+        comparisons = {}
+        for kind in COMPARISONS:
+            c = r.comparisons.get(kind)
+            if c is not None:
+                e = c.estimate
+                comparisons[kind] = {"reference": c.reference, "estimate": number(e.estimate), "lo": number(e.lo),
+                                     "hi": number(e.hi), "p": number(e.p_value), "p_holm": number(c.p_holm),
+                                     "holm": c.holm, "n": e.n, "prompts": e.n_clusters, "note": c.note}
+        return {"label": r.label, "key": r.setting.key, "guidance": number(r.guidance),
+                "guidance_kind": r.guidance_kind, "nfe": number(r.nfe), "seconds": number(r.seconds),
+                "comparisons": comparisons, "verdict": verdict(r, rep.scale(r.metric)).replace("**", "")}
+
+    return {"grid": curve.gammas, "steps": curve.steps, "columns": dict(COMPARISONS), "alpha": ALPHA,
+            "tables": {m: [entry(r) for r in fair_rows(rep, m)] for m in rep.metrics}}
 
 
 # ---------------------------------------------------------------------------------------------- figure

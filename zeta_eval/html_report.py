@@ -24,13 +24,14 @@ from typing import Any
 
 import numpy as np
 
+from . import fair
 from .parts import atomic_text
 from .results import LOWER_IS_BETTER, PAIR_KEY, Report, Setting, categories, summary_rows
 
 #: report_data.js: bump when the layout of ``window.ZETA_REPORT`` changes
 DATA_VERSION = 1
 #: figures written by the report, shown on the page when present
-FIGURES = ("pareto.png", "winrate_vs_lambda.png", "grid.png")
+FIGURES = ("pareto.png", "score_vs_guidance.png", "winrate_vs_lambda.png", "grid.png")
 
 
 def write_html(rep: Report, summary: list[dict[str, Any]], out: Path) -> dict[str, Path]:
@@ -69,6 +70,7 @@ def report_data(rep: Report, summary: list[dict[str, Any]], out: Path) -> dict[s
         "completeness": completeness(rep),
         "items": items,
         "run": _run_info(rep, out),
+        "fair": fair.table_data(rep),  # the fair comparison with CFG (zeta_eval.fair), None without one
     }
 
 
