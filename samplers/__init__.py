@@ -7,7 +7,8 @@ coefficients of a diffusers scheduler over a timestep schedule. A sampler is a d
 libraries' registries).
 """
 
-from .base import BRANCHES, SAMPLERS, Denoiser, Network, Sampler, SamplerOutput, build_sampler, guide
+from .base import BRANCHES, SAMPLERS, TWIN_KINDS, Denoiser, Network, Sampler, SamplerOutput, build_sampler, guide
+from .guidance import GuidanceMeter, MeasuredGuidance, MeteredSolver, guidance_columns, sample_measured
 from .registry import Registry, RegistryError, UnknownNameError
 from .cfgpp import CFGPlusPlus
 from .schedules import SchedulePlan, ays_sigmas, loglinear_interpolate, resolve_schedule
@@ -19,8 +20,9 @@ from .zeta import Zeta
 from .zigzag import ImplicitZigzag, Zigzag
 
 __all__ = [
-    "BRANCHES", "SAMPLERS", "CFGPlusPlus", "Denoiser", "ImplicitZigzag", "LinearSolver", "Network", "Registry",
+    "BRANCHES", "SAMPLERS", "TWIN_KINDS", "CFGPlusPlus", "Denoiser", "GuidanceMeter", "ImplicitZigzag",
+    "LinearSolver", "MeasuredGuidance", "MeteredSolver", "Network", "Registry",
     "RegistryError", "SEG", "Sampler", "SamplerOutput", "SchedulePlan", "Standard", "UnknownNameError", "Zeta",
-    "Zigzag", "ays_sigmas", "build_sampler", "ddim_solver", "euler_solver", "flow_solver", "guide",
-    "loglinear_interpolate", "resolve_schedule", "setting", "solver_from_scheduler",
+    "Zigzag", "ays_sigmas", "build_sampler", "ddim_solver", "euler_solver", "flow_solver", "guide", "guidance_columns",
+    "loglinear_interpolate", "resolve_schedule", "sample_measured", "setting", "solver_from_scheduler",
 ]

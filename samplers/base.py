@@ -42,35 +42,66 @@ class SamplerOutput:
     ``diagnostics`` maps a name to a (batch, steps) float tensor (NaN where a value is undefined for a step).
     ``zigzag_steps``: for the zigzag family, the number of steps each sample actually zigzagged (a (batch,) integer
     tensor; it can differ per sample with an adaptive warm-up); None for samplers that never zigzag.
+    ``guidance``: the measured guidance strength (:class:`samplers.guidance.MeasuredGuidance`) when the run was
+    measured (:func:`samplers.guidance.sample_measured`), else None.
     """
 
     latents: torch.Tensor
     nfe: int
     diagnostics: dict[str, torch.Tensor] = field(default_factory=dict)
     zigzag_steps: torch.Tensor | None = None
+    guidance: Any = None
 
 
 StepCallback = Callable[[int, dict[str, Any]], None]
 
 
 class Network:
-    """Evaluates the denoiser for solver step ``i`` (input scaling and timestep label of that step) and counts NFE."""
+    """Evaluates the denoiser for solver step ``i`` (input scaling and timestep label of that step) and counts NFE.
+
+    On a measured run (:mod:`samplers.guidance`) it also shows each evaluation to the solver's guidance meter;
+    ``probe=True`` marks an evaluation made only to measure (it is labelled ``"probe"`` there).
+    """
 
     def __init__(self, denoiser: Denoiser, solver: LinearSolver):
         self.denoiser = denoiser
         self.solver = solver
         self.nfe = 0
+        self.meter = getattr(solver, "guidance_meter", None)
 
-    def __call__(self, x: torch.Tensor, i: int, branches: Sequence[str] = UC) -> tuple[torch.Tensor, ...]:
+    def __call__(self, x: torch.Tensor, i: int, branches: Sequence[str] = UC,
+                 probe: bool = False) -> tuple[torch.Tensor, ...]:
         out = self.denoiser(x * self.solver.c_in[i], self.solver.timesteps[i], tuple(branches))
         if len(out) != len(branches):
             raise RuntimeError(f"denoiser returned {len(out)} outputs for branches {tuple(branches)}")
         self.nfe += len(branches)
-        return tuple(o.to(x.dtype) for o in out)
+        outputs = tuple(o.to(x.dtype) for o in out)
+        if self.meter is not None:
+            self.meter.evaluated(x, i, branches, outputs, probe)
+        return outputs
 
 
-def guide(u: torch.Tensor, c: torch.Tensor, gamma: float) -> torch.Tensor:
-    """Classifier-free guidance in the diffusers convention: u + gamma (c - u); gamma = 1 is no guidance."""
+#: the CFG twins a sampler can ask for (``twins``): plain CFG from the same noise with the measured per-step scale
+#: schedule, with its constant mean, and with the mean at the step count whose NFE matches
+TWIN_KINDS = ("schedule", "constant", "nfe_matched")
+
+
+def twin_kinds(name: str, value: Any) -> list[str] | None:
+    """``twins``: true (every kind), false / null (none) or a list of :data:`TWIN_KINDS`."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return list(TWIN_KINDS)
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not value or any(v not in TWIN_KINDS for v in value):
+        raise ValueError(f"{name} must be true, false or a list of {', '.join(TWIN_KINDS)}; got {value!r}")
+    return [k for k in TWIN_KINDS if k in value]
+
+
+def guide(u: torch.Tensor, c: torch.Tensor, gamma: float | torch.Tensor) -> torch.Tensor:
+    """Classifier-free guidance in the diffusers convention: u + gamma (c - u); gamma = 1 is no guidance (a tensor
+    gamma broadcasts: one scale per sample)."""
     return u + gamma * (c - u)
 
 
@@ -107,6 +138,9 @@ class Sampler(ABC):
         gamma1: denoising guidance scale (diffusers convention: 1 = no guidance).
         steps: number of solver steps; ``None`` takes the experiment's default (set by the pipeline).
         label: a display name for reports (default: derived from the name and settings).
+        twins: also run, for each sample, plain CFG from the same initial noise with this sampler's measured guidance
+            (``true``, or some of ``schedule``, ``constant``, ``nfe_matched``; see :mod:`zeta_eval.twins`). Not part
+            of this sampler's sample ids: the twins are samples of their own.
     """
 
     name: ClassVar[str] = ""
@@ -117,6 +151,8 @@ class Sampler(ABC):
     # steps enter the sample id as the steps that run (sampler_identity), the label is for display
     steps: int | None = setting(None, check=optional(integer(1)), identity="never")
     label: str | None = setting(None, identity="never")
+    # twins are other samples (zeta_eval.twins), not a change of this sampler's output
+    twins: bool | list[str] | None = setting(None, check=lambda name, value: twin_kinds(name, value), identity="never")
 
     def __post_init__(self) -> None:
         _check_declared_as_dataclass(type(self))

@@ -216,7 +216,7 @@ class Zeta(ZigzagGuidance):
                diag: dict[str, torch.Tensor]) -> None:
         """Debug: the surrogate's error against the guidance difference at the anchor x_i, which the implicit
         zigzag would evaluate (2 NFE)."""
-        u0, c0 = net(x, i)
+        u0, c0 = net(x, i, probe=True)
         err = per_sample_relative_error(surrogate, c0 - u0)
         diag["probe_rel_err"][:, i] = torch.where(in_window, err, diag["probe_rel_err"][:, i])
 

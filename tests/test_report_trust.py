@@ -192,6 +192,6 @@ def test_the_results_table_shows_the_zigzag_steps_and_gamma_eff_that_ran(tmp_pat
     write_part(rows, out, "part-a")
     assert run("report", out) == 0
     md = (out / "summary.md").read_text()
-    assert "| adaptive | 3 | 5.5–11 | 0–3 | 20 |" in md and "| base | 3 | 5.5 | - | 20 |" in md
+    assert "| adaptive | 3 | 3 | 5.5–11 | 0–3 | 20 |" in md and "| base | 3 | 3 | 5.5 | - | 20 |" in md
     row = csv_rows(out)["adaptive"]
     assert float(row["zigzag_steps"]) == pytest.approx(5 / 3) and row["zigzag_steps_min"] == "0.0"

@@ -141,9 +141,10 @@ OTHER_VALUE = {"gamma1": 0.3, "gamma2": 1.0, "lambda_steps": 2, "rounds": 2, "za
                "zag_evaluation": "anchor", "official_compat": True, "warmup_steps": 2, "window_start": 4,
                "window_end": 7, "surrogate_scale": 0.5, "rescale_surrogate": True, "adaptive_warmup": True,
                "adaptive_threshold": 0.5, "max_warmup_steps": 5, "seg_scale": 1.0, "blur_sigma": 2.0,
-               "layers": ["down_blocks.2"], "steps": 7, "label": "mine", "match_nfe": "zeta", "probe": True}
+               "layers": ["down_blocks.2"], "steps": 7, "label": "mine", "match_nfe": "zeta", "probe": True,
+               "twins": True, "gamma_schedule": [2.0, 3.0]}
 #: settings that change no output: the only ones two different sample ids may not tell apart
-NOT_IN_ID = {"label", "match_nfe", "probe"}
+NOT_IN_ID = {"label", "match_nfe", "probe", "twins"}
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLERS))

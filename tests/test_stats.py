@@ -49,7 +49,7 @@ def test_repeated_measures_of_one_prompt_widen_the_interval():
 def test_constant_scores_take_one_value_per_prompt():
     est = stats.clustered_wilson(np.ones(12), np.repeat(list("abc"), 4))
     assert (est.estimate, est.hi, est.n_eff) == (1.0, 1.0, 3.0)
-    assert est.lo == pytest.approx(wilson(1.0, 3)[0])
+    assert est.lo == pytest.approx(wilson(1.0, 3, z=st.t.ppf(0.975, 2))[0])  # t quantile, 2 df
 
 
 def test_cluster_key_normalises_the_prompt_text_but_keeps_prompt_sets_apart():
@@ -85,3 +85,14 @@ def test_holm_matches_the_step_down_definition():
     assert math.isnan(adj[2])
     assert stats.holm([0.6, 0.9]).tolist() == [1.0, 1.0]
     assert stats.holm([]).size == 0
+
+
+def test_a_setting_clusters_by_prompt_text_and_falls_back_to_the_prompt_id():
+    from zeta_eval.results import Setting
+
+    rows = {"sample_id": list("abcde"), "prompt_set": ["s", "s", "s", "t", "s"],
+            "prompt": ["A cube", "a  cube", None, "a cube", ""], "prompt_id": ["1", "2", "3", "4", "3"]}
+    s = Setting(model="m", key="k", label="l", name="standard", index=0, rows=rows)
+    c = s.clusters
+    assert c[0] == c[1] and c[2] == c[4]  # same text; no text: the same prompt id
+    assert len({c[0], c[2], c[3]}) == 3 and s.n_prompts == 3  # another prompt set is another prompt

@@ -1,7 +1,7 @@
-"""``python -m zeta_eval {predict,validate,report,score,slurm} ...``: a thin front that dispatches each command.
+"""``python -m zeta_eval {predict,validate,report,plan,score,slurm} ...``: a thin front that dispatches each command.
 
-``predict`` and ``validate`` build the experiment with LightningCLI (:mod:`.lightning_cli`); ``report``, ``score``
-and ``slurm`` are plain argparse tools over an output folder. Every error a user can cause ends here as one line on
+``predict`` and ``validate`` build the experiment with LightningCLI (:mod:`.lightning_cli`); ``report``, ``plan``,
+``score`` and ``slurm`` are plain argparse tools over an output folder. Every error a user can cause ends here as one line on
 stderr and exit code 2 (:mod:`.errors`).
 """
 
@@ -24,6 +24,8 @@ commands:
             [dotted overrides, e.g. --model.steps 20 --data.init_args.limit 8 --trainer.devices 2]
   validate  build an experiment without loading weights and print its plan:  validate --config X.yaml
   report    merge the parts of an output folder into samples.parquet, summary.md/.csv and plots:  report OUT_DIR
+  plan      prompts x seeds a comparison needs, from a pilot folder:  plan OUT_DIR [--a A --b B] [--metric M]
+            [--half-width H] [--delta D]
   score     add metric columns to a finished run:  score OUT_DIR --metrics hpsv2 pickscore
   slurm     write (and submit) an sbatch array job for a config:  slurm --config X.yaml --array K --gpus G
 
@@ -124,15 +126,16 @@ def _experiment(command: str, rest: list[str]) -> int:
 
 
 def _tool(command: str, rest: list[str]) -> int:
-    """``report`` / ``score`` / ``slurm``: each module's own argparse ``main`` (imported only when used)."""
+    """``report`` / ``plan`` / ``score`` / ``slurm``: each module's own argparse ``main`` (imported only when used)."""
     import importlib
 
-    module = {"report": ".report", "score": ".scoring", "slurm": ".slurm"}[command]
+    module = {"report": ".report", "plan": ".plan", "score": ".scoring", "slurm": ".slurm"}[command]
     return importlib.import_module(module, __package__).main(rest)
 
 
 #: every command and what runs it
-COMMANDS = {"predict": _experiment, "validate": _experiment, "report": _tool, "score": _tool, "slurm": _tool}
+COMMANDS = {"predict": _experiment, "validate": _experiment, "report": _tool, "plan": _tool, "score": _tool,
+            "slurm": _tool}
 
 
 def _dispatch(command: str, rest: list[str]) -> int:

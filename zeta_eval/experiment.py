@@ -148,7 +148,7 @@ def experiment_record(model: Any, dm: Any, out: Path) -> dict[str, Any]:
             "model": model.model_identity(), "model_key": model.model_key(), "model_path": model.adapter.model_path,
             "samplers": [{"key": k, "label": model.sampler_label(s), "params": s.params(),
                           "steps": s.num_steps(model.steps), "nfe": model.expected_nfe(s)}
-                         for s, k in ((s, _key(model, s)) for s in model.samplers)],
+                         for s, k in ((s, _key(model, s)) for s in model.all_samplers())],
             "steps": model.steps, "max_steps_scaled_from": model.scaled_from, "schedule": model.schedule,
             "items": items, "item_keys": None if records is None else [record_item_key(r) for r in records],
             "num_shards": int(getattr(dm, "num_shards", 1) or 1)}
@@ -203,13 +203,18 @@ def print_plan(cli: Any) -> None:
              f"({desc.get('num_prompts', '?')} prompts; seeds: {_seed_rule(desc)})",
              f"schedule    {model.schedule}, default steps {model.steps}{scaled}",
              "samplers:"]
-    total = 0
-    for s in model.samplers:
+    total = twin_total = 0
+    for s in model.all_samplers():
         nfe = model.expected_nfe(s)
         total += nfe * (items or 0)
+        twin = getattr(s, "twin_kind", None) is not None  # a CFG twin: its scale is measured per sample
+        twin_total += nfe * (items or 0) if twin else 0
         lines.append(f"  {model.sampler_label(s):48s} steps {s.num_steps(model.steps):4d}  NFE {nfe:5d}  "
-                     f"γ_eff {s.gamma_eff:g}")
-    n_samples = (items or 0) * len(model.samplers)
+                     + ("γ measured per sample" if twin else f"γ_eff {s.gamma_eff:g}"))
+    if twin_total:
+        lines.append(f"twins       CFG twins cost {twin_total:,} of these network evaluations "
+                     f"({twin_total / total:.0%})")
+    n_samples = (items or 0) * len(model.all_samplers())
     lines.append(f"total       {n_samples} samples, {total:,} network evaluations")
     if getattr(model, "frontier", None):
         from .frontier import frontier_label
@@ -276,7 +281,7 @@ def task_rows(out: Path, model: Any, dm: Any) -> list[dict[str, Any]]:
     wanted = ["sample_id", "metadata", "array_task", "model_key"] + [m.name for m in model.metric_list]
     rows = table.select([c for c in wanted if c in table.column_names]).to_pylist()
     if not getattr(dm, "streaming", False) and hasattr(dm, "shard_records"):
-        ids = {model.sample_id(r, s) for r in dm.shard_records() for s in model.samplers}
+        ids = {model.sample_id(r, s) for r in dm.shard_records() for s in model.all_samplers()}
         return [r for r in rows if r["sample_id"] in ids]
     shard = int(getattr(dm, "shard_index", 0) or 0)
     return [r for r in rows if r.get("array_task") == shard and r.get("model_key") == model.model_key()]

@@ -317,7 +317,8 @@ def verdict(row: FairRow, scale: float = 1.0) -> str:
 
 
 def cell(c: Comparison | None, scale: float = 1.0) -> str:
-    """``+1.25 [0.25, 2.25] ✓`` (✓: rejected by Holm over the table), ``-`` where there is no comparison."""
+    """``+1.25 [0.25, 2.25] †`` (†: holds after Holm's correction over the table, as in the report's other tables;
+    ≈: the reference was interpolated; ‡: some samples lie outside the CFG grid), ``-`` where there is no comparison."""
     if c is None or not math.isfinite(c.estimate.estimate):
         return "-"
     e = c.estimate
@@ -325,9 +326,9 @@ def cell(c: Comparison | None, scale: float = 1.0) -> str:
     if math.isfinite(e.lo) and math.isfinite(e.hi):
         text += f" [{e.lo * scale:.2f}, {e.hi * scale:.2f}]"
     if c.holm:
-        text += " ✓"
-    if "interpolated" in c.note:
         text += " †"
+    if "interpolated" in c.note:
+        text += " ≈"
     if "outside the CFG grid" in c.note:
         text += " ‡"
     return text
@@ -342,10 +343,10 @@ def markdown(rep: Report) -> list[str]:
     lines = ["## Fair comparison with CFG", ""]
     grid = ", ".join(f"{g:g}" for g in curve.gammas) or "none"
     lines.append(f"CFG curve: standard CFG at {curve.steps} steps, γ = {grid}. Each cell is the mean over items of "
-                 "(method − CFG) [95 % interval, clustered by prompt]; > 0 is better. ✓: different from 0 after "
-                 "Holm's correction over the table's comparisons (family-wise 5 %); †: the reference was "
-                 "interpolated between CFG scales (linear in log γ, per item); ‡: some samples lie outside the CFG "
-                 "grid and are not compared.")
+                 "(method − CFG) [95 % interval, clustered by prompt]; > 0 is better. †: holds after Holm's "
+                 "correction over the table's comparisons (family-wise 5 %); ≈: the reference was interpolated "
+                 "between CFG scales (linear in log γ, per item); ‡: some samples lie outside the CFG grid and are "
+                 "not compared.")
     for metric in rep.metrics:
         rows = fair_rows(rep, metric)
         sc = rep.scale(metric)

@@ -16,8 +16,9 @@ from lightning.pytorch import LightningModule
 
 from datamodules.records import PromptRecord
 from metrics.base import SampleMetric
-from samplers import LinearSolver, Sampler
+from samplers import LinearSolver, Sampler, guidance_columns, sample_measured
 
+from . import twins
 from .adapters.base import ModelAdapter
 from .identity import experiment_fingerprint, safe_name, sample_id, sampler_key, strict_hash, to_json
 from .parts import read_done_ids
@@ -167,6 +168,7 @@ class SamplingEvaluation(LightningModule):
                 raise ValueError(f"samplers[{seen[key]}] and samplers[{k}] are the same setting ({s.display_name()}): "
                                  "they would produce identical samples")
             seen[key] = k
+        self.all_samplers()  # twin settings are refused here (e.g. twins of a standard sampler)
         if self.compile_options is not None:
             self._check_compile()
         kind = "video" if self.adapter.is_video else "image"
@@ -181,6 +183,14 @@ class SamplingEvaluation(LightningModule):
             if s.perturbation is not None:  # dynamo does not guard on hooks added after compilation
                 raise ValueError(f"model.compile cannot run {s.display_name()}: its perturbed branch hooks the "
                                  "network's attention at each call, which a compiled network would silently skip")
+
+    def twins_of(self, sampler: Sampler) -> list[Sampler]:
+        """The CFG twin settings of ``sampler`` (:mod:`zeta_eval.twins`), run right after it on every batch."""
+        return list(twins.plan(sampler, self.steps, self.schedule))
+
+    def all_samplers(self) -> list[Sampler]:
+        """Every setting whose samples this experiment writes: the samplers, each followed by its CFG twins."""
+        return [s for sampler in self.samplers for s in (sampler, *self.twins_of(sampler))]
 
     def sampler_label(self, sampler: Sampler) -> str:
         return sampler.display_name()
@@ -207,7 +217,7 @@ class SamplingEvaluation(LightningModule):
 
     def record_done(self, record: PromptRecord) -> bool:
         """Every sampler's output for this record is already written (used by the datamodule to skip it)."""
-        return all(self.sample_id(record, s) in self._done for s in self.samplers)
+        return all(self.sample_id(record, s) in self._done for s in self.all_samplers())
 
     def fingerprint(self, data_identity: dict[str, Any]) -> str:
         return experiment_fingerprint(data_identity, self.model_identity(), self.samplers, self.steps, self.schedule)
@@ -270,7 +280,11 @@ class SamplingEvaluation(LightningModule):
             truncated = self._prompt_truncation(group)
             cond = self.adapter.encode(prompts)  # shared by every sampler of the group
             for index, sampler in enumerate(self.samplers):
-                for row, cut in zip(self._run_sampler(sampler, group, prompts, metas, cond), truncated):
+                source_rows = self._run_sampler(sampler, group, prompts, metas, cond)
+                source_rows += twins.run_twins(  # right after their source, from the same noise
+                    self.twins_of(sampler), source_rows, self.steps,
+                    lambda twin: self._run_sampler(twin, group, prompts, metas, cond))
+                for row, cut in zip(source_rows, truncated * (len(source_rows) // len(group))):
                     row["sampler_index"] = index
                     row["prompt_truncated"] = cut
                     rows.append(row)
@@ -315,7 +329,7 @@ class SamplingEvaluation(LightningModule):
             torch.cuda.reset_peak_memory_stats(self.adapter.device)
         start = time.perf_counter()
         with torch.inference_mode():
-            out = sampler.sample(warm_up or denoiser, x, solver)
+            out = sample_measured(sampler, warm_up or denoiser, x, solver)
         if cuda:
             torch.cuda.synchronize(self.adapter.device)
         compile_seconds = warm_up.seconds if warm_up is not None else 0.0
@@ -370,6 +384,7 @@ class SamplingEvaluation(LightningModule):
             }
             for name, values in scores.items():
                 row[name] = values[k]
+            row.update(guidance_columns(out.guidance, k), twin_of=None, twin_kind=None)
             for name, values in diag.items():
                 row[name] = [float(v) for v in values[k].tolist()]
             rows.append(row)

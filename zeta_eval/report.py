@@ -2,10 +2,11 @@
 
 Outputs (all written atomically, only after every input was read):
   samples.parquet   every sample once (latest row per sample_id), with the experiment and config in its metadata
-  summary.md        first the fair comparison (one row per guidance method against CFG: see .fair), then
+  summary.md        first the fair comparison (one row per guidance method against CFG: see zeta_eval.fair), then
                     model x sampler: each metric's mean +- 95% CI, NFE, s/sample, gamma_eff; paired win rates
-                    and paired mean differences (95% CI) against the standard baseline; per-category breakdowns;
-                    how each number was made
+                    and paired mean differences (95% CI) against the standard baseline, with Holm's correction
+                    over the differences and their minimum detectable effects; per-category breakdowns; how each
+                    number was made (every interval clustered by prompt: see zeta_eval.stats)
   summary.csv       the same numbers, one row per (model, sampler setting), machine-readable
   pareto.png        each metric against NFE per sample (exact; --pareto-cost seconds: wall time), one point per
                     sampler setting, and the Pareto front (the paper's Fig. 7b)
@@ -30,10 +31,10 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pyarrow.parquet as pq
 
-from . import fair
+from . import fair, stats
 from .html_report import write_html
 from .parts import atomic_text, atomic_write
-from .results import (LOWER_IS_BETTER, PAIR_KEY, IncompleteRunError, Report, Setting, build, categories, mean_ci,
+from .results import (FAMILY_ALPHA, LOWER_IS_BETTER, PAIR_KEY, IncompleteRunError, Report, Setting, build, categories,
                       metric_values, nonfinite_scores, summary_rows)
 
 log = logging.getLogger("zeta_eval")
@@ -102,7 +103,9 @@ def _provenance_lines(rep: Report, summary: list[dict[str, Any]]) -> list[str]:
     columns = rep.table.column_names
     ranks = sorted(set(rep.table.column("world_size").to_pylist())) if "world_size" in columns else []
     tasks = sorted(set(rep.table.column("array_tasks").to_pylist())) if "array_tasks" in columns else []
-    lines = [f"{rep.table.num_rows} samples from {len(rep.settings)} sampler settings; model(s): "
+    prompts = len({c for s in rep.settings for c in s.clusters})
+    lines = [f"{rep.table.num_rows} samples of {prompts} distinct prompts from {len(rep.settings)} sampler settings; "
+             "model(s): "
              + ", ".join(f"`{m}`" for m in models) + "."]
     if rep.experiment:
         ex = rep.experiment
@@ -122,15 +125,16 @@ def _provenance_lines(rep: Report, summary: list[dict[str, Any]]) -> list[str]:
 
 
 def _results_section(rep: Report, summary: list[dict[str, Any]]) -> list[str]:
-    """Per setting: n, γ_eff, zigzag steps, NFE, s/sample and every metric's mean [95% CI]."""
-    head = ["sampler", "n", "γ_eff", "zigzag steps", "NFE", "s/sample"] + [
+    """Per setting: n samples, n prompts, γ_eff, zigzag steps, NFE, s/sample and every metric's mean [95% CI]."""
+    head = ["sampler", "n samples", "n prompts", "γ_eff", "zigzag steps", "NFE", "s/sample"] + [
         f"{m}{_scaled(rep, m)} {'↓' if m in LOWER_IS_BETTER else '↑'}" for m in rep.metrics]
-    rows = [[row["sampler_label"], str(row["n"]), _span(row["gamma_eff_min"], row["gamma_eff_max"]),
+    rows = [[row["sampler_label"], str(row["n"]), str(row["n_prompts"]), _span(row["gamma_eff_min"], row["gamma_eff_max"]),
              _span(row["zigzag_steps_min"], row["zigzag_steps_max"]), f"{row['nfe']:g}",
              f"{row['seconds_per_sample']:.3g}"]
             + [_fmt(row[f"{m}_mean"], row[f"{m}_lo"], row[f"{m}_hi"], rep.scale(m)) for m in rep.metrics]
             for row in summary]
-    return _section("Results", _table(head, rows))
+    return _section("Results", _table(head, rows), "Every interval is clustered by prompt: the samples of one "
+                    "prompt (its seeds and repeats) are repeated measures of one unit (see the last section).")
 
 
 def _against(base: Setting, summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -138,61 +142,124 @@ def _against(base: Setting, summary: list[dict[str, Any]]) -> list[dict[str, Any
     return [row for row in summary if row["sampler_key"] != base.key]
 
 
+def _pair_counts(rep: Report, row: dict[str, Any]) -> str:
+    """``2880 (245)``: the pairs and their prompts behind a row's comparisons (a range where metrics miss scores)."""
+    pairs = [row[f"{m}_pairs"] for m in rep.metrics if f"{m}_pairs" in row]
+    prompts = [row[f"{m}_pair_prompts"] for m in rep.metrics if f"{m}_pair_prompts" in row]
+    if not pairs:
+        return "-"
+    return f"{_span(min(pairs), max(pairs))} ({_span(min(prompts), max(prompts))})"
+
+
 def _winrate_section(rep: Report, summary: list[dict[str, Any]], base: Setting) -> list[str]:
-    """Per setting and metric: the paired win rate against the baseline [95% Wilson], in percent."""
+    """Per setting and metric: the paired win rate against the baseline [95% clustered Wilson], in percent."""
     nan = float("nan")
-    rows = [[row["sampler_label"]] + [
+    rows = [[row["sampler_label"], _pair_counts(rep, row)] + [
         _fmt(row.get(f"{m}_winrate", nan), row.get(f"{m}_winrate_lo", nan), row.get(f"{m}_winrate_hi", nan), 100, 1)
         + " %" if math.isfinite(row.get(f"{m}_winrate", nan)) else "-" for m in rep.metrics]
         for row in _against(base, summary)]
-    return _section(f"Win rate against {base.label}", _table(["sampler"] + rep.metrics, rows),
-                    "Paired on identical (prompt, seed); ties count half; [lo, hi] is the 95% Wilson interval.")
+    return _section(f"Win rate against {base.label}", _table(["sampler", "pairs (prompts)"] + rep.metrics, rows),
+                    "Paired on identical (prompt, seed); ties count half; [lo, hi] is the 95% Wilson-type interval "
+                    "clustered by prompt (not corrected for the many comparisons: read the paired differences "
+                    "below for which hold).")
 
 
 def _difference_section(rep: Report, summary: list[dict[str, Any]], base: Setting) -> list[str]:
-    """Per setting and metric: the mean paired difference against the baseline [95% Student t], > 0 better."""
+    """Per setting and metric: the mean paired difference against the baseline [95% clustered t], > 0 better,
+    marked † where it holds after Holm's correction; then the minimum detectable effects and the verdicts."""
     nan = float("nan")
-    head = ["sampler"] + [f"Δ {m}{_scaled(rep, m)}" for m in rep.metrics]
-    rows = [[row["sampler_label"]] + [
-        _fmt(row.get(f"{m}_delta", nan), row.get(f"{m}_delta_lo", nan), row.get(f"{m}_delta_hi", nan), rep.scale(m),
-             sign=True) for m in rep.metrics]
-        for row in _against(base, summary)]
-    return _section(f"Paired difference against {base.label}", _table(head, rows),
+    head = ["sampler", "pairs (prompts)"] + [f"Δ {m}{_scaled(rep, m)}" for m in rep.metrics]
+
+    def cell(row: dict[str, Any], m: str) -> str:
+        text = _fmt(row.get(f"{m}_delta", nan), row.get(f"{m}_delta_lo", nan), row.get(f"{m}_delta_hi", nan),
+                    rep.scale(m), sign=True)
+        return text + (" †" if row.get(f"{m}_delta_holm") else "")
+
+    against = _against(base, summary)
+    family = sum(1 for row in against for m in rep.metrics if math.isfinite(row.get(f"{m}_delta_p", nan)))
+    rows = [[row["sampler_label"], _pair_counts(rep, row)] + [cell(row, m) for m in rep.metrics] for row in against]
+    mde = [[row["sampler_label"]] + [_fmt(row.get(f"{m}_delta_mde", nan), scale=rep.scale(m)) for m in rep.metrics]
+           for row in against]
+    lines = _table(head, rows) + ["", f"Minimum detectable effect of this design (the true difference a two-sided "
+                                  f"5% test finds with 80% power, from each comparison's clustered standard error; "
+                                  f"`python -m zeta_eval plan` for other designs):", ""]
+    lines += _table(["sampler"] + [f"MDE {m}{_scaled(rep, m)}" for m in rep.metrics], mde)
+    lines += ["", *_verdicts(rep, against, base, family)]
+    return _section(f"Paired difference against {base.label}", lines,
                     "Mean of (sampler − baseline) over identical (prompt, seed), signed so that > 0 is better; "
-                    "[lo, hi] is the 95% Student-t interval of the paired differences (clipped to [-1, 1] for 0/1 "
-                    "scores).")
+                    "[lo, hi] is the 95% Student-t interval clustered by prompt (clipped to [-1, 1] for 0/1 scores). "
+                    f"† marks the differences that hold after Holm's correction over the {family} differences of "
+                    f"this table (family-wise error {FAMILY_ALPHA:.0%}).")
+
+
+def _verdicts(rep: Report, against: list[dict[str, Any]], base: Setting, family: int) -> list[str]:
+    """Plain words, from the differences that hold after Holm's correction only."""
+    better, worse = [], []
+    for row in against:
+        for m in rep.metrics:
+            if row.get(f"{m}_delta_holm"):
+                text = (f"{row['sampler_label']} on {m} ("
+                        + _fmt(row[f"{m}_delta"], row[f"{m}_delta_lo"], row[f"{m}_delta_hi"], rep.scale(m), sign=True)
+                        + ")")
+                (better if row[f"{m}_delta"] > 0 else worse).append(text)
+    if not family:
+        return []
+    lines = [f"**Verdicts** (Holm, {family} comparisons):"]
+    lines.append(f"- better than {base.label}: " + ("; ".join(better) if better else "none shown"))
+    lines.append(f"- worse than {base.label}: " + ("; ".join(worse) if worse else "none shown"))
+    rest = family - len(better) - len(worse)
+    if rest:
+        which = "the other difference is" if rest == 1 else f"the other {rest} differences are"
+        lines.append(f"- {which} not shown to differ from 0 (an interval that holds 0, or one that excludes it only "
+                     "before the correction).")
+    return lines
 
 
 def _category_cells(rep: Report, setting: Setting, metric: str, cats: list[str]) -> list[str]:
-    """One setting's row of a per-category table: each category's mean [95% CI] (n), then the mean of the
-    category means (every category weighs the same, whatever its size)."""
+    """One setting's row of a per-category table: each category's mean [95% CI clustered by prompt] (n samples,
+    prompts), then the mean of the category means (every category weighs the same, whatever its size)."""
     vals = metric_values(setting, metric)
     cat = np.array(setting.rows.get("category", [None] * setting.n), dtype=object)
     means, cells = [], [setting.label]
     for c in cats:
-        mean, lo, hi, n = mean_ci(vals[cat == c])
-        means.append(mean)
-        cells.append(_fmt(mean, lo, hi, rep.scale(metric)) + (f" (n={n})" if n else ""))
+        inside = cat == c
+        est = stats.mean_interval(vals[inside], setting.clusters[inside])
+        means.append(est.estimate)
+        cells.append(_fmt(est.estimate, est.lo, est.hi, rep.scale(metric))
+                     + (f" (n={est.n}, {est.n_clusters} prompts)" if est.n else ""))
     finite = [v for v in means if math.isfinite(v)]
     cells.append(_fmt(sum(finite) / len(finite), scale=rep.scale(metric)) if finite else "-")
     return cells
 
 
 def _category_sections(rep: Report) -> list[str]:
-    """One table per metric: settings x categories, when the prompts have categories."""
+    """One table per metric: settings x categories, when the prompts have categories (exploratory)."""
     cats = sorted({c for s in rep.settings for c in categories(s)})
     if not cats:
         return []
+    intro = ("Exploratory: 95% intervals clustered by prompt, each on its own; with this many cells some exclude "
+             "the truth by chance, and none is corrected for the many comparisons.")
     return [line for m in rep.metrics for line in _section(
         f"{m} per category", _table(["sampler"] + cats + ["mean of categories"],
-                                    [_category_cells(rep, s, m, cats) for s in rep.settings]))]
+                                    [_category_cells(rep, s, m, cats) for s in rep.settings]), intro)]
 
 
 #: how the numbers of the report were made (its last section but the conventions and the settings)
 METHOD_NOTES = (
     "- Each sample is one (prompt, seed, sampler setting); rows are deduplicated by `sample_id` (latest wins).",
-    "- mean [lo, hi]: the mean and the bounds of its 95% confidence interval: Student t for continuous scores, "
-    "Wilson for 0/1 scores (not centred on the mean; never outside [0, 1]).",
+    "- The unit of analysis is the prompt (prompt set and prompt text, case and spacing ignored): the samples of "
+    "one prompt (its seeds, sample indices and items that repeat its text) are repeated measures, and every "
+    "interval is clustered by prompt: the cluster-robust (CR2) variance of the mean over samples, referred to "
+    "Student t with Bell-McCaffrey degrees of freedom (G − 1 for G prompts with equal sample counts). With one "
+    "sample per prompt these are the classic intervals.",
+    "- mean [lo, hi]: the mean and the bounds of its 95% confidence interval: Student t (as above) for continuous "
+    "scores; for 0/1 scores and win rates Wilson's interval at the effective sample size n / design effect, with "
+    "the t quantile (not centred on the mean; never outside [0, 1]).",
+    "- Many comparisons: the paired differences against the baseline are one family; Holm's step-down correction "
+    "over its p-values (clustered t tests of Δ = 0) controls the family-wise error at 5%, and † marks the "
+    "differences that hold. Win rates and per-category tables are not corrected: read them as exploratory.",
+    "- MDE: the minimum detectable effect, (t(0.975) + t(0.80)) × the clustered standard error of the difference: "
+    "smaller true differences are likely to be missed by this design.",
     "- Scores marked ×100 are 0/1 per sample in `samples.parquet` and shown here as percentages; HPS v2 and "
     "ImageReward are stored ×100 already, as their papers report them (see the conventions).",
     "- NFE counts network evaluations per sample (a batched [uncond, cond] call is 2); s/sample is the "
@@ -458,6 +525,8 @@ def plot_grid(rep: Report, out: Path, path: Path, max_prompts: int = 8) -> bool:
             else:
                 row.append(None)
         cells.append(row)
+    if all(im is None for r in cells for im in r):  # no image in this folder (e.g. a study committed without them)
+        return False
     size = max((im.size for r in cells for im in r if im is not None), default=(64, 64))
     scale = max(1, 96 // max(1, size[1]))
     w, h = size[0] * scale, size[1] * scale

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from . import stats
 from .parts import CorruptPartError, list_parts, read_parts
@@ -191,9 +192,11 @@ class Setting:
         """Per row, its prompt (:func:`zeta_eval.stats.cluster_key`: prompt set and normalised prompt text; the
         prompt id for rows written without the text): the unit every interval of the report is clustered by."""
         if self._clusters is None or len(self._clusters) != self.n:
-            texts = self.rows.get("prompt") or self.rows.get("prompt_id") or [None] * self.n
+            texts = self.rows.get("prompt") or [None] * self.n
+            ids = self.rows.get("prompt_id") or [None] * self.n
             sets = self.rows.get("prompt_set") or [None] * self.n
-            self._clusters = np.array([stats.cluster_key(a, b) for a, b in zip(sets, texts)], dtype=object)
+            self._clusters = np.array([stats.cluster_key(s, t if isinstance(t, str) and t.strip() else f"\x00id {i}")
+                                       for s, t, i in zip(sets, texts, ids)], dtype=object)
         return self._clusters
 
     @property
@@ -235,15 +238,26 @@ def metric_columns(table: pa.Table) -> list[str]:
 
 
 def build(out_dir: str | os.PathLike, skip_corrupt: bool = False, baseline: str | None = None) -> Report:
+    """Read a run's rows (its parts, or, in a folder without parts/, the samples.parquet a report merged them into)
+    and group them by setting; rows of other experiments than the folder's experiment.json are left out."""
     out = Path(out_dir)
     if not out.is_dir():
         raise ReportError(f"{out} is not a folder" if out.exists() else f"output folder {out} does not exist")
-    if not list_parts(out):
+    merged = out / "samples.parquet"
+    if list_parts(out):
+        try:
+            table, skipped = read_parts(out, skip_corrupt=skip_corrupt)
+        except CorruptPartError as err:
+            raise ReportError(f"{err} (rerun with --skip-corrupt to report without it)") from err
+    elif merged.is_file():  # a report's merged rows without their parts (e.g. a committed study): read those
+        try:
+            table, skipped = pq.read_table(merged), []
+        except (OSError, pa.ArrowException) as err:
+            raise ReportError(f"{out} has no parts/ and its samples.parquet cannot be read: {err}") from err
+        if "sample_id" not in table.column_names:
+            raise ReportError(f"{merged} is not a zeta_eval samples file (no sample_id column)")
+    else:
         raise ReportError(f"{out} holds no results yet (no {out / 'parts'}/*.parquet)")
-    try:
-        table, skipped = read_parts(out, skip_corrupt=skip_corrupt)
-    except CorruptPartError as err:
-        raise ReportError(f"{err} (rerun with --skip-corrupt to report without it)") from err
     experiment = {}
     if (out / "experiment.json").is_file():
         experiment = json.loads((out / "experiment.json").read_text())

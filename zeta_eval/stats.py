@@ -8,26 +8,32 @@ normalised prompt text); ``None`` treats every value as its own cluster, and the
 independent interval (Student t, Wilson) exactly.
 
 **Method.** The estimate is the plain mean over samples (every sample weighs the same, as before). Its variance is
-the cluster-robust (sandwich) variance of that mean with the usual small-sample factor G/(G-1):
+the cluster-robust (sandwich) variance of that mean with the CR2 small-sample correction (Bell & McCaffrey 2002):
 
-    Var = G/(G-1) * sum_g r_g^2 / N^2,    r_g = sum over cluster g of (y_i - mean)
+    Var = sum_g r_g^2 / (1 - n_g/N) / N^2,    r_g = sum over cluster g of (y_i - mean)
 
-(G clusters, N values). With one value per cluster this is s^2/N, the textbook variance of a mean.
+(G clusters of n_g values, N in all), referred to Student t with the Bell-McCaffrey degrees of freedom. With equal
+cluster sizes this is the familiar G/(G-1) * sum_g r_g^2 / N^2 with G - 1 degrees of freedom, i.e. the t interval
+over the G prompt means; with unequal sizes (items that repeat a prompt's text) the degrees of freedom drop below
+G - 1, as they must: a few large prompts then carry most of the weight. With one value per cluster it is s^2/N
+with N - 1 degrees of freedom, the textbook interval.
 
-- Continuous means and paired differences: Student t with G - 1 degrees of freedom (the number of clusters, not of
-  samples, limits what is known), ``mean +- t * sqrt(Var)``; clipped to the range of 0/1 scores (differences of
+- Continuous means and paired differences: ``mean +- t * sqrt(Var)`` (the number of prompts, not of samples,
+  limits what is known); clipped to the range of 0/1 scores (differences of
   0/1 scores to [-1, 1]).
 - 0/1 means and win rates: Wilson's score interval at the effective sample size n_eff = N / deff, where the design
   effect deff = Var / (s^2/N) compares the clustered variance with the variance the same values would have if they
-  were independent (s^2: their sample variance). One value per cluster gives deff = 1: plain Wilson. When every
-  value is the same (p = 0 or 1) the design effect cannot be estimated, and the interval takes the cautious end,
-  n_eff = G (one value per prompt).
+  were independent (s^2: their sample variance), and the quantile of the same Student t in place of z (the
+  variance is estimated from G clusters, as for the t interval). One value per cluster gives deff = 1 and z: plain
+  Wilson. When every value is the same (p = 0 or 1) the design effect cannot be estimated, and the interval takes
+  the cautious end, n_eff = G (one value per prompt).
 
-Why not a cluster bootstrap: it is random (a seed and a resample count to report), slower on large studies, and
-no better calibrated at the cluster counts evaluations have; the sandwich variance is closed-form, deterministic
-and reduces exactly to today's intervals for one sample per prompt. Its coverage is checked by simulation in
-``tests/test_stats_coverage.py`` (balanced and unbalanced seeds, small and large prompt effects, 0/1 and
-continuous scores).
+Why not a cluster bootstrap: it is random (a seed and a resample count to report), slow on large studies, and its
+percentile intervals under-cover with few prompts; CR2 with Bell-McCaffrey degrees of freedom is the small-sample
+correction recommended for few or unequal clusters (Imbens & Kolesar 2016; Pustejovsky & Tipton 2018), is
+closed-form and deterministic, and reduces exactly to the classic intervals for one sample per prompt. Its coverage
+is checked by simulation in ``tests/test_stats_coverage.py`` (balanced and unbalanced seeds, prompt effects of
+several sizes, 0/1 and continuous scores, paired differences and win rates).
 
 **Many comparisons.** :func:`holm` adjusts the p-values of a family of tests (Holm 1979: controls the family-wise
 error at level alpha under any dependence between the tests).
@@ -46,12 +52,14 @@ This module depends on numpy and scipy only.
 
 from __future__ import annotations
 
+import functools
 import math
 import unicodedata
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
+from scipy import special as _special
 from scipy import stats as _st
 
 #: the two-sided 95% normal quantile
@@ -66,9 +74,10 @@ class Estimate:
     """An estimate with its 95% interval, clustered by prompt.
 
     ``n`` values (finite ones) from ``n_clusters`` clusters; ``se`` the cluster-robust standard error; ``df`` the
-    degrees of freedom of its t reference (n_clusters - 1); ``n_eff`` the effective sample size (n / design
-    effect); ``p_value`` the two-sided p-value of "no difference" (paired differences: 0; win rates: 0.5), NaN for
-    plain means. Undefined quantities are NaN (bounds: fewer than 2 clusters)."""
+    degrees of freedom of its t reference (n_clusters - 1 for equal cluster sizes, fewer for unequal ones); ``n_eff``
+    the effective sample size (n / design effect); ``p_value`` the two-sided p-value of "no difference" (paired
+    differences: 0; win rates: 0.5), NaN for plain means. Undefined quantities are NaN (bounds: fewer than 2
+    clusters)."""
 
     estimate: float
     lo: float
@@ -76,7 +85,7 @@ class Estimate:
     n: int
     n_clusters: int
     se: float = NAN
-    df: int = 0
+    df: float = NAN
     n_eff: float = NAN
     p_value: float = NAN
 
@@ -88,6 +97,12 @@ class Estimate:
     @property
     def half_width(self) -> float:
         return (self.hi - self.lo) / 2
+
+
+@functools.lru_cache(maxsize=4096)
+def t_quantile(q: float, df: float) -> float:
+    """Student t's ``q`` quantile with ``df`` degrees of freedom (cached: reports and simulations ask for few)."""
+    return float(_st.t.ppf(q, df))
 
 
 # ---------------------------------------------------------------------------------------------- clusters
@@ -107,10 +122,12 @@ def _codes(clusters: Sequence[Any] | np.ndarray | None, n: int) -> np.ndarray:
     """Integer codes 0..G-1 of the clusters (every value its own when None)."""
     if clusters is None:
         return np.arange(n)
-    keys = np.asarray(clusters, dtype=object)
+    keys = np.asarray(clusters)
     if len(keys) != n:
         raise ValueError(f"{len(keys)} cluster keys for {n} values")
-    _, codes = np.unique(keys.astype(str), return_inverse=True)
+    if keys.dtype == object:  # mixed or None keys: compare them as text
+        keys = keys.astype(str)
+    _, codes = np.unique(keys, return_inverse=True)
     return codes.reshape(-1)
 
 
@@ -122,18 +139,100 @@ def _finite(values: np.ndarray, clusters: Any) -> tuple[np.ndarray, np.ndarray]:
     return v[ok], codes[ok]
 
 
-def _sandwich(v: np.ndarray, codes: np.ndarray) -> tuple[float, float, int]:
-    """(mean, cluster-robust variance of the mean, number of clusters); the variance is NaN below 2 clusters."""
-    n = len(v)
-    mean = float(v.mean())
-    _, codes = np.unique(codes, return_inverse=True)
-    g = int(codes.max()) + 1
+def _group(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """(order, starts, G): an ordering of the values by cluster, where each cluster starts in it, and G."""
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]]) if len(codes) else np.array([], int)
+    return order, starts, len(starts)
+
+
+def _moments(values: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, float]:
+    """Per row of ``values`` (replicates x N, all finite, one design ``codes``): the mean, the cluster-robust (CR2)
+    variance of the mean (NaN below 2 clusters) and the sample variance s^2 (ddof 1); then G and the degrees of
+    freedom of the t reference (Bell-McCaffrey; G - 1 for equal cluster sizes)."""
+    rows, n = values.shape
+    mean = values.mean(axis=1)
+    s2 = values.var(axis=1, ddof=1) if n > 1 else np.full(rows, np.nan)
+    order, starts, g = _group(codes)
     if g < 2:
-        return mean, NAN, g
-    if g == n:  # one value per cluster: the textbook s^2/n, computed as it always was
-        return mean, float(v.var(ddof=1)) / n, g
-    totals = np.bincount(codes, weights=v - mean, minlength=g)
-    return mean, g / (g - 1) * float(np.sum(totals ** 2)) / n ** 2, g
+        return mean, np.full(rows, np.nan), s2, g, float("nan")
+    if g == n:  # one value per cluster: the textbook s^2 / n
+        return mean, s2 / n, s2, g, float(n - 1)
+    sizes = np.diff(np.r_[starts, n]).astype(float)
+    weights = 1.0 / (1.0 - sizes / n)  # CR2: (I - H_gg)^(-1/2) scales a cluster's residual total by this root
+    totals = np.add.reduceat((values - mean[:, None])[:, order], starts, axis=1)
+    var = np.sum(weights * totals ** 2, axis=1) / n ** 2
+    return mean, var, s2, g, _bell_mccaffrey_df(sizes, weights)
+
+
+def _bell_mccaffrey_df(sizes: np.ndarray, weights: np.ndarray) -> float:
+    """Satterthwaite degrees of freedom of the CR2 variance of a mean under independent errors (Bell & McCaffrey
+    2002; Imbens & Kolesar 2016): tr(C)^2 / tr(C^2) with C = sum_g w_g v_g v_g', v_g the centred indicator of
+    cluster g, whose inner products are K = diag(n_g) - n n' / N. Equal sizes give G - 1; unequal ones fewer."""
+    n = sizes.sum()
+    k = np.diag(sizes) - np.outer(sizes, sizes) / n
+    trace = float(np.sum(weights * np.diag(k)))
+    trace_sq = float(weights @ (k ** 2) @ weights)
+    return trace ** 2 / trace_sq
+
+
+def _t_bounds(mean: np.ndarray, var: np.ndarray, df: float,
+              bounds: tuple[float, float] | None) -> tuple[np.ndarray, np.ndarray]:
+    half = (t_quantile(0.975, df) if df > 0 else np.nan) * np.sqrt(var)
+    lo, hi = mean - half, mean + half
+    if bounds is not None:
+        lo, hi = np.maximum(bounds[0], lo), np.minimum(bounds[1], hi)
+    return lo, hi
+
+
+def _wilson_bounds(p: np.ndarray, n: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson's score interval, elementwise (NaN where n is not positive)."""
+    p, n = np.asarray(p, dtype=float), np.asarray(n, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        denom = 1 + z * z / n
+        centre = (p + z * z / (2 * n)) / denom
+        half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+        lo = np.where(p <= 0, 0.0, np.maximum(0.0, centre - half))
+        hi = np.where(p >= 1, 1.0, np.minimum(1.0, centre + half))
+    bad = ~(n > 0)
+    return np.where(bad, np.nan, lo), np.where(bad, np.nan, hi)
+
+
+def _effective_n(var: np.ndarray, s2: np.ndarray, n: int, g: int) -> np.ndarray:
+    """n / deff with deff = Var / (s^2 / n), i.e. s^2 / Var; n for independent values; G where every value is the
+    same (no design effect to estimate: assume one value per prompt)."""
+    if g == n:
+        return np.full(var.shape, float(n))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((s2 > 0) & (var > 0), s2 / var, float(g))
+
+
+def _wilson_z(n: int, g: int, df: float) -> float:
+    """The quantile of the Wilson-type interval: z for independent values (classic Wilson), Student t with the
+    clustered variance's degrees of freedom when it comes from G clusters (as for the t interval; z under-covers
+    with few prompts)."""
+    return Z95 if g == n or g < 2 else t_quantile(0.975, df)
+
+
+def clustered_t_rows(values: np.ndarray, clusters: Any = None, bounds: tuple[float, float] | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, lo, hi) of :func:`clustered_t` for every row of ``values`` (replicates x N, finite, one design of
+    clusters): for simulations and resampling experiments."""
+    values = np.atleast_2d(np.asarray(values, dtype=float))
+    codes = _codes(clusters, values.shape[1])
+    mean, var, _, _, df = _moments(values, codes)
+    return (mean, *_t_bounds(mean, var, df, bounds))
+
+
+def clustered_wilson_rows(values: np.ndarray, clusters: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, lo, hi) of :func:`clustered_wilson` for every row of ``values`` (replicates x N, finite, one design
+    of clusters)."""
+    values = np.atleast_2d(np.asarray(values, dtype=float))
+    n = values.shape[1]
+    codes = _codes(clusters, n)
+    p, var, s2, g, df = _moments(values, codes)
+    return (p, *_wilson_bounds(p, _effective_n(var, s2, n, g), _wilson_z(n, g, df)))
 
 
 def is_binary(values: np.ndarray) -> bool:
@@ -147,14 +246,16 @@ def is_binary(values: np.ndarray) -> bool:
 def wilson(p: float, n: float, z: float = Z95) -> tuple[float, float]:
     """Wilson's score interval of a proportion p out of n (n may be an effective, non-integer size); inside
     [0, 1], and ending at 0 or 1 when p does."""
-    if not n > 0:
-        return NAN, NAN
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    lo = 0.0 if p <= 0 else max(0.0, centre - half)
-    hi = 1.0 if p >= 1 else min(1.0, centre + half)
-    return lo, hi
+    lo, hi = _wilson_bounds(np.array([p]), np.array([n]), z)
+    return float(lo[0]), float(hi[0])
+
+
+def _p_value(mean: float, se: float, df: float, null: float | None) -> float:
+    if null is None or not df > 0 or not math.isfinite(se):
+        return NAN
+    if se == 0:
+        return 1.0 if mean == null else 0.0
+    return float(2 * _special.stdtr(df, -abs(mean - null) / se))
 
 
 def clustered_t(values: np.ndarray, clusters: Any = None, bounds: tuple[float, float] | None = None,
@@ -165,45 +266,28 @@ def clustered_t(values: np.ndarray, clusters: Any = None, bounds: tuple[float, f
     n = len(v)
     if n == 0:
         return Estimate(NAN, NAN, NAN, 0, 0)
-    mean, var, g = _sandwich(v, codes)
-    if not math.isfinite(var):
-        return Estimate(mean, NAN, NAN, n, g)
-    se = math.sqrt(var)
-    half = float(_st.t.ppf(0.975, g - 1) * se)
-    lo, hi = mean - half, mean + half
-    if bounds is not None:
-        lo, hi = max(bounds[0], lo), min(bounds[1], hi)
-    s2 = float(v.var(ddof=1))
-    n_eff = n if g == n else (s2 / var if var > 0 else float(g))
-    return Estimate(mean, lo, hi, n, g, se, g - 1, n_eff, _p_value(mean, se, g - 1, null))
-
-
-def _p_value(mean: float, se: float, df: int, null: float | None) -> float:
-    if null is None or not df >= 1:
-        return NAN
-    if se == 0:
-        return 1.0 if mean == null else 0.0
-    return float(2 * _st.t.sf(abs(mean - null) / se, df))
+    mean, var, s2, g, df = _moments(v[None, :], codes)
+    lo, hi = _t_bounds(mean, var, df, bounds)
+    se = math.sqrt(var[0]) if math.isfinite(var[0]) else NAN
+    n_eff = float(_effective_n(var, s2, n, g)[0]) if g >= 2 else NAN
+    return Estimate(float(mean[0]), float(lo[0]), float(hi[0]), n, g, se, df, n_eff,
+                    _p_value(float(mean[0]), se, df, null))
 
 
 def clustered_wilson(values: np.ndarray, clusters: Any = None, null: float | None = None) -> Estimate:
     """Mean of finite values in [0, 1] (0/1 scores, or win/tie/loss as 1/0.5/0) and its 95% Wilson interval at
-    the effective sample size n / deff; with ``null``, the two-sided t p-value (G - 1 df) of mean == null."""
+    the effective sample size n / deff (quantile: z for independent values, t with G - 1 df for clustered ones);
+    with ``null``, the two-sided t p-value (G - 1 df) of mean == null."""
     v, codes = _finite(values, clusters)
     n = len(v)
     if n == 0:
         return Estimate(NAN, NAN, NAN, 0, 0)
-    p, var, g = _sandwich(v, codes)
-    s2 = float(v.var(ddof=1)) if n > 1 else NAN
-    if g == n:
-        n_eff = float(n)  # independent values: plain Wilson
-    elif s2 > 0 and var > 0:
-        n_eff = s2 / var  # = n / deff with deff = var / (s2 / n)
-    else:
-        n_eff = float(g)  # every value the same: no design effect to estimate, assume one value per prompt
-    lo, hi = wilson(p, n_eff)
-    se = math.sqrt(var) if math.isfinite(var) else NAN
-    return Estimate(p, lo, hi, n, g, se, g - 1, n_eff, _p_value(p, se, g - 1, null))
+    p, var, s2, g, df = _moments(v[None, :], codes)
+    n_eff = _effective_n(var, s2, n, g)
+    lo, hi = _wilson_bounds(p, n_eff, _wilson_z(n, g, df))
+    se = math.sqrt(var[0]) if math.isfinite(var[0]) else NAN
+    return Estimate(float(p[0]), float(lo[0]), float(hi[0]), n, g, se, df, float(n_eff[0]),
+                    _p_value(float(p[0]), se, df, null))
 
 
 def mean_interval(values: np.ndarray, clusters: Any = None) -> Estimate:
@@ -256,7 +340,8 @@ class Components:
     """Variance components of per-sample values (e.g. paired differences) clustered by prompt: ``mean``;
     ``between`` s_b^2, the variance of the prompts' true means; ``within`` s_w^2, the variance of a sample around
     its prompt's mean; ``prompts`` G, ``samples`` N, ``per_prompt`` m = N / G; ``se`` the cluster-robust standard
-    error of the mean of this very design."""
+    error of the mean of this very design; ``model_se`` the one the components predict for it,
+    sqrt((s_b^2 sum_g n_g^2 + s_w^2 N) / N^2) (a check of the model: close to ``se`` when it fits)."""
 
     mean: float
     between: float
@@ -265,12 +350,15 @@ class Components:
     samples: int
     per_prompt: float
     se: float
+    model_se: float = NAN
 
 
 def variance_components(values: np.ndarray, clusters: Any) -> Components:
-    """Method-of-moments (one-way ANOVA) estimates: s_w^2 pools the within-prompt variances (N - G degrees of
-    freedom); s_b^2 = var(prompt means) - s_w^2 * mean(1/m_g), floored at 0 (unbalanced designs included). With
-    one sample per prompt s_w^2 cannot be told from s_b^2: it is NaN and the total variance goes to s_b^2."""
+    """One-way random-effects ANOVA estimates (Searle's method of moments, unbalanced designs included):
+    s_w^2 = MSW, the pooled within-prompt variance (N - G df); s_b^2 = (MSB - MSW) / n0 with
+    MSB = sum_g n_g (mean_g - mean)^2 / (G - 1) and n0 = (N - sum_g n_g^2 / N) / (G - 1) (= m when every prompt
+    has m samples), floored at 0. With one sample per prompt s_w^2 cannot be told from s_b^2: it is NaN and the
+    total variance goes to s_b^2."""
     v, codes = _finite(values, clusters)
     n = len(v)
     if n == 0:
@@ -279,15 +367,20 @@ def variance_components(values: np.ndarray, clusters: Any) -> Components:
     g = int(codes.max()) + 1
     sizes = np.bincount(codes, minlength=g).astype(float)
     means = np.bincount(codes, weights=v, minlength=g) / sizes
-    mean, var, _ = _sandwich(v, codes)
+    mean_, var_, _, _, _ = _moments(v[None, :], codes)
+    mean, var = float(mean_[0]), float(var_[0])
     within = float(np.sum((v - means[codes]) ** 2) / (n - g)) if n > g else NAN
     if g < 2:
         between = NAN
     elif math.isfinite(within):
-        between = max(0.0, float(means.var(ddof=1)) - within * float(np.mean(1 / sizes)))
+        msb = float(np.sum(sizes * (means - mean) ** 2)) / (g - 1)
+        n0 = (n - float(np.sum(sizes ** 2)) / n) / (g - 1)
+        between = max(0.0, (msb - within) / n0)
     else:
         between = float(means.var(ddof=1))
-    return Components(mean, between, within, g, n, n / g, math.sqrt(var) if math.isfinite(var) else NAN)
+    model = (between * float(np.sum(sizes ** 2)) + (within if math.isfinite(within) else 0.0) * n) / n ** 2
+    return Components(mean, between, within, g, n, n / g, math.sqrt(var) if math.isfinite(var) else NAN,
+                      math.sqrt(model) if math.isfinite(model) else NAN)
 
 
 def design_variance(between: float, within: float, prompts: float, per_prompt: float) -> float:
@@ -301,7 +394,7 @@ def half_width(between: float, within: float, prompts: int, per_prompt: float) -
     """Expected half-width of the 95% t interval (G - 1 df) of the mean for a design of G prompts x m seeds."""
     if prompts < 2:
         return NAN
-    return float(_st.t.ppf(0.975, prompts - 1)) * math.sqrt(design_variance(between, within, prompts, per_prompt))
+    return t_quantile(0.975, prompts - 1) * math.sqrt(design_variance(between, within, prompts, per_prompt))
 
 
 def minimum_detectable_effect(se: float, prompts: int, power: float = 0.8, alpha: float = 0.05) -> float:
@@ -310,7 +403,7 @@ def minimum_detectable_effect(se: float, prompts: int, power: float = 0.8, alpha
     if prompts < 2 or not math.isfinite(se):
         return NAN
     df = prompts - 1
-    return float(_st.t.ppf(1 - alpha / 2, df) + _st.t.ppf(power, df)) * se
+    return (t_quantile(1 - alpha / 2, df) + t_quantile(power, df)) * se
 
 
 def _smallest_prompts(ok, limit: int = 10_000_000) -> int | None:

@@ -3,19 +3,20 @@ baseline only):
 
     python docs/results/shapebench/compare_pairs.py outputs/shapebench_study [--task TASK]
 
-Each pair is (A, B) by sampler label; items are (prompt, seed) pairs that both settings ran. Prints a markdown table:
-both accuracies, the mean paired difference with its 95% Student-t interval (report.paired_difference), and how many
-items only A or only B got right (the discordant items that set the interval).
+Each pair is (A, B) by sampler label; pairs of samples are (prompt, seed, sample index) that both settings ran.
+Prints a markdown table: both accuracies, the mean paired difference with its 95% interval clustered by prompt
+(zeta_eval.stats.paired_difference: the samples of one prompt text are repeated measures), whether it holds after
+Holm's correction over the table's comparisons (family-wise error 5%), and how many samples only A or only B got
+right (the discordant samples that set the interval).
 """
 
 from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import pyarrow.parquet as pq
 
-from zeta_eval.results import paired_difference
+from zeta_eval.stats import cluster_key, holm, paired_difference
 
 PAIRS: tuple[tuple[str, str], ...] = (
     # ζ against standard CFG: same γ1, same γ_eff, same NFE budget as zigzag
@@ -45,22 +46,30 @@ def main() -> None:
     p.add_argument("output_dir", help="the study's output folder (with samples.parquet)")
     p.add_argument("--task", help="only items of this ShapeBench task (the row's category)")
     args = p.parse_args()
+    key = ["prompt_set", "prompt_id", "seed", "sample_index"]
     table = pq.read_table(f"{args.output_dir}/samples.parquet",
-                          columns=["prompt_id", "seed", "sampler_label", "shapebench", "category"]).to_pandas()
+                          columns=[*key, "prompt", "sampler_label", "shapebench", "category"]).to_pandas()
     if args.task:
         table = table[table["category"] == args.task]
-    scores = table.pivot_table(index=["prompt_id", "seed"], columns="sampler_label", values="shapebench")
+    scores = table.pivot(index=key, columns="sampler_label", values="shapebench")
+    prompts = table.drop_duplicates(key).set_index(key)["prompt"]
     missing = sorted({label for pair in PAIRS for label in pair} - set(scores.columns))
     if missing:
         raise SystemExit(f"error: settings not in {args.output_dir}: {', '.join(missing)}")
-    print("| A | B | n | A ×100 | B ×100 | Δ = A − B (×100) [95% t] | only A right / only B right |")
-    print("|---|---|---|---|---|---|---|")
+    rows = []
     for a, b in PAIRS:
         both = scores[[a, b]].dropna()
         x, y = both[a].to_numpy(float), both[b].to_numpy(float)
-        d, lo, hi, n = paired_difference(x, y)
-        print(f"| {a} | {b} | {n} | {100 * x.mean():.2f} | {100 * y.mean():.2f} | "
-              f"{100 * d:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}] | {int((x > y).sum())} / {int((y > x).sum())} |")
+        clusters = [cluster_key(k[0], t) for k, t in zip(both.index, prompts.loc[both.index])]
+        rows.append((a, b, x, y, paired_difference(x, y, clusters)))
+    adjusted = holm([est.p_value for *_, est in rows])
+    print("| A | B | n (prompts) | A ×100 | B ×100 | Δ = A − B (×100) [95%, clustered] | Holm p | holds | "
+          "only A right / only B right |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for (a, b, x, y, est), p_holm in zip(rows, adjusted):
+        print(f"| {a} | {b} | {est.n} ({est.n_clusters}) | {100 * x.mean():.2f} | {100 * y.mean():.2f} | "
+              f"{100 * est.estimate:+.2f} [{100 * est.lo:+.2f}, {100 * est.hi:+.2f}] | {p_holm:.2g} | "
+              f"{'yes' if p_holm <= 0.05 else 'no'} | {int((x > y).sum())} / {int((y > x).sum())} |")
 
 
 if __name__ == "__main__":

@@ -249,13 +249,13 @@
     if (!F) return null;
     const out = [h("h2", {}, "Fair comparison with CFG"),
       h("p", { class: "muted small" }, "CFG curve: standard CFG at " + F.steps + " steps, γ = " + F.grid.join(", ") +
-        ". Each cell: mean over items of (method − CFG) with its 95% interval clustered by prompt, > 0 better; ✓ holds " +
+        ". Each cell: mean over items of (method − CFG) with its 95% interval clustered by prompt, > 0 better; † holds " +
         "after Holm's correction over the table; a reference between two CFG scales is interpolated per item " +
         "(linear in log γ), none beyond the grid.")];
     D.metrics.forEach((m) => {
       const rows = F.tables[m.name] || [];
       const cell = (c) => (!c || !isNum(c.estimate) ? "–" : [signed(scaledText(c.estimate, m), c.estimate), " ",
-        h("span", { class: "ci" }, bounds(c.lo, c.hi, m)), c.holm ? " ✓" : ""]);
+        h("span", { class: "ci" }, bounds(c.lo, c.hi, m)), c.holm ? " †" : ""]);
       const cols = [{ label: "method", text: true, key: (r) => r.label, cell: (r) => r.label },
         { label: "guidance", key: (r) => r.guidance, cell: (r) => sig3(r.guidance) + " (" + r.guidance_kind + ")" },
         { label: "NFE", key: (r) => r.nfe, cell: (r) => plain(r.nfe) },
