@@ -204,7 +204,8 @@ def test_fair_words_never_claim_more_than_holm_allows(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- a real run
 def test_a_run_with_a_frontier_opens_its_report_with_the_fair_table(tmp_path):
-    cfg = write_experiment(tmp_path, samplers=[{"name": "standard", "gamma1": 1.0}, {"name": "zigzag", "gamma1": 1.5}],
+    cfg = write_experiment(tmp_path, samplers=[{"name": "standard", "gamma1": 1.0},
+                                               {"name": "zigzag", "gamma1": 1.5, "twins": ["schedule", "constant"]}],
                            extra_model={"frontier": {"gammas": [1, 2, 3, 4.5]}})
     out = tmp_path / "out"
     assert run("predict", "--config", cfg, "--output_dir", out) == 0
@@ -213,9 +214,22 @@ def test_a_run_with_a_frontier_opens_its_report_with_the_fair_table(tmp_path):
     assert "CFG curve: standard CFG at 6 steps, γ = 1, 2, 3, 4.5" in md
     rows = _csv(out)
     assert set(rows) == {"standard γ=1", "zigzag γ=1.5", "standard γ=2 (frontier)", "standard γ=3 (frontier)",
-                         "standard γ=4.5 (frontier)"}
-    assert rows["zigzag γ=1.5"]["guidance_kind"] == "first-order"
-    assert rows["zigzag γ=1.5"]["fair_gamma_eff_brightness"] == rows["zigzag γ=1.5"]["fair_frontier_brightness"]
+                         "standard γ=4.5 (frontier)", "CFG twin (schedule) of zigzag γ=1.5",
+                         "CFG twin (constant) of zigzag γ=1.5"}
+    # the rows carry the measured guidance: the frontier is read there, per sample
+    import pyarrow.parquet as pq
+
+    zz = [r for r in pq.read_table(out / "samples.parquet").to_pylist() if r["sampler"] == "zigzag"]
+    assert rows["zigzag γ=1.5"]["guidance_kind"] == "measured"
+    assert float(rows["zigzag γ=1.5"]["guidance"]) == pytest.approx(np.mean([r["guidance_measured"] for r in zz]))
+    assert "(measured)" in md.split("## Results")[0]
+    # the twin column: the zigzag against its schedule twin, paired per item (twins are neither methods nor CFG)
+    table = pq.read_table(out / "samples.parquet").to_pylist()
+    twin = {(r["prompt_id"], r["seed"]): r["brightness"] for r in table if r["twin_kind"] == "schedule"}
+    d = np.array([r["brightness"] - twin[(r["prompt_id"], r["seed"])] for r in zz])
+    clusters = [stats.cluster_key(r["prompt_set"], r["prompt"]) for r in zz]
+    _expect(rows["zigzag γ=1.5"], "fair_twin_brightness", d, clusters)
+    assert rows["CFG twin (schedule) of zigzag γ=1.5"]["guidance_kind"] == ""
     assert (out / "score_vs_guidance.png").is_file()
 
 
@@ -301,3 +315,27 @@ def test_rows_without_gamma1_still_make_a_report(tmp_path):
     assert run("report", out) == 0
     md = (out / "summary.md").read_text()
     assert "**zeta-1.5**: no comparison with CFG" in md and "no CFG curve in this run" in md
+
+
+def test_adding_a_frontier_to_a_finished_run_computes_only_the_new_settings(tmp_path):
+    """A run grown by a frontier (or by twins) resumes with --force: the settings already written are not
+    recomputed (no new rows), the new ones run, and the report covers all of them."""
+    from zeta_eval.parts import read_parts
+
+    samplers = [{"name": "standard", "gamma1": 1.0}, {"name": "zeta", "gamma1": 1.5, "warmup_steps": 2}]
+    cfg = write_experiment(tmp_path, samplers=samplers)
+    out = tmp_path / "out"
+    assert run("predict", "--config", cfg, "--output_dir", out) == 0
+    before = read_parts(out)[0].to_pylist()
+    grown = write_experiment(tmp_path, samplers=[samplers[0], {**samplers[1], "twins": ["constant"]}],
+                             extra_model={"frontier": {"gammas": [1, 3]}}, name="grown.yaml")
+    assert run("predict", "--config", grown, "--output_dir", out, "--force", "true") == 0
+    after = read_parts(out)[0].to_pylist()
+    new = [r for r in after if r["sample_id"] not in {b["sample_id"] for b in before}]
+    rewritten = [r for r in after if r["created_at"] > max(b["created_at"] for b in before)]
+    labels = sorted({r["sampler_label"] for r in rewritten})
+    # the frontier's γ 3 is new; the twin needs its source's measured guidance, so ζ runs again; γ 1 does not
+    assert labels == sorted(["standard γ=3 (frontier)", "CFG twin (constant) of zeta γ=1.5 τ=2", "zeta γ=1.5 τ=2"])
+    assert {r["sampler_label"] for r in new} == {"standard γ=3 (frontier)", "CFG twin (constant) of zeta γ=1.5 τ=2"}
+    zeta_before = {r["sample_id"]: r["brightness"] for r in before if r["sampler"] == "zeta"}
+    assert all(zeta_before[r["sample_id"]] == r["brightness"] for r in rewritten if r["sampler"] == "zeta")

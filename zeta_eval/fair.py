@@ -207,7 +207,7 @@ def against_curve(method: Setting, curve: Curve, metric: str, at: np.ndarray, wh
                          f"{curve.gammas[-1]:g}]: not compared")
         on_grid = np.isin(np.round(finite, 9), np.round(curve.gammas, 9))
         if len(finite) and not on_grid.all() and est.n:
-            notes.append("interpolated")
+            notes.append("CFG read between grid scales: interpolated")
     else:
         notes.append("no CFG curve in this run")
     span = (f"γ {_scale_text(float(finite.min()))}" + (f"–{_scale_text(float(finite.max()))}"
@@ -303,6 +303,8 @@ def verdict(row: FairRow, scale: float = 1.0) -> str:
                 f"comparisons ({interval} before it)")
     else:
         text = f"not distinguishable from CFG at the same {what}: {interval}"
+    if c.note:
+        text += f" ({c.note})"
     raw = row.comparisons.get("gamma1")
     if raw is not None and math.isfinite(raw.estimate.estimate):
         text += f"; against CFG at its γ1, the usual baseline, {raw.estimate.estimate * scale:+.2f}"
@@ -311,8 +313,6 @@ def verdict(row: FairRow, scale: float = 1.0) -> str:
         verb = ("ahead of" if best.holm and best.estimate.estimate > 0 else "behind" if best.holm
                 else "not distinguishable from")
         text += f"; {verb} the best CFG of no higher NFE ({best.reference}: {best.estimate.estimate * scale:+.2f})"
-    if c.note:
-        text += f" ({c.note})"
     return f"**{row.label}**: {text}."
 
 

@@ -280,6 +280,8 @@ class SamplingEvaluation(LightningModule):
             truncated = self._prompt_truncation(group)
             cond = self.adapter.encode(prompts)  # shared by every sampler of the group
             for index, sampler in enumerate(self.samplers):
+                if self._written(sampler, group):
+                    continue  # a resumed run that grew (a frontier, twins): only what is missing runs
                 source_rows = self._run_sampler(sampler, group, prompts, metas, cond)
                 source_rows += twins.run_twins(  # right after their source, from the same noise
                     self.twins_of(sampler), source_rows, self.steps,
@@ -289,6 +291,12 @@ class SamplingEvaluation(LightningModule):
                     row["prompt_truncated"] = cut
                     rows.append(row)
         return rows
+
+    def _written(self, sampler: Sampler, records: list[PromptRecord]) -> bool:
+        """Every sample of ``sampler`` and of its twins for ``records`` is in the output folder already. A twin that
+        is missing runs its source again (from the same noise: the same output), whose measured guidance it copies."""
+        return bool(self._done) and all(self.sample_id(r, s) in self._done
+                                        for s in (sampler, *self.twins_of(sampler)) for r in records)
 
     def _prompt_truncation(self, records: list[PromptRecord]) -> list[bool]:
         """Which prompts the text encoder cuts (as the model's own pipeline does); warned about once per run."""
