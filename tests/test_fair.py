@@ -279,7 +279,7 @@ def test_every_config_takes_the_frontier_overlay_with_and_without_smoke(config, 
     text = _validate(capsys, config, *overlays)
     import re
 
-    lines = [line for line in text.splitlines() if "  NFE " in line]
+    lines = [line for line in text.splitlines() if "  NFE " in line and "γ_eff" in line]  # twins: "γ measured"
     scale = lambda line: float(re.search(r"γ_eff (\S+)$", line).group(1))  # noqa: E731
     cfg = {scale(line) for line in lines if line.strip().startswith("standard") and re.search(r"steps +(\d+)", line)
            and "NFE-matched" not in line and "·" not in line}

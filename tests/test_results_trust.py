@@ -70,10 +70,14 @@ def test_smoke_scales_warmups_and_runs_settings_that_coincide_once(capsys, caplo
     assert run("validate", "--config", ROOT / "configs" / "warmup.yaml", "--config", ROOT / "configs" / "smoke.yaml",
                "--data.init_args.prompts_dir", prompts, "--output_dir", "/nonexistent/trust_a") == 0
     captured = capsys.readouterr()
-    labels = [line.split("steps")[0].strip() for line in captured.out.splitlines() if "  NFE " in line]
+    lines = [line.split("steps")[0].strip() for line in captured.out.splitlines() if "  NFE " in line]
+    labels = [label for label in lines if not label.startswith("CFG twin")]
     # τ = 1, 3, 5 of 50 steps all become τ = 1 of 10: run once; τ 10 -> 2, τ 20 -> 4, adaptive max 20 -> 4
     assert labels == ["standard γ=5.5", "zeta γ=5.5 τ=1", "zeta γ=5.5 τ=2", "zeta γ=5.5 τ=4",
                       "zeta γ=5.5 τ=1+adaptive"]
+    # each ζ setting that runs keeps its CFG twins (warmup.yaml asks for them), those of merged settings once
+    assert [label for label in lines if label.startswith("CFG twin (schedule)")] == [
+        f"CFG twin (schedule) of {label}" for label in labels[1:]]
     assert "same setting at 10 steps" in captured.err
 
 
