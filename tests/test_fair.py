@@ -339,3 +339,25 @@ def test_adding_a_frontier_to_a_finished_run_computes_only_the_new_settings(tmp_
     assert {r["sampler_label"] for r in new} == {"standard γ=3 (frontier)", "CFG twin (constant) of zeta γ=1.5 τ=2"}
     zeta_before = {r["sample_id"]: r["brightness"] for r in before if r["sampler"] == "zeta"}
     assert all(zeta_before[r["sample_id"]] == r["brightness"] for r in rewritten if r["sampler"] == "zeta")
+
+
+def test_score_vs_guidance_draws_the_curve_and_every_method_inside_the_figure(tmp_path):
+    from test_report_figures import drawn_inside
+
+    import matplotlib.pyplot as plt
+
+    from zeta_eval.fair import guidance_figure
+    from zeta_eval.results import build
+
+    out, h = _hand_run(tmp_path)
+    fig = guidance_figure(build(out))
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    curve = next(ln for ln in ax.get_lines() if ln.get_label() == "CFG (standard)")
+    assert list(curve.get_xdata()) == [1.0, 2.0, 4.0]
+    assert list(curve.get_ydata()) == pytest.approx([np.mean(h["cfg"][g]) * 1.0 for g in (1.0, 2.0, 4.0)])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "4"]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["CFG (standard)", "zz (measured)"]  # the twin and the 80-NFE CFG are not methods
+    assert drawn_inside(fig, fig.canvas.get_renderer())
+    plt.close(fig)

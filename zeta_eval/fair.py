@@ -449,7 +449,14 @@ def guidance_figure(rep: Report, metric: str | None = None):
         ax.errorbar([x], [mean * sc], yerr=yerr, xerr=xerr, fmt=markers[k % len(markers)], color=colour, capsize=3,
                     mfc=colour if kind == "measured" else "none", label=f"{m.label} ({kind})", zorder=3)
     ax.set_xscale("log")
-    ax.set_xlabel("guidance scale γ (methods: measured guidance, or first-order γ_eff where not measured)")
+    if curve.gammas:  # the CFG scales as plain numbers, not powers of ten
+        from matplotlib.ticker import NullFormatter, NullLocator
+
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xticks(curve.gammas, [f"{g:g}" for g in curve.gammas])
+    ax.set_xlabel("guidance scale γ (log axis); methods at their measured guidance\n"
+                  "(hollow marker: first-order γ_eff, where not measured)", fontsize=8)
     ax.set_ylabel(metric + (f" (×{sc:g})" if sc != 1 else ""))
     ax.set_title(f"{metric} against guidance strength")
     ax.grid(alpha=0.3, which="both")
