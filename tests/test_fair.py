@@ -229,6 +229,10 @@ def test_a_run_with_a_frontier_opens_its_report_with_the_fair_table(tmp_path):
     d = np.array([r["brightness"] - twin[(r["prompt_id"], r["seed"])] for r in zz])
     clusters = [stats.cluster_key(r["prompt_set"], r["prompt"]) for r in zz]
     _expect(rows["zigzag γ=1.5"], "fair_twin_brightness", d, clusters)
+    _expect(rows["zigzag γ=1.5"], "fair_twin_schedule_brightness", d, clusters)
+    constant = {(r["prompt_id"], r["seed"]): r["brightness"] for r in table if r["twin_kind"] == "constant"}
+    _expect(rows["zigzag γ=1.5"], "fair_twin_constant_brightness",
+            np.array([r["brightness"] - constant[(r["prompt_id"], r["seed"])] for r in zz]), clusters)
     assert rows["CFG twin (schedule) of zigzag γ=1.5"]["guidance_kind"] == ""
     assert (out / "score_vs_guidance.png").is_file()
 

@@ -370,15 +370,19 @@ def markdown(rep: Report) -> list[str]:
 
 def csv_columns(rep: Report) -> dict[str, dict[str, Any]]:
     """Per setting key, the fair comparison's columns for summary.csv: ``guidance``, ``guidance_kind`` and per
-    metric and comparison ``fair_<comparison>_<metric>`` with ``_lo``, ``_hi``, ``_p`` and ``_holm``."""
+    metric and comparison ``fair_<comparison>_<metric>`` with ``_lo``, ``_hi``, ``_p``, ``_p_holm`` and ``_prompts``
+    (comparisons: the table's columns, and ``twin_schedule`` / ``twin_constant`` / ``twin_nfe_matched`` for each
+    twin kind the run made; only the table's columns are in Holm's family)."""
     out: dict[str, dict[str, Any]] = {}
     if not rep.metrics or not methods(rep) or not any(is_cfg(s) for s in rep.settings):
         return out
     for metric in rep.metrics:
         for r in fair_rows(rep, metric):
             cols = out.setdefault(r.setting.key, {"guidance": r.guidance, "guidance_kind": r.guidance_kind})
-            for kind in COMPARISONS:
+            for kind in [*COMPARISONS, *(f"twin_{k}" for k in TWIN_KINDS)]:
                 c = r.comparisons.get(kind)
+                if c is None and kind.startswith("twin_"):
+                    continue  # each twin kind the run made, beside the table's twin column
                 e = c.estimate if c is not None else stats.Estimate(math.nan, math.nan, math.nan, 0, 0)
                 name = f"fair_{kind}_{metric}"
                 cols.update({name: e.estimate, f"{name}_lo": e.lo, f"{name}_hi": e.hi, f"{name}_p": e.p_value,
