@@ -33,9 +33,9 @@ import numpy as np
 
 from . import stats
 from .frontier import interpolate
-from .results import LOWER_IS_BETTER, PAIR_KEY, Report, Setting, metric_values
+from .results import FAMILY_ALPHA, LOWER_IS_BETTER, PAIR_KEY, Report, Setting, metric_values
 
-#: the comparisons of the fair table, in its column order, with their column headings
+#: the comparisons of the fair table, in its column order, with their column headings (Holm's family)
 COMPARISONS = {
     "gamma1": "Δ vs CFG at γ1 (raw)",
     "gamma_eff": "Δ vs CFG at γ_eff (first-order)",
@@ -45,7 +45,8 @@ COMPARISONS = {
 }
 #: the twin kinds, in the order the table prefers them for its ``twin`` column
 TWIN_KINDS = ("schedule", "constant", "nfe_matched")
-ALPHA = 0.05
+#: the family-wise error level of Holm's correction (the report's other tables use the same)
+ALPHA = FAMILY_ALPHA
 
 
 # ---------------------------------------------------------------------------------------------- the model
