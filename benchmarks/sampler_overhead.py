@@ -3,6 +3,7 @@
     python benchmarks/sampler_overhead.py [--steps 20] [--repeats 7] [--batch 4] [--device cpu|cuda]
     python benchmarks/sampler_overhead.py --arch sdxl [--size 256] [--steps 10] [--repeats 3] [--batch 1]
                                           [--dtype bfloat16|float16|float32]
+    python benchmarks/sampler_overhead.py --measure [--samplers standard,zeta] [--no-memory] ...
 
 ``--arch tiny`` (default): a 3 M-parameter UNet, DDIM. ``--arch sdxl``: SDXL base's UNet at its real size (2.57 B
 parameters, random weights, benchmarks/realscale), its Euler scheduler, fixed random text embeddings of the real
@@ -14,6 +15,11 @@ CPU, in this process's CPU time (the ratio that survives a machine shared with o
 allocated bytes; on CPU the largest total of live tensor bytes (parameters excluded) seen at any network call, i.e.
 what the sampler and the network's inputs hold, reported as extra bytes over standard and in latent-sized units
 (measured over the first 6 steps, by which every sampler holds all its buffers).
+
+``--measure``: the cost of measuring guidance (samplers/guidance.py, what the pipeline does on every sample). Each
+sampler also runs measured, alternating with its plain runs; reported: the ratio of the medians (measured / plain),
+and, robust to a noisy machine, the seconds spent inside the meter itself (its two hooks, timed around each call) as
+a share of the measured run's time.
 """
 
 from __future__ import annotations
@@ -33,7 +39,26 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 from diffusers import DDIMScheduler, UNet2DConditionModel  # noqa: E402
 
 from benchmarks.realscale import hardware  # noqa: E402
-from samplers import ImplicitZigzag, Standard, Zeta, Zigzag, solver_from_scheduler  # noqa: E402
+from samplers import ImplicitZigzag, Standard, Zeta, Zigzag, sample_measured, solver_from_scheduler  # noqa: E402
+from samplers.guidance import GuidanceMeter  # noqa: E402
+
+
+class MeterClock:
+    """Times the meter's two hooks (every bit of work measuring adds to a run) by wrapping them on the class."""
+
+    def __init__(self):
+        self.seconds = 0.0
+        for name in ("evaluated", "stepped"):
+            setattr(GuidanceMeter, name, self._timed(getattr(GuidanceMeter, name)))
+
+    def _timed(self, method):
+        def timed(meter, *args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return method(meter, *args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+        return timed
 
 
 def build_tiny_unet(seed: int = 0) -> UNet2DConditionModel:
@@ -120,6 +145,9 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=256, help="image side for --arch sdxl (latents are size/8)")
     ap.add_argument("--dtype", default=None, help="network dtype (default: float32 tiny; sdxl: float16 on CUDA, on "
                                                   "CPU bfloat16 where native, else float32)")
+    ap.add_argument("--samplers", default="standard,zeta,implicit_zigzag,zigzag", help="comma-separated subset")
+    ap.add_argument("--measure", action="store_true", help="also time each sampler with its guidance measured")
+    ap.add_argument("--no-memory", action="store_true", help="skip the memory census")
     args = ap.parse_args(argv)
     tiny = args.arch == "tiny"
     args.steps = args.steps or (20 if tiny else 10)
@@ -130,28 +158,42 @@ def main(argv=None) -> int:
     unet, cond, uncond, x0, scheduler = (sdxl_setup if args.arch == "sdxl" else tiny_setup)(args, dev)
     solver = solver_from_scheduler(scheduler, args.steps)
     x0 = x0 * solver.init_noise_sigma  # Euler starts at sigma_max, DDIM at 1
-    samplers = {"standard": Standard(), "zeta": Zeta(warmup_steps=3), "implicit_zigzag": ImplicitZigzag(),
-                "zigzag": Zigzag()}
-    times = {k: [] for k in samplers}
-    cpu_times = {k: [] for k in samplers}
+    every = {"standard": Standard(), "zeta": Zeta(warmup_steps=min(3, args.steps - 1)),
+             "implicit_zigzag": ImplicitZigzag(), "zigzag": Zigzag()}
+    chosen = args.samplers.split(",")
+    if "standard" not in chosen or any(k not in every for k in chosen):
+        ap.error(f"--samplers: a subset of {', '.join(every)} that includes standard")
+    samplers = {k: every[k] for k in chosen}
+    runs = [(k, False) for k in samplers] + ([(k, True) for k in samplers] if args.measure else [])
+    times = {run: [] for run in runs}
+    cpu_times = {run: [] for run in runs}
+    meter_seconds = {k: [] for k in samplers}
+    clock = MeterClock() if args.measure else None
     with torch.inference_mode():
         samplers["standard"].sample(UNetDenoiser(unet, cond, uncond, False), x0.clone(), solver)  # warm-up
         for r in range(args.repeats):
-            order = list(samplers) if r % 2 == 0 else list(reversed(samplers))
-            for k in order:
+            order = runs if r % 2 == 0 else list(reversed(runs))
+            for k, measured in order:
                 den = UNetDenoiser(unet, cond, uncond, False)
                 if dev.type == "cuda":
                     torch.cuda.synchronize()
+                if clock is not None:
+                    clock.seconds = 0.0
                 t0, c0 = time.perf_counter(), time.process_time()
-                samplers[k].sample(den, x0.clone(), solver)
+                if measured:
+                    sample_measured(samplers[k], den, x0.clone(), solver)
+                else:
+                    samplers[k].sample(den, x0.clone(), solver)
                 if dev.type == "cuda":
                     torch.cuda.synchronize()
-                times[k].append(time.perf_counter() - t0)
-                cpu_times[k].append(time.process_time() - c0)
+                times[k, measured].append(time.perf_counter() - t0)
+                cpu_times[k, measured].append(time.process_time() - c0)
+                if measured:
+                    meter_seconds[k].append(clock.seconds)
         memory = {}
         # the buffers of every sampler are in place after its first zigzag step: 6 steps show the peak, cheaper
         census_solver = solver_from_scheduler(scheduler, min(args.steps, 6))
-        for k, s in samplers.items():
+        for k, s in samplers.items() if not args.no_memory else ():
             if dev.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
                 s.sample(UNetDenoiser(unet, cond, uncond, False), x0.clone(), census_solver)
@@ -161,8 +203,8 @@ def main(argv=None) -> int:
                 s.sample(den, x0.clone(), census_solver)
                 memory[k] = den.peak_live
     latent = x0.element_size() * x0.nelement()
-    base_t = statistics.median(times["standard"])
-    base_c = statistics.median(cpu_times["standard"])
+    base_t = statistics.median(times["standard", False])
+    base_c = statistics.median(cpu_times["standard", False])
     print(f"UNet {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M params ({unet.dtype}), latents "
           f"{tuple(x0.shape)}, {args.steps} {type(scheduler).__name__} steps, {args.repeats} repeats, device "
           f"{args.device}, threads {args.threads}")
@@ -171,10 +213,21 @@ def main(argv=None) -> int:
           f"{'CPU ratio':>9s} {'extra memory':>14s} {'in latents':>10s}")
     for k, s in samplers.items():
         nfe = s.expected_nfe(args.steps)
-        med, cpu = statistics.median(times[k]), statistics.median(cpu_times[k])
-        extra = memory[k] - memory["standard"]
+        med, cpu = statistics.median(times[k, False]), statistics.median(cpu_times[k, False])
+        extra = memory[k] - memory["standard"] if memory else 0
         print(f"{k:16s} {nfe:5d} {nfe / (2 * args.steps):9.3f} {med:9.3f} {med / base_t:10.3f} {cpu:9.3f} "
-              f"{cpu / base_c:9.3f} {extra:14,d} {extra / latent:10.2f}")
+              f"{cpu / base_c:9.3f} " + (f"{extra:14,d} {extra / latent:10.2f}" if memory else f"{'-':>14s} {'-':>10s}"))
+    if args.measure:
+        print("\nmeasuring guidance (samplers/guidance.py): measured vs plain runs of the same sampler")
+        print(f"{'sampler':16s} {'plain s':>9s} {'measured s':>10s} {'time ratio':>10s} {'CPU ratio':>9s} "
+              f"{'meter s':>9s} {'meter share':>11s}")
+        for k in samplers:
+            plain, measured = statistics.median(times[k, False]), statistics.median(times[k, True])
+            cpu = statistics.median(cpu_times[k, True]) / statistics.median(cpu_times[k, False])
+            meter = statistics.median(meter_seconds[k])
+            share = statistics.median(m / t for m, t in zip(meter_seconds[k], times[k, True]))
+            print(f"{k:16s} {plain:9.3f} {measured:10.3f} {measured / plain:10.4f} {cpu:9.4f} {meter:9.4f} "
+                  f"{share:11.4%}")
     return 0
 
 

@@ -17,7 +17,7 @@ import torch
 
 from .base import SampleMetric
 from .preprocess import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, normalize, resize_longest_and_pad, to_uint8_levels
-from .weights import WeightsMismatchError, cached, check_keys, freeze, resolve_file
+from .weights import WeightsMismatchError, cached, check_keys, freeze, reading_weights, resolve_file
 
 HPS_REPO = "xswu/HPSv2"
 HPS_FILES = {"v2.0": "HPS_v2_compressed.pt", "v2.1": "HPS_v2.1_compressed.pt"}
@@ -40,10 +40,11 @@ def _build(architecture: str, path, device: torch.device, dtype: torch.dtype):
     import open_clip
 
     model = open_clip.create_model(architecture, pretrained=None, device="cpu")
-    try:
-        incompatible = open_clip.load_checkpoint(model, str(path), strict=False)
-    except RuntimeError as err:  # shapes that do not fit: load_state_dict raises even when not strict
-        raise WeightsMismatchError("hpsv2", str(path), mismatched=[str(err).splitlines()[-1].strip()]) from None
+    with reading_weights(path, "the hpsv2 checkpoint"):
+        try:
+            incompatible = open_clip.load_checkpoint(model, str(path), strict=False)
+        except RuntimeError as err:  # shapes that do not fit: load_state_dict raises even when not strict
+            raise WeightsMismatchError("hpsv2", str(path), mismatched=[str(err).splitlines()[-1].strip()]) from None
     check_keys("hpsv2", path, incompatible.missing_keys, incompatible.unexpected_keys)
     return freeze(model, device, dtype), open_clip.get_tokenizer(architecture)
 

@@ -18,10 +18,12 @@ expected and the constructor option that points at it. Every network is loaded s
 from __future__ import annotations
 
 import os
+import pickle
 import re
 import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Hashable, Iterable, Sequence
+from typing import Any, Callable, Hashable, Iterable, Iterator, Sequence
 
 import torch
 
@@ -47,6 +49,91 @@ class WeightsNotFoundError(FileNotFoundError):
 
     def __reduce__(self):  # picklable across processes despite the custom __init__
         return type(self), (self.metric, self.expected, self.looked, self.option)
+
+
+class WeightFileError(ValueError):
+    """A weight file that exists but cannot be read: empty, truncated or corrupt. The message is one line naming the
+    file, what is wrong with it and what to do."""
+
+
+#: files a model folder is checked for when its loading fails (weights, and the JSON configs beside them)
+_CHECKED_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".json")
+
+
+def weight_file_problem(path: str | os.PathLike) -> str | None:
+    """What makes a weight file unreadable (empty, truncated, a corrupt header), or None when it looks whole.
+
+    Cheap: reads headers only. A safetensors file must be as long as its header says; a PyTorch zip checkpoint
+    (``torch.save``'s format, also ``.bin``) must have its central directory and every entry within the file; a
+    JSON config must parse. A legacy pickle checkpoint is only checked for being empty.
+    """
+    import json
+    import zipfile
+
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        return "it is empty (0 bytes)"
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        if path.suffix == ".safetensors":
+            length = int.from_bytes(head, "little") if len(head) == 8 else None
+            if length is None or 8 + length > size:
+                return f"it is truncated ({size:,} bytes, less than its own header)"
+            try:
+                header = json.loads(fh.read(length))
+                end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+            except (ValueError, KeyError, TypeError, IndexError):
+                return "it is corrupt (its safetensors header does not parse)"
+            if 8 + length + end > size:
+                return f"it is truncated ({size:,} of {8 + length + end:,} bytes)"
+            return None
+    if path.suffix == ".json":
+        try:
+            json.loads(path.read_bytes())
+        except ValueError:
+            return "it is corrupt (not valid JSON)"
+        return None
+    if head[:4] == b"PK\x03\x04":  # a PyTorch zip checkpoint
+        try:
+            with zipfile.ZipFile(path) as archive:
+                if any(i.header_offset + i.compress_size > size for i in archive.infolist()):
+                    return f"it is truncated ({size:,} bytes; its entries reach further)"
+        except (zipfile.BadZipFile, OSError, ValueError):
+            return f"it is truncated or corrupt ({size:,} bytes; a PyTorch zip checkpoint without its directory)"
+    return None
+
+
+def _checked_files(location: str | os.PathLike) -> list[Path]:
+    path = Path(location).expanduser()
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        return []
+    return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in _CHECKED_SUFFIXES
+                  and not any(part.startswith(".") for part in p.relative_to(path).parts))
+
+
+@contextmanager
+def reading_weights(location: str | os.PathLike, what: str) -> Iterator[None]:
+    """Load weights from ``location`` (a file or a model folder) inside this block: when loading fails and a file
+    there is empty, truncated or corrupt (:func:`weight_file_problem`), the failure becomes one
+    :class:`WeightFileError` naming that file (``what``: whose weights, e.g. ``"the ShapeBench model"``). Any other
+    failure is raised as it was."""
+    try:
+        yield
+    except (WeightFileError, WeightsNotFoundError):
+        raise
+    except Exception as err:
+        files = _checked_files(location)
+        for path in files:
+            problem = weight_file_problem(path)
+            if problem is None and len(files) == 1 and isinstance(err, (EOFError, pickle.UnpicklingError)):
+                problem = f"it is corrupt ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'no detail'})"
+            if problem is not None:
+                raise WeightFileError(f"cannot load {what}: weight file {path} {problem.removeprefix('it ')}; delete "
+                                      "it and download or copy it again") from err
+        raise
 
 
 def is_hub_id(ref: str) -> bool:
@@ -189,7 +276,8 @@ def load_strictly(module: torch.nn.Module, state: dict[str, torch.Tensor], *, me
 def from_pretrained_strictly(model_class: Any, folder: str | os.PathLike, *, metric: str, **kwargs: Any) -> Any:
     """``model_class.from_pretrained(folder)`` (transformers), refusing a checkpoint whose keys differ from the model
     (transformers would initialise the missing layers at random and only log a warning)."""
-    model, info = model_class.from_pretrained(str(folder), output_loading_info=True, **kwargs)
+    with reading_weights(folder, f"the {metric} weights"):
+        model, info = model_class.from_pretrained(str(folder), output_loading_info=True, **kwargs)
     mismatched = [m[0] if isinstance(m, (tuple, list)) else m for m in info.get("mismatched_keys", ())]
     check_keys(metric, folder, info.get("missing_keys", ()), info.get("unexpected_keys", ()), mismatched)
     if info.get("error_msgs"):
@@ -198,12 +286,14 @@ def from_pretrained_strictly(model_class: Any, folder: str | os.PathLike, *, met
 
 
 def load_state_dict_file(path: Path) -> dict[str, Any]:
-    """A checkpoint's tensors: safetensors, or a pickle read with ``weights_only=True`` (never arbitrary code)."""
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    """A checkpoint's tensors: safetensors, or a pickle read with ``weights_only=True`` (never arbitrary code). A
+    truncated or corrupt file is a :class:`WeightFileError` naming it."""
+    with reading_weights(path, "a checkpoint"):
+        if Path(path).suffix == ".safetensors":
+            from safetensors.torch import load_file
 
-        return load_file(str(path), device="cpu")
-    return torch.load(path, map_location="cpu", weights_only=True)
+            return load_file(str(path), device="cpu")
+        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 # ---------------------------------------------------------------------------------------------- process cache

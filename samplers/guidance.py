@@ -108,17 +108,17 @@ class GuidanceMeter:
     """Follows one sampling run through its solver steps and network evaluations (see the module docstring)."""
 
     def __init__(self, x_T: torch.Tensor, num_steps: int):
-        batch = x_T.shape[0]
-        self.gamma_par = torch.full((batch, num_steps), float("nan"), dtype=torch.float64)
-        self.rho = torch.full((batch, num_steps), float("nan"), dtype=torch.float64)
-        self.source = torch.zeros((batch, num_steps), dtype=torch.int8)
+        batch, device = x_T.shape[0], x_T.device  # kept on the latents' device: no synchronisation per step
+        self.gamma_par = torch.full((batch, num_steps), float("nan"), dtype=torch.float64, device=device)
+        self.rho = torch.full((batch, num_steps), float("nan"), dtype=torch.float64, device=device)
+        self.source = torch.zeros((batch, num_steps), dtype=torch.int8, device=device)
         self.current = -1  # the step whose anchor is fixed; -1 before the first step call
         self.result = x_T  # the latest step result: the anchor of step current + 1
         self.anchor: torch.Tensor | None = None
         self.anchor_u: torch.Tensor | None = None  # float64, flattened
         self.anchor_d: torch.Tensor | None = None  # float64, flattened
         self.anchor_dd: torch.Tensor | None = None  # ||D||^2 per sample
-        self.anchor_code = torch.zeros(batch, dtype=torch.int8)
+        self.anchor_code = torch.zeros(batch, dtype=torch.int8, device=device)
         self._next: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # (u, c, codes) for step current + 1
         self.lost = False  # a step call the rules cannot follow: everything from there on stays NaN
 
@@ -129,7 +129,7 @@ class GuidanceMeter:
         if self.lost or i != self.current + 1 or "uncond" not in branches or "cond" not in branches:
             return
         u, c = outputs[list(branches).index("uncond")], outputs[list(branches).index("cond")]
-        same = _same_rows(x, self.result).cpu()
+        same = _same_rows(x, self.result).to(self.source.device)
         codes = torch.where(same, torch.tensor(PROBE if probe else EXACT, dtype=torch.int8),
                             torch.tensor(EVALUATED, dtype=torch.int8))
         if self._next is None:
@@ -140,7 +140,7 @@ class GuidanceMeter:
         if bool(better.all()):
             self._next = (u, c, codes)
         elif bool(better.any()):
-            keep = _rows(better.to(u.device), u)
+            keep = _rows(better.to(u.device), u)  # (a second evaluation for one step: a probe, a zag)
             self._next = (torch.where(keep, u, old_u), torch.where(keep, c, old_c), torch.maximum(codes, old_codes))
 
     def stepped(self, solver: LinearSolver, i: int, x_in: torch.Tensor, out: torch.Tensor,
@@ -196,12 +196,13 @@ class GuidanceMeter:
         gamma = torch.where(defined, (r * d).sum(1) / dd.clamp_min(1e-300), torch.full_like(dd, float("nan")))
         perp = (r - gamma.unsqueeze(1) * d).norm(dim=1)
         rho = torch.where(defined, perp / dd.clamp_min(1e-300).sqrt(), torch.full_like(dd, float("nan")))
-        self.gamma_par[:, i] = gamma.cpu()
-        self.rho[:, i] = rho.cpu()
-        self.source[:, i] = self.anchor_code
+        self.gamma_par[:, i] = gamma.to(self.gamma_par.device)
+        self.rho[:, i] = rho.to(self.rho.device)
+        self.source[:, i] = self.anchor_code.to(self.source.device)
 
     def result_measurement(self) -> MeasuredGuidance:
-        return MeasuredGuidance(self.gamma_par, self.rho, self.source)
+        """The measurement, on the CPU."""
+        return MeasuredGuidance(self.gamma_par.cpu(), self.rho.cpu(), self.source.cpu())
 
 
 class MeteredSolver(LinearSolver):

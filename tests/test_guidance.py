@@ -192,6 +192,30 @@ def test_zigzag_on_a_linear_denoiser_adds_a_times_the_zag(kind, zag_timestep):
     close(out.guidance.gamma_par[:, -1], g1)
 
 
+def test_a_zag_solved_exactly_is_cfg_at_gamma_eff_for_any_jacobian():
+    """The issue's identity m_eff = u(x) + (2 g1 - g2) D holds for a zag that inverts the step exactly
+    (a x~ + b m_g2(x~) = y), whatever A: measured by the meter on a plugin-style sampler that solves it."""
+    den, solver, x = linear("ddim_eps")
+    g1, g2 = 4.0, 1.5
+
+    class ExactZag(IntervalCFG):
+        name = "exact_zag"
+
+        def sample(self, denoiser, x, solver, callback=None):
+            net = Network(denoiser, solver)
+            for i in range(solver.num_steps):
+                a, b = solver.coefficients(i)
+                y = solver.step(x, guide(*net(x, i), g1), i)
+                system = a * torch.eye(5, dtype=torch.float64) + b * solver.c_in[i] * den.A
+                x_tilde = torch.linalg.solve(system, (y - b * (den.p + g2 * den.D)).T).T
+                x = solver.step(x_tilde, guide(*net(x_tilde, i), g1), i)
+            return SamplerOutput(x, net.nfe)
+
+    g = sample_measured(ExactZag(), den, x, solver).guidance
+    close(g.gamma_par, 2 * g1 - g2, 1e-9)
+    close(g.rho, 0.0, 1e-9)
+
+
 def test_zigzag_without_jacobian_is_cfg_at_gamma_eff():
     """A = 0 (u, c constant): every zigzag variant is CFG at 2 g1 - g2 on its zigzag steps, exactly."""
     den, solver, x = linear("ddim_v")

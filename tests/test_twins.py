@@ -93,6 +93,7 @@ def test_twin_plan_kinds_keys_and_nfe():
     zigzag, zeta, seg = Zigzag(twins=True), Zeta(twins=True), SEG(twins=["nfe_matched"])
     assert kinds_for(zigzag, 10) == ["schedule", "constant", "nfe_matched"]
     assert kinds_for(zeta, 10) == ["schedule", "constant"]  # same NFE as CFG: no NFE-matched twin
+    assert kinds_for(Zeta(twins=True, probe=True), 10) == ["schedule", "constant"]  # a probe only measures
     twins = plan(zigzag, 10, "default")
     assert [t.steps for t in twins] == [10, 10, 24]  # NFE 20 + 3 * 9 = 47: 24 CFG steps reach it
     assert twins[2].expected_nfe(24) >= zigzag.expected_nfe(10) > twins[2].expected_nfe(23)
@@ -185,7 +186,7 @@ def test_validate_states_the_twins_cost(twinned, capsys):
     text = done.stdout
     nfe_zigzag = 2 * STEPS + 3 * (STEPS - 1)
     twins = 2 * STEPS + 2 * STEPS + 2 * ((nfe_zigzag + 1) // 2) + 2 * STEPS
-    assert "CFG twin (nfe-matched) of zigzag γ=5.5" in text
+    assert "zigzag γ=5.5 · CFG twin (nfe-matched)" in text
     assert f"CFG twins cost {twins * len(PROMPTS):,} of these network evaluations" in text
     total = (2 * STEPS + nfe_zigzag + 2 * STEPS) * len(PROMPTS) + twins * len(PROMPTS)
     assert f"total       {len(PROMPTS) * 7} samples, {total:,} network evaluations" in text
@@ -247,3 +248,27 @@ def test_two_ddp_ranks_write_the_single_process_twins(twinned, tmp_path):
     for sid, row in ra.items():
         assert rb[sid]["brightness"] == row["brightness"] and rb[sid]["twin_of"] == row["twin_of"]
         assert np.array_equal(pixels(out1, row), pixels(out2, rb[sid]))
+
+
+@pytest.mark.parametrize("sampler,needle", [
+    ({"name": "standard", "twins": True}, "a standard sampler is plain CFG already"),
+    ({"name": "zeta", "twins": ["twice"]}, "twins must be true, false or a list of schedule, constant, nfe_matched"),
+    ({"name": "standard", "gamma_schedule": [5.5, 6.0]}, f"gamma_schedule has 2 scales for {STEPS} steps")])
+def test_bad_twin_settings_are_one_line_errors(tmp_path, capsys, sampler, needle):
+    from zeta_eval.cli import main
+
+    cfg = experiment(tmp_path, samplers=["standard", sampler] if sampler["name"] != "standard" else [sampler])
+    assert main(["validate", "--config", str(cfg), "--output_dir", str(tmp_path / "out")]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("zeta_eval")]
+    assert len(lines) == 1 and needle in lines[0], lines
+
+
+def test_measured_guidance_is_never_taken_for_a_score():
+    """Rows written without metric records fall back to every numeric column: the measurement is not a metric."""
+    import pyarrow as pa
+
+    from zeta_eval.results import metric_columns
+
+    table = pa.table({"sample_id": ["a"], "clip_score": [0.3], "guidance_measured": [7.1],
+                      "guidance_orthogonal": [0.2], "gamma_eff": [11.0]})
+    assert metric_columns(table) == ["clip_score"]

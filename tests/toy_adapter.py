@@ -7,6 +7,7 @@ toy_adapter.ToyAdapter`` (the tests folder is on sys.path under pytest and in th
 
 from __future__ import annotations
 
+import os
 import time
 import zlib
 from typing import Any, Sequence
@@ -25,11 +26,13 @@ class ToyAdapter(ModelAdapter):
     ays_family = "sd"
 
     def __init__(self, model: str = "toy", dtype: str = "float32", size: int = 8, nan_prompt: str | None = None,
-                 revision: str | None = None, delay: float = 0.0):
+                 revision: str | None = None, delay: float = 0.0, wait_for: str | None = None):
         super().__init__(model=model, revision=revision, dtype=dtype)
         self.size = size
         self.nan_prompt = nan_prompt
         self.delay = delay  # seconds per network call: lets tests kill a run mid-way
+        self.wait_for = wait_for  # a file: every batch after the first waits until it exists (tests of concurrency)
+        self._encoded = 0
         self._scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                                         clip_sample=False, set_alpha_to_one=False, steps_offset=1)
         self.load_calls = 0
@@ -47,6 +50,11 @@ class ToyAdapter(ModelAdapter):
         return {**super().describe(), "scheduler": "DDIMScheduler", "size": self.size}  # delay: not part of outputs
 
     def encode(self, prompts: Sequence[str]) -> Any:
+        self._encoded += 1
+        waited = 0.0
+        while self.wait_for and self._encoded > 1 and not os.path.exists(self.wait_for) and waited < 120:
+            time.sleep(0.05)
+            waited += 0.05
         comps = [zlib.crc32(p.encode()) % len(COLOURS) for p in prompts]
         nan = [p == self.nan_prompt for p in prompts]
         return {"components": comps, "nan": nan}

@@ -120,7 +120,7 @@ def _experiment(command: str, rest: list[str]) -> int:
     from . import lightning_cli
 
     rest = resolve_config_args(rest)
-    check_config_files(rest)
+    check_config_files(rest, require_adapter=not any(a in ("-h", "--help") for a in rest))
     getattr(lightning_cli, command)(rest)
     return 0
 
@@ -147,20 +147,20 @@ def _dispatch(command: str, rest: list[str]) -> int:
     except SystemExit as exit_:  # argparse --help (0) or an argparse error already printed (2)
         return int(exit_.code or 0)
     except Exception as err:  # noqa: BLE001 - the user-facing failures become one line; anything else is a bug
-        message = _one_line_for(err, rest)
+        message = _one_line_for(err, rest, in_place=command in ("report", "score"))
         if message is None or os.environ.get("ZETA_EVAL_DEBUG"):
             raise
         print(f"zeta_eval {command}: error: {message}", file=sys.stderr)
         return 2
 
 
-def _one_line_for(err: Exception, rest: list[str]) -> str | None:
+def _one_line_for(err: Exception, rest: list[str], in_place: bool = False) -> str | None:
     """The one line for an error a user can cause or fix (a mistake in the command, config or folder, a refused
     write, a model that does not load), or None for a bug (its traceback is shown)."""
     if isinstance(err, (UserError, ValueError, FileNotFoundError, ConnectionError)):
         return user_message(err)
     if isinstance(err, OSError):  # a full disk, a read-only folder, ...: the machine's state, not a bug
-        return filesystem_fault(err, _folder_argument(rest))
+        return filesystem_fault(err, _folder_argument(rest), in_place=in_place)
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
     from .adapters.base import ModelLoadError

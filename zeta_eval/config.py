@@ -22,6 +22,7 @@ it applies to every ``--config`` file, overlays included, before LightningCLI va
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -93,6 +94,8 @@ def expand_config(cfg: Any) -> Any:
             target["adapter"] = _expand_component("adapter", target["adapter"])
         if isinstance(target.get("samplers"), list):
             target["samplers"] = [_expand_component("sampler", s) for s in target["samplers"]]
+            for k, sampler in enumerate(target["samplers"]):
+                _check_guidance_scales(k, sampler)
         if isinstance(target.get("metrics"), list):
             target["metrics"] = [_expand_component("metric", m) for m in target["metrics"]]
         cfg["model"] = model
@@ -103,6 +106,15 @@ def expand_config(cfg: Any) -> Any:
     elif isinstance(data, str):
         cfg["data"] = {"class_path": DATAMODULE, "init_args": {"source": data}}
     return cfg
+
+
+def _check_guidance_scales(index: int, sampler: Any) -> None:
+    """A NaN or infinite guidance scale (YAML's ``.nan``, ``.inf``) is refused by name; the type checks after this
+    would only say that NaN is not a float."""
+    args = sampler.get("init_args") if isinstance(sampler, dict) else None
+    for key, value in (args or {}).items():
+        if key.startswith("gamma") and isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"samplers[{index}].{key} is {value}: a guidance scale must be finite")
 
 
 def load(text: str) -> Any:
@@ -212,9 +224,10 @@ def first_config(args: Sequence[str]) -> str | None:
     return found[0][1] if found else None
 
 
-def check_config_files(args: Sequence[str]) -> None:
+def check_config_files(args: Sequence[str], require_adapter: bool = True) -> None:
     """Every --config file exists, is a YAML mapping that names only known adapters, samplers and metrics, and the
-    files and dotted overrides together configure a model adapter (an overlay such as ``4090.yaml`` alone does not)."""
+    files and dotted overrides together configure a model adapter (an overlay such as ``4090.yaml`` alone does not;
+    ``require_adapter`` False: ``--help``, which needs no experiment)."""
     loaded: list[tuple[str, dict]] = []
     for _, path in _config_positions(args):
         if not Path(path).is_file():
@@ -228,6 +241,10 @@ def check_config_files(args: Sequence[str]) -> None:
                 raise UserError(f"{path} must be a mapping with model, data and trainer sections, not a "
                                 f"{type(raw).__name__}")
             loaded.append((path, expand_config(raw)))
+            model = loaded[-1][1].get("model")
+            if isinstance(model, dict) and "output_dir" in (model.get("init_args") or model):
+                raise UserError(f"{path}: model.output_dir is not a setting: the output folder is the top-level "
+                                "output_dir (or --output_dir)")
         except UnicodeDecodeError as err:
             raise UserError(f"{path} is not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start})") from err
         except yaml.YAMLError as err:
@@ -236,7 +253,7 @@ def check_config_files(args: Sequence[str]) -> None:
             raise UserError(f"{path} is not valid YAML{where}: {getattr(err, 'problem', None) or err}") from err
         except ValueError as err:
             raise UserError(f"{path}: {err}") from err
-    if not _configures_adapter([cfg for _, cfg in loaded], args):
+    if require_adapter and not _configures_adapter([cfg for _, cfg in loaded], args):
         if not loaded:
             raise UserError("no model adapter configured: give an experiment config, e.g. "
                             "--config configs/shapebench_smoke.yaml")

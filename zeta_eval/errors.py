@@ -37,13 +37,24 @@ def _causes(err: BaseException) -> list[BaseException]:
     return chain
 
 
-def filesystem_fault(err: BaseException, where: str | os.PathLike | None = None) -> str | None:
+#: what to do instead, for the commands that take the output folder as their argument (report, score)
+_IN_PLACE_REMEDIES = {errno.EROFS: "make the folder writable, or copy it to a writable place and run there",
+                      errno.EACCES: "make the folder writable, or copy it to a writable place and run there",
+                      errno.EPERM: "make the folder writable, or copy it to a writable place and run there",
+                      errno.ENOTDIR: "check the output folder's path", errno.EISDIR: "check the output folder's path",
+                      errno.EEXIST: "check the output folder's path"}
+
+
+def filesystem_fault(err: BaseException, where: str | os.PathLike | None = None,
+                     in_place: bool = False) -> str | None:
     """One line for a write that the file system refused (full, read-only, no permission...), or None for any other
-    error. Names the file when the error does (else ``where``, the output folder)."""
+    error. Names the file when the error does (else ``where``, the output folder). ``in_place``: the command works
+    in an existing output folder (``report``, ``score``), so the remedy is not another ``--output_dir``."""
     for cause in _causes(err):
         if isinstance(cause, OSError) and cause.errno in _FILESYSTEM_ERRNOS:
             path = cause.filename or where or "the output folder"
-            return f"cannot write {path}: {os.strerror(cause.errno)}; {_FILESYSTEM_ERRNOS[cause.errno]}"
+            remedy = (_IN_PLACE_REMEDIES.get(cause.errno) if in_place else None) or _FILESYSTEM_ERRNOS[cause.errno]
+            return f"cannot write {path}: {os.strerror(cause.errno)}; {remedy}"
     return None
 
 

@@ -15,24 +15,43 @@ from typing import Any
 import yaml
 
 from .errors import UserError
-from .parts import atomic_text, list_parts, read_done_ids
+from .parts import atomic_text, list_parts
 
 log = logging.getLogger("zeta_eval")
+
 
 class ShardLock:
     """An exclusive ``flock`` on ``OUT_DIR/locks/shard-<k>-of-<K>.lock``, held while one ``predict`` of that shard
     runs, so that a second ``predict`` of the same shard is refused instead of computing everything twice. Different
     shards of one array lock different files and write the folder together. The OS drops the lock when its process
-    ends, ``kill -9`` included; the file itself stays (an unlocked file means nothing)."""
+    ends, ``kill -9`` included; the file itself stays (an unlocked file means nothing).
 
-    def __init__(self, path: Path, fd: int, created: list[Path]):
+    Runs of another shard count (an unsharded run beside an array, whose shards hold the same items) are refused
+    too: each run holds a shared lock on ``locks/layout-<K>.lock`` and checks that no other layout file is locked
+    (it takes its own before it checks, so of two runs that start together at least the later one sees the other).
+    """
+
+    def __init__(self, path: Path, fd: int, created: list[Path], layout: tuple[Path, int] | None = None):
         self.path, self._fd, self._created = path, fd, created
+        self._layout = layout
 
     @classmethod
     def acquire(cls, out: Path, shard_index: int, num_shards: int) -> "ShardLock":
         path = out / "locks" / f"shard-{shard_index}-of-{num_shards}.lock"
         created = [p for p in (out, path.parent) if not p.exists()]
         path.parent.mkdir(parents=True, exist_ok=True)
+        layout = _lock_layout(out, num_shards)
+        try:
+            lock = cls._acquire_shard(out, path, shard_index, num_shards, created)
+        except BaseException:
+            os.close(layout[1])
+            raise
+        lock._layout = layout
+        return lock
+
+    @classmethod
+    def _acquire_shard(cls, out: Path, path: Path, shard_index: int, num_shards: int,
+                       created: list[Path]) -> "ShardLock":
         while True:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
             try:
@@ -60,6 +79,16 @@ class ShardLock:
         removed file sees that and locks a new one."""
         if self._fd < 0:
             return
+        if self._layout is not None:
+            layout_path, layout_fd = self._layout
+            if remove:
+                try:  # removed only when no other run of this layout holds it
+                    fcntl.flock(layout_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    layout_path.unlink(missing_ok=True)
+                except BlockingIOError:
+                    pass
+            os.close(layout_fd)
+            self._layout = None
         if remove:
             self.path.unlink(missing_ok=True)
             for folder in reversed(self._created):
@@ -69,6 +98,38 @@ class ShardLock:
                     break
         os.close(self._fd)
         self._fd = -1
+
+
+def _lock_layout(out: Path, num_shards: int) -> tuple[Path, int]:
+    """A shared lock on ``locks/layout-<num_shards>.lock`` (held by every shard of this count), after checking that
+    no run of another shard count holds its own; the caller closes the descriptor to release it."""
+    path = out / "locks" / f"layout-{num_shards}.lock"
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:  # not a file that a finishing run removed meanwhile
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    for other in sorted(path.parent.glob("layout-*.lock")):
+        if other == path:
+            continue
+        probe = os.open(other, os.O_RDONLY)
+        try:
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            count = other.stem.removeprefix("layout-")
+            running = "an unsharded predict" if count == "1" else f"a predict of {count} array shards"
+            mine = "unsharded" if num_shards == 1 else f"as {num_shards} array shards"
+            raise UserError(f"{running} is running in {out}, which holds the same items; this run ({mine}) would "
+                            "compute them twice: wait for it to finish, use the same shard count, or use another "
+                            "--output_dir") from None
+        finally:
+            os.close(probe)
+    return path, fd
 
 
 @dataclass
@@ -105,32 +166,62 @@ def prepare_output_dir(cli: Any, force: bool = False) -> PreparedRun:
         raise UserError(f"--output_dir {out} is a file, not a folder")
     model.adapter.device = trainer.strategy.root_device  # identities include the dtype the run will use
     record = experiment_record(model, dm, out)
-    check_same_experiment(out, record, force)
+    replaced = check_same_experiment(out, record, force)
     full = yaml.safe_load(cli.parser.dump(cli.config, skip_none=False, format="yaml"))
     prepared = PreparedRun(out, record, yaml.safe_dump(full, sort_keys=False, allow_unicode=True))
     if trainer.is_global_zero:
         prepared.lock = ShardLock.acquire(out, int(getattr(dm, "shard_index", 0) or 0),
                                           int(getattr(dm, "num_shards", 1) or 1))
-    done = len(read_done_ids(out))
+        if replaced:  # --force accepted another experiment: the folder is this one's from now on
+            prepared.write_record()
+            log.warning("%s held results of a different experiment (%s); --force: its record now names this one, "
+                        "and rows of the other are left out of its report", out, replaced)
+    done = samples_done(out, record)
     if done:
-        log.info("resuming in %s: %d samples already written will be skipped", out, done)
+        log.info("resuming in %s: %d samples of this experiment already written will be skipped", out, done)
     return prepared
 
 
-def check_same_experiment(out: Path, record: dict[str, Any], force: bool = False) -> None:
+def samples_done(out: Path, record: dict[str, Any]) -> int:
+    """How many samples of the experiment ``record`` the folder holds (rows of other experiments, and rows scored
+    with metadata that has since changed, not counted)."""
+    from .parts import read_parts
+    from .results import completeness
+
+    if not list_parts(out):
+        return 0
+    table, _ = read_parts(out, skip_corrupt=True)
+    if table.num_rows == 0:
+        return 0
+    return completeness(table.select([c for c in COMPLETENESS_COLUMNS if c in table.column_names]).to_pydict(),
+                        record).done
+
+
+#: the row columns that :func:`zeta_eval.results.completeness` reads
+COMPLETENESS_COLUMNS = ("sample_id", "sampler_key", "model_key", "prompt_set", "prompt_id", "prompt", "seed",
+                        "sample_index", "metadata")
+
+
+def check_same_experiment(out: Path, record: dict[str, Any], force: bool = False) -> str | None:
     """Refuse (one line) a folder whose results belong to another experiment than ``record``, or cannot be checked
     (parts without experiment.json), unless ``force``: ``predict`` before it writes, ``validate`` before it promises
-    what is left to do there."""
-    if force or not list_parts(out):
-        return
+    what is left to do there. Returns how the folder's experiment differs when ``force`` accepts it (None: the same
+    experiment, or no results yet)."""
+    if not list_parts(out):
+        return None
     path = out / "experiment.json"
     if not path.is_file():
+        if force:
+            return "no experiment.json"
         raise UserError(f"{out} holds result parts but no experiment.json, so it cannot be checked; use another "
                         "--output_dir, or --force")
     previous = json.loads(path.read_text())
-    if previous.get("fingerprint") != record["fingerprint"]:
-        raise UserError(f"{out} holds results of a different experiment ({_difference(previous, record)}); use "
-                        "another --output_dir, or --force to write into it anyway")
+    if previous.get("fingerprint") == record["fingerprint"]:
+        return None
+    if force:
+        return _difference(previous, record)
+    raise UserError(f"{out} holds results of a different experiment ({_difference(previous, record)}); use "
+                    "another --output_dir, or --force to write into it anyway")
 
 
 def experiment_record(model: Any, dm: Any, out: Path) -> dict[str, Any]:
@@ -138,7 +229,7 @@ def experiment_record(model: Any, dm: Any, out: Path) -> dict[str, Any]:
     and, outside the identity, what a report needs to tell a complete run from a partial one: the model key every
     row carries, every item's key in order (``item_keys``; array shard k of K holds items k, k + K, ...), the shard
     count of the run, and where a local model lay."""
-    from .identity import record_item_key
+    from .identity import record_item_key, record_metadata_key
 
     dm.setup("predict")
     ident = dm.identity()  # a PromptDataModule (the CLI takes its subclasses only)
@@ -151,6 +242,7 @@ def experiment_record(model: Any, dm: Any, out: Path) -> dict[str, Any]:
                          for s, k in ((s, _key(model, s)) for s in model.all_samplers())],
             "steps": model.steps, "max_steps_scaled_from": model.scaled_from, "schedule": model.schedule,
             "items": items, "item_keys": None if records is None else [record_item_key(r) for r in records],
+            "item_metadata_keys": None if records is None else [record_metadata_key(r) for r in records],
             "num_shards": int(getattr(dm, "num_shards", 1) or 1)}
 
 
@@ -230,8 +322,8 @@ def print_plan(cli: Any) -> None:
         from .parts import read_parts
 
         table, _ = read_parts(out, skip_corrupt=True)
-        columns = ["sample_id", "sampler_key", "model_key", "prompt_set", "prompt_id", "prompt", "seed", "sample_index"]
-        state = completeness(table.select([c for c in columns if c in table.column_names]).to_pydict(), record)
+        state = completeness(table.select([c for c in COMPLETENESS_COLUMNS if c in table.column_names]).to_pydict(),
+                             record)
         if state.expected is None:
             lines.append(f"done        {state.done} samples in {out}; how many remain is known once the streamed "
                          "source has been read")

@@ -75,6 +75,18 @@ def record_item_key(record: PromptRecord) -> str:
     return item_key(record.prompt_set, record.prompt_id, record.prompt, record.seed, record.sample_index)
 
 
+def metadata_key(metadata_json: str | None) -> str:
+    """The evaluation inputs of an item: its metadata as rows store it (the ``metadata`` column, :func:`to_json`),
+    which every metric receives (GenEval include / exclude, task tags) and the report reads (categories). A stored row
+    counts as done only while its item's metadata key is unchanged; editing the metadata alone re-scores the item and
+    leaves its sample id (what generation reads) as it is."""
+    return hashlib.sha256((metadata_json or "{}").encode("utf-8")).hexdigest()[:16]
+
+
+def record_metadata_key(record: PromptRecord) -> str:
+    return metadata_key(to_json(record.meta))
+
+
 def experiment_fingerprint(data_identity: dict[str, Any], model_identity: dict[str, Any],
                            samplers: list[Sampler], steps: int, schedule: Any) -> str:
     return strict_hash({"data": data_identity, "model": model_identity,

@@ -33,10 +33,10 @@ class ZetaCLI(LightningCLI):
     ``writes_results`` False (``validate``) builds everything but attaches no writer: nothing is written.
     """
 
-    def __init__(self, args: Sequence[str], writes_results: bool = True):
+    def __init__(self, args: Sequence[str], writes_results: bool = True, command: str = "predict"):
         self.writes_results = writes_results
         self.config_stem = Path(zconfig.first_config(args) or "experiment").stem
-        parser_kwargs = {"parser_mode": zconfig.MODE, "exit_on_error": False}
+        parser_kwargs = {"parser_mode": zconfig.MODE, "exit_on_error": False, "prog": f"python -m zeta_eval {command}"}
         super().__init__(SamplingEvaluation, PromptDataModule, subclass_mode_data=True, save_config_callback=None,
                          auto_configure_optimizers=False, seed_everything_default=False, parser_kwargs=parser_kwargs,
                          trainer_defaults=TRAINER_DEFAULTS, args=list(args), run=False)
@@ -53,6 +53,8 @@ class ZetaCLI(LightningCLI):
         parser.add_argument("--write_queue", type=int, default=DEFAULT_WRITE_QUEUE,
                             help="finished batches a background thread may hold while it writes their media and "
                                  "parts (0: write each batch before generating the next)")
+        # one output folder: the model's is --output_dir (set in before_instantiate_classes), never a second option
+        parser.link_arguments("output_dir", "model.output_dir")
 
     def before_instantiate_classes(self) -> None:
         out = Path(self.config.get("output_dir") or Path("outputs") / self.config_stem)
@@ -82,15 +84,19 @@ class ZetaCLI(LightningCLI):
             trainer.callbacks.append(ExperimentTracking(self.config["output_dir"]))
 
 
-def build_cli(args: Sequence[str], writes_results: bool = True) -> ZetaCLI:
+def build_cli(args: Sequence[str], writes_results: bool = True, command: str = "predict") -> ZetaCLI:
     """Parse ``args`` (``--config`` files, overlays, dotted overrides, which take a config file's short forms) and
     build the experiment; a mistake in them is a :class:`UserError` (one line)."""
     from jsonargparse import ArgumentError
 
     zconfig.register_loader()
     args = zconfig.expand_override_args(args)
+    for arg in args:
+        if arg.split("=", 1)[0] in ("--model.output_dir", "--model.init_args.output_dir"):
+            raise UserError(f"{arg.split('=', 1)[0]} is not an option: the output folder is --output_dir (default "
+                            "outputs/<first config file's stem>)")
     try:
-        return ZetaCLI(args, writes_results=writes_results)
+        return ZetaCLI(args, writes_results=writes_results, command=command)
     except ArgumentError as err:
         raise UserError(user_message(err)) from err
 
@@ -122,7 +128,7 @@ def predict(args: Sequence[str]) -> None:
 
 
 def validate(args: Sequence[str]) -> None:
-    print_plan(build_cli(args, writes_results=False))
+    print_plan(build_cli(args, writes_results=False, command="validate"))
 
 
 def check_cpu_ranks(trainer: Any, allow_more: bool = False) -> None:

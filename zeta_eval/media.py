@@ -10,16 +10,20 @@ PNG for another sample over it is refused. A failed write raises :class:`MediaWr
 
 from __future__ import annotations
 
+import contextvars
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
 from .parts import atomic_write
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def to_uint8(media: torch.Tensor) -> np.ndarray:
@@ -99,6 +103,11 @@ def read_image(path: str | os.PathLike) -> torch.Tensor:
     with Image.open(path) as img:
         arr = np.asarray(img.convert("RGB"))
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float() / 255
+
+
+def read_media(path: str | os.PathLike) -> torch.Tensor:
+    """A saved sample: a PNG as (3, H, W), an MP4 as (F, 3, H, W), float in [0, 1]."""
+    return read_video(path) if Path(path).suffix.lower() == ".mp4" else read_image(path)
 
 
 def _even(frames: np.ndarray) -> np.ndarray:
@@ -194,6 +203,98 @@ def save_media(media: torch.Tensor, path: str | os.PathLike, fps: int = 8) -> Pa
     raise ValueError(f"expected an image (3, H, W) or a video (F, 3, H, W), got shape {tuple(media.shape)}")
 
 
+# ---------------------------------------------------------------------------------------------- verification
+#: what :func:`media_check` finds: the row's files are in place and its own, or why not
+MEDIA_OK, MEDIA_MISSING, MEDIA_FOREIGN, MEDIA_UNREADABLE = "ok", "missing", "foreign", "unreadable"
+
+
+def media_check(out_dir: str | os.PathLike, row: dict) -> str | None:
+    """Whether the media of a stored row (``media_path``, ``media_strip_path``, relative to ``out_dir``) are in place
+    and belong to it: :data:`MEDIA_OK`, :data:`MEDIA_MISSING`, :data:`MEDIA_FOREIGN` (the PNG records another
+    sample) or :data:`MEDIA_UNREADABLE` (not a readable image); None for a row without media.
+
+    An image is checked through the sample id its PNG records, a video through its frame strip (and the MP4 must
+    exist). A PNG written without an owner (by another tool) cannot be told apart and passes.
+    """
+    if not row.get("media_path"):
+        return None
+    out = Path(out_dir)
+    path = out / row["media_path"]
+    if not path.is_file():
+        return MEDIA_MISSING
+    png = path if path.suffix.lower() == ".png" else out / row["media_strip_path"] if row.get("media_strip_path") else None
+    if png is None:
+        return MEDIA_OK if path.stat().st_size > 0 else MEDIA_UNREADABLE
+    if not png.is_file():
+        return MEDIA_MISSING
+    try:
+        with Image.open(png) as img:
+            owner = getattr(img, "text", {}).get(OWNER_KEY)
+    except (OSError, ValueError, SyntaxError):
+        return MEDIA_UNREADABLE
+    return MEDIA_OK if owner is None or owner == row.get("sample_id") else MEDIA_FOREIGN
+
+
+def check_rows_media(out_dir: str | os.PathLike, rows: Sequence[dict]) -> list[str | None]:
+    """:func:`media_check` of every row, in order."""
+    return [media_check(out_dir, row) for row in rows]
+
+
+def describe_media_problems(checks: Sequence[str | None]) -> str | None:
+    """``"3 media files missing, 1 of another sample"`` for a list of checks, or None when every file is in place."""
+    counts = {kind: sum(1 for c in checks if c == kind) for kind in (MEDIA_MISSING, MEDIA_FOREIGN, MEDIA_UNREADABLE)}
+    if not any(counts.values()):
+        return None
+    words = {MEDIA_MISSING: "missing", MEDIA_FOREIGN: "belonging to another sample", MEDIA_UNREADABLE: "unreadable"}
+    return ", ".join(f"{n} {words[kind]}" for kind, n in counts.items() if n)
+
+
+#: whether this command has already warned about media files (each command runs in its own context: cli.main)
+_warned: contextvars.ContextVar[bool] = contextvars.ContextVar("zeta_eval_media_warned", default=False)
+
+
+def warn_about_media(message: str, *args: object) -> None:
+    """Log a warning about missing or foreign media files, once per command (``score`` then writes the report: the
+    report does not say it again)."""
+    import logging
+
+    if not _warned.get():
+        _warned.set(True)
+        logging.getLogger("zeta_eval").warning(message, *args)
+
+
+def mark_media(out_dir: str | os.PathLike, table: "pa.Table") -> "pa.Table":
+    """``table`` (a run's rows) with a ``media_check`` column (:func:`media_check` of each row) and one warning line
+    when any file is missing, unreadable or another sample's."""
+    import pyarrow as pa
+
+    columns = [c for c in ("sample_id", "media_path", "media_strip_path") if c in table.column_names]
+    checks = check_rows_media(out_dir, table.select(columns).to_pylist()) if "media_path" in columns else \
+        [None] * table.num_rows
+    problems = describe_media_problems(checks)
+    if problems is not None:
+        warn_about_media("%s: %d samples' media files are %s (their rows say so in samples.parquet's media_check "
+                         "column); run predict with the same config to generate them again", out_dir,
+                         sum(1 for c in checks if c not in (None, MEDIA_OK)), problems)
+    if "media_check" in table.column_names:
+        table = table.drop_columns(["media_check"])
+    return table.append_column("media_check", pa.array(checks, pa.string()))
+
+
+def move_foreign(out_dir: str | os.PathLike, row: dict) -> None:
+    """Move the files of a row whose PNG belongs to another sample to ``OUT_DIR/foreign_media/`` (kept for inspection,
+    out of the way of the row's own files, which are written again)."""
+    out = Path(out_dir)
+    for rel in (row.get("media_path"), row.get("media_strip_path")):
+        if rel and (out / rel).is_file():
+            target = out / "foreign_media" / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(out / rel, target)
+            except FileNotFoundError:  # another rank moved it first
+                pass
+
+
 @dataclass(frozen=True)
 class SampleMedia:
     """The files of one generated sample, ready to be written (now, or later by the background writer).
@@ -218,6 +319,7 @@ class SampleMedia:
         save_frame_strip(self.pixels, self.strip, owner=self.owner)
 
 
-__all__: Sequence[str] = ["MediaWriteError", "SampleMedia", "check_owner", "frame_indices", "frame_strip",
+__all__: Sequence[str] = ["MediaWriteError", "SampleMedia", "check_owner", "check_rows_media", "describe_media_problems",
+                          "mark_media", "media_check", "move_foreign", "read_media", "frame_indices", "frame_strip",
                           "media_owner", "read_image", "read_video", "save_frame_strip", "save_image", "save_media",
                           "save_video", "to_uint8"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import logging
 import os
 import time
@@ -21,7 +22,7 @@ from samplers import LinearSolver, Sampler, guidance_columns, sample_measured
 from . import twins
 from .adapters.base import ModelAdapter
 from .identity import experiment_fingerprint, safe_name, sample_id, sampler_key, strict_hash, to_json
-from .parts import read_done_ids
+from .parts import read_stored_rows
 from .versions import code_version, package_versions
 
 log = logging.getLogger("zeta_eval")
@@ -95,7 +96,10 @@ class SamplingEvaluation(LightningModule):
         self.compile_options = compile_options(compile)
         self._validate()
         self._solvers: dict[int, LinearSolver] = {}
-        self._done: set[str] = set()
+        #: stored samples whose media are in place: sample_id -> the metadata (JSON) they were scored with
+        self._done: dict[str, str | None] = {}
+        self._stored: Any = None  # the stored rows (a pyarrow table) and their index by sample_id
+        self._stored_index: dict[str, int] = {}
         self._static: dict[str, Any] = {}
         self._loaded_identity: dict[str, Any] | None = None
         self._model_key: str | None = None
@@ -216,8 +220,23 @@ class SamplingEvaluation(LightningModule):
         return sample_id(record, identity, sampler, self.steps, self.schedule)
 
     def record_done(self, record: PromptRecord) -> bool:
-        """Every sampler's output for this record is already written (used by the datamodule to skip it)."""
-        return all(self.sample_id(record, s) in self._done for s in self.all_samplers())
+        """Every sampler's output for this record is already written, its media are in place and it was scored with
+        the record's metadata as it is now (used by the datamodule to skip it)."""
+        meta = to_json(record.meta)
+        return all(self._done.get(self.sample_id(record, s), meta + "?") == meta for s in self.all_samplers())
+
+    def needs_rescoring_only(self, record: PromptRecord) -> bool:
+        """Every sampler's output for this record is stored with its media, but some were scored with other
+        metadata (an edited GenEval include, tag or category): they are scored again from their media files, not
+        generated again. Without media to read (``save_media: false``) they are generated again."""
+        meta = to_json(record.meta)
+        ids = [self.sample_id(record, s) for s in self.all_samplers()]
+        if not all(i in self._done for i in ids) or all(self._done[i] == meta for i in ids):
+            return False
+        if not (self.score_enabled and len(self.metric_list)):
+            return True  # only the metadata columns change
+        return all(self._stored_row(i).get("media_path") or self._stored_row(i).get("status", "ok") != "ok"
+                   for i in ids if self._done[i] != meta)
 
     def fingerprint(self, data_identity: dict[str, Any]) -> str:
         return experiment_fingerprint(data_identity, self.model_identity(), self.samplers, self.steps, self.schedule)
@@ -240,11 +259,43 @@ class SamplingEvaluation(LightningModule):
             for m in self.metric_list:
                 m.load(device)
         if self.output_dir is not None:
-            self._done = read_done_ids(self.output_dir)
+            self._read_stored(trainer)
         dm = getattr(trainer, "datamodule", None) if trainer is not None else None
         if dm is not None and hasattr(dm, "skip"):
             dm.skip = self.record_done if self._done else None
         self._static = self._static_columns()
+
+    def _read_stored(self, trainer: Any) -> None:
+        """The rows already written to ``output_dir`` and which of them are done: those whose media files are in
+        place and their own. The others are generated again, with one warning line; a file that belongs to another
+        sample is moved to ``foreign_media/`` first, out of the way of the row's own file."""
+        from .media import (MEDIA_FOREIGN, MEDIA_OK, check_rows_media, describe_media_problems, move_foreign,
+                            warn_about_media)
+
+        table = read_stored_rows(self.output_dir)
+        self._stored, self._stored_index, self._done = table, {}, {}
+        if table.num_rows == 0:
+            return
+        columns = [c for c in ("sample_id", "metadata", "media_path", "media_strip_path") if c in table.column_names]
+        rows = table.select(columns).to_pylist()
+        checks = check_rows_media(self.output_dir, rows)
+        problems = describe_media_problems(checks)
+        if problems is not None:
+            for row, check in zip(rows, checks):
+                if check == MEDIA_FOREIGN:
+                    move_foreign(self.output_dir, row)
+            if trainer is None or trainer.is_global_zero:
+                bad = sum(1 for c in checks if c not in (None, MEDIA_OK))
+                warn_about_media("%s: %d stored samples have media %s; they are generated again (files of other "
+                                 "samples moved to %s)", self.output_dir, bad, problems,
+                                 self.output_dir / "foreign_media")
+        for k, (row, check) in enumerate(zip(rows, checks)):
+            if check in (None, MEDIA_OK):
+                self._stored_index[row["sample_id"]] = k
+                self._done[row["sample_id"]] = row.get("metadata")
+
+    def _stored_row(self, sample_id: str) -> dict[str, Any]:
+        return self._stored.slice(self._stored_index[sample_id], 1).to_pylist()[0]
 
     def _compile_network(self) -> None:
         used = self.adapter.compile_network(**self.compile_options)
@@ -273,7 +324,9 @@ class SamplingEvaluation(LightningModule):
     def predict_step(self, batch: Sequence[PromptRecord], batch_idx: int = 0, dataloader_idx: int = 0) -> list[dict]:
         records = list(batch)
         self._queued_media = []  # media of a batch that was abandoned (a stop) belong to no rows
-        rows: list[dict] = []
+        rescore = [self.needs_rescoring_only(r) for r in records]
+        rows: list[dict] = self._rescore([r for r, again in zip(records, rescore) if again])
+        records = [r for r, again in zip(records, rescore) if not again]
         for group in ([[r] for r in records] if self.layout_invariant else [records] if records else []):
             prompts = [r.prompt for r in group]
             metas = [dict(r.meta) for r in group]
@@ -293,10 +346,46 @@ class SamplingEvaluation(LightningModule):
         return rows
 
     def _written(self, sampler: Sampler, records: list[PromptRecord]) -> bool:
-        """Every sample of ``sampler`` and of its twins for ``records`` is in the output folder already. A twin that
-        is missing runs its source again (from the same noise: the same output), whose measured guidance it copies."""
-        return bool(self._done) and all(self.sample_id(r, s) in self._done
-                                        for s in (sampler, *self.twins_of(sampler)) for r in records)
+        """Every sample of ``sampler`` and of its twins for ``records`` is written as :meth:`record_done` asks of a
+        whole record (media in place, scored with the record's metadata as it is now). A twin that is missing runs
+        its source again (from the same noise: the same output), whose measured guidance it copies."""
+        metas = [to_json(r.meta) for r in records]
+        return bool(self._done) and all(self._done.get(self.sample_id(r, s), meta + "?") == meta
+                                        for s in (sampler, *self.twins_of(sampler)) for r, meta in zip(records, metas))
+
+    def _rescore(self, records: list[PromptRecord]) -> list[dict]:
+        """New rows for the stored samples of ``records`` that were scored with other metadata: the stored row with
+        the record's metadata and category, scored again from its media file (:meth:`needs_rescoring_only`)."""
+        from .media import read_media
+
+        rows: list[dict] = []
+        meta_of = {id(r): to_json(r.meta) for r in records}
+        settings = [(index, s) for index, source in enumerate(self.samplers) for s in (source, *self.twins_of(source))]
+        for index, sampler in settings:  # a twin's rows carry its source's index, as when generated
+            stale = [(r, self._stored_row(i)) for r in records
+                     for i in [self.sample_id(r, sampler)] if self._done[i] != meta_of[id(r)]]
+            for group in ([[p] for p in stale] if self.layout_invariant else [stale] if stale else []):
+                scored = [k for k, (_, row) in enumerate(group) if row.get("status", "ok") == "ok"]
+                scores: dict[str, list[Any]] = {}
+                if scored and self.score_enabled and len(self.metric_list):
+                    media = torch.stack([read_media(self.output_dir / group[k][1]["media_path"]) for k in scored])
+                    found = self._score(media, [group[k][0].prompt for k in scored],
+                                        [dict(group[k][0].meta) for k in scored], torch.ones(len(scored), dtype=torch.bool))
+                    scores = {name: [None] * len(group) for name in found}
+                    for name, values in found.items():
+                        for j, k in enumerate(scored):
+                            scores[name][k] = values[j]
+                created = _dt.datetime.now(_dt.timezone.utc)
+                for k, (record, stored) in enumerate(group):
+                    row = {**stored, **dict.fromkeys(stale_score_columns(stored)), "metadata": meta_of[id(record)],
+                           "category": _category(record.meta), "sampler_index": index, "created_at": created}
+                    if self.score_enabled:
+                        conventions = {**json.loads(stored.get("metric_conventions") or "{}"),
+                                       **{m.name: m.conventions() for m in self.metric_list}}
+                        row["metric_conventions"] = to_json(conventions)
+                    row.update({name: values[k] for name, values in scores.items()})
+                    rows.append(row)
+        return rows
 
     def _prompt_truncation(self, records: list[PromptRecord]) -> list[bool]:
         """Which prompts the text encoder cuts (as the model's own pipeline does); warned about once per run."""
@@ -469,7 +558,6 @@ class SamplingEvaluation(LightningModule):
         Not a Lightning epoch hook: Lightning skips those on a rank that received no items, and the other ranks
         would then wait for it forever.
         """
-        import json
         import warnings
 
         summary: dict[str, float] = {}
@@ -628,6 +716,13 @@ def use_layout_independent_kernels(device: torch.device) -> None:
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def stale_score_columns(row: dict[str, Any]) -> list[str]:
+    """The score columns of a stored row (its metrics' primary columns and their ``name_*`` / ``name/*`` companions):
+    what its metadata may have changed."""
+    names = list(json.loads(row.get("metric_conventions") or "{}"))
+    return [c for c in row if any(c == n or c.startswith((f"{n}_", f"{n}/")) for n in names)]
 
 
 def _category(meta: dict[str, Any]) -> str | None:

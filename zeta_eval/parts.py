@@ -7,11 +7,13 @@ row with the latest ``created_at``: reruns, requeues and the ``score`` command a
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -78,6 +80,32 @@ def atomic_text(path: str | os.PathLike, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+@contextmanager
+def report_turn(out_dir: str | os.PathLike) -> Iterator[None]:
+    """Hold the turn to write ``out_dir``'s report: an exclusive ``flock`` on ``OUT_DIR/locks/report.lock``, waited
+    for. Reports of one folder are written one at a time, each built from the parts present when its turn comes.
+    Parts are only ever added, so a report that finishes later was built from every row of the one before it: a
+    ``report`` started while ``predict`` runs can never replace predict's final report with an older one. The OS
+    drops the lock when its process ends (``kill -9`` included). A folder that does not exist is left to the
+    report's own error."""
+    folder = Path(out_dir)
+    if not folder.is_dir():
+        yield
+        return
+    path = folder / "locks" / "report.lock"
+    path.parent.mkdir(exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another report of %s to finish", folder)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def write_part(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike, stem: str) -> Path:
     """Write rows as one new part file, atomically; returns its path."""
     folder = parts_dir(out_dir)
@@ -110,6 +138,20 @@ def read_done_ids(out_dir: str | os.PathLike) -> set[str]:
             if moved is not None:
                 log.warning("%s; moved to %s, its samples will be recomputed", err, moved.parent)
     return done
+
+
+def read_stored_rows(out_dir: str | os.PathLike) -> pa.Table:
+    """Every stored row, the latest per sample_id, for a run that resumes: an unreadable part is moved aside as in
+    :func:`read_done_ids` and its samples count as not done."""
+    tables = []
+    for path in list_parts(out_dir):
+        try:
+            tables.append(_read(path))
+        except CorruptPartError as err:
+            moved = move_aside(path)
+            if moved is not None:
+                log.warning("%s; moved to %s, its samples will be recomputed", err, moved.parent)
+    return latest_per_sample(concat(tables)) if tables else pa.table({})
 
 
 def move_aside(path: Path) -> Path | None:

@@ -77,7 +77,7 @@ def plan_comparison(rep: Report, a: Setting, b: Setting, metric: str, half_width
             "for_delta": [stats.prompts_for_power(comp.between, comp.within, m, x) if usable else None
                           for x in deltas]})
     return {"a": a.label, "b": b.label, "metric": metric, "scale": rep.scale(metric), "components": comp,
-            "estimate": est, "mde": stats.minimum_detectable_effect(est.se, est.n_clusters), "rows": rows,
+            "estimate": est, "mde": stats.minimum_detectable_effect(est.se, est.n_clusters, df=est.df), "rows": rows,
             "pilot_seeds": pilot_m}
 
 

@@ -33,7 +33,8 @@ import pyarrow.parquet as pq
 
 from . import fair, stats
 from .html_report import write_html
-from .parts import atomic_text, atomic_write
+from .media import mark_media
+from .parts import atomic_text, atomic_write, report_turn
 from .results import (FAMILY_ALPHA, LOWER_IS_BETTER, PAIR_KEY, IncompleteRunError, Report, Setting, build, categories,
                       metric_values, nonfinite_scores, summary_rows)
 
@@ -258,8 +259,8 @@ METHOD_NOTES = (
     "- Many comparisons: the paired differences against the baseline are one family; Holm's step-down correction "
     "over its p-values (clustered t tests of Δ = 0) controls the family-wise error at 5%, and † marks the "
     "differences that hold. Win rates and per-category tables are not corrected: read them as exploratory.",
-    "- MDE: the minimum detectable effect, (t(0.975) + t(0.80)) × the clustered standard error of the difference: "
-    "smaller true differences are likely to be missed by this design.",
+    "- MDE: the minimum detectable effect, (t(0.975) + t(0.80)) × the clustered standard error of the difference (t "
+    "with the interval's degrees of freedom): smaller true differences are likely to be missed by this design.",
     "- Scores marked ×100 are 0/1 per sample in `samples.parquet` and shown here as percentages; HPS v2 and "
     "ImageReward are stored ×100 already, as their papers report them (see the conventions).",
     "- NFE counts network evaluations per sample (a batched [uncond, cond] call is 2); s/sample is the "
@@ -613,9 +614,17 @@ def write_report(out_dir: str | os.PathLike, skip_corrupt: bool = False, baselin
                  require_complete: bool = False, pareto_cost: str = "nfe") -> dict[str, Path]:
     """Build every report file of ``out_dir``; returns what was written. With ``require_complete``, a run that
     lacks any sample of its experiment raises ReportError (one line) after the report was written. ``pareto_cost``:
-    the cost axis of pareto.png, ``nfe`` (exact) or ``seconds`` (measured)."""
+    the cost axis of pareto.png, ``nfe`` (exact) or ``seconds`` (measured). Reports of one folder take turns
+    (:func:`zeta_eval.parts.report_turn`), so a report never replaces one built from more rows."""
+    with report_turn(out_dir):
+        return _write_report(out_dir, skip_corrupt, baseline, require_complete, pareto_cost)
+
+
+def _write_report(out_dir: str | os.PathLike, skip_corrupt: bool, baseline: str | None,
+                  require_complete: bool, pareto_cost: str) -> dict[str, Path]:
     out = Path(out_dir)
     rep = build(out, skip_corrupt=skip_corrupt, baseline=baseline)
+    rep.table = mark_media(out, rep.table)  # each row says whether its media file is in place and its own
     summary = summary_rows(rep)
     fair_columns = fair.csv_columns(rep)
     for row in summary:

@@ -24,7 +24,7 @@ from .parts import CorruptPartError, list_parts, read_parts
 #: numeric columns that describe a sample rather than score it
 NON_METRIC = {"seed", "sample_index", "steps", "gamma1", "gamma2", "gamma_eff", "nfe", "seconds", "decode_seconds",
               "peak_memory_mb", "rank", "world_size", "array_task", "array_tasks", "sampler_index", "zigzag_steps",
-              "compile_seconds"}
+              "compile_seconds", "guidance_measured", "guidance_orthogonal"}
 #: 0/1 accuracies shown as percentages (HPS v2 and ImageReward are stored x100 already: see their conventions)
 REPORT_SCALE = {"shapebench": 100.0, "geneval": 100.0}
 LOWER_IS_BETTER = {"frame_lpips"}
@@ -124,7 +124,7 @@ def completeness(data: dict[str, list[Any]], experiment: dict[str, Any]) -> Comp
     """Match a folder's rows (``table.to_pydict()``, one row per sample_id) against an experiment record
     (experiment.json, or :func:`zeta_eval.experiment.experiment_record` for a config): a row is the experiment's when
     its sampler setting, its model (``model_key``) and its item (prompt text included) are the experiment's."""
-    from .identity import item_key
+    from .identity import item_key, metadata_key
 
     n_rows = len(data.get("sample_id", []))
     samplers = experiment.get("samplers") or []
@@ -133,6 +133,8 @@ def completeness(data: dict[str, list[Any]], experiment: dict[str, Any]) -> Comp
     item_columns = ("prompt_set", "prompt_id", "prompt", "seed", "sample_index")
     index = ({k: i for i, k in enumerate(item_keys)} if item_keys and all(c in data for c in item_columns)
              else None)
+    # a row scored with other metadata than the item has now (edited after the run) is not the experiment's
+    meta_keys = experiment.get("item_metadata_keys") if index is not None and "metadata" in data else None
     model_key = experiment.get("model_key")
     row_models = data.get("model_key") or [None] * n_rows
     done: dict[str, set[Any]] = {k: set() for k in keys}
@@ -144,7 +146,7 @@ def completeness(data: dict[str, list[Any]], experiment: dict[str, Any]) -> Comp
         if ok and index is not None:
             item = index.get(item_key(data["prompt_set"][r], data["prompt_id"][r], data["prompt"][r],
                                       data["seed"][r], data["sample_index"][r]))
-            ok = item is not None
+            ok = item is not None and (meta_keys is None or metadata_key(data["metadata"][r]) == meta_keys[item])
         member.append(ok)
         if ok:
             done[key].add(item)
@@ -368,7 +370,7 @@ def summary_rows(rep: Report) -> list[dict[str, Any]]:
                             f"{m}_pairs": w.n, f"{m}_pair_prompts": w.n_clusters,
                             f"{m}_delta": d.estimate, f"{m}_delta_lo": d.lo, f"{m}_delta_hi": d.hi,
                             f"{m}_delta_p": d.p_value,
-                            f"{m}_delta_mde": stats.minimum_detectable_effect(d.se, d.n_clusters)})
+                            f"{m}_delta_mde": stats.minimum_detectable_effect(d.se, d.n_clusters, df=d.df)})
         rows.append(row)
     _holm_columns(rep, rows)
     return rows

@@ -44,6 +44,19 @@ def _load_media(path: Path, kind: str) -> torch.Tensor:
     return read_video(path) if kind == "video" else read_image(path)
 
 
+def verified_media(out: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows whose media files are in place and their own (:func:`zeta_eval.media.media_check`); the others are
+    not scored (never from another sample's image), with one warning line."""
+    from .media import MEDIA_OK, check_rows_media, describe_media_problems, warn_about_media
+
+    checks = check_rows_media(out, rows)
+    problems = describe_media_problems(checks)
+    if problems is not None:
+        warn_about_media("%s: %d samples not scored, their media files are %s; run predict with the same config to "
+                    "generate them again", out, sum(1 for c in checks if c != MEDIA_OK), problems)
+    return [r for r, c in zip(rows, checks) if c == MEDIA_OK]
+
+
 def score_run(out_dir: str | Path, metric_names: Sequence[str], settings: dict[str, dict[str, Any]] | None = None,
               device: str = "cpu", batch_size: int = 16, rescore: bool = False, skip_corrupt: bool = False) -> dict[str, float]:
     from metrics import UnknownMetricError, build_metric, metric_names as available_metrics
@@ -76,10 +89,10 @@ def score_run(out_dir: str | Path, metric_names: Sequence[str], settings: dict[s
     for m in metrics:
         m.load(dev)
         m.to(dev)
-    todo = [r for r in rows if r.get("status", "ok") == "ok" and r.get("media_path")
-            and (rescore or any(r.get(m.name) is None for m in metrics))]
+    todo = verified_media(out, [r for r in rows if r.get("status", "ok") == "ok" and r.get("media_path")
+                                and (rescore or any(r.get(m.name) is None for m in metrics))])
     log.info("scoring %d of %d samples with %s", len(todo), len(rows), ", ".join(metric_names))
-    tag = f"score-{run_tag()}"
+    scored: list[dict[str, Any]] = []  # written once every sample is scored: a failed score writes nothing
     for start in range(0, len(todo), batch_size):
         chunk = todo[start:start + batch_size]
         media = torch.stack([_load_media(out / r["media_path"], kind) for r in chunk]).to(dev)
@@ -98,7 +111,9 @@ def score_run(out_dir: str | Path, metric_names: Sequence[str], settings: dict[s
             conv.update({m.name: m.conventions() for m in metrics})
             row["metric_conventions"] = to_json(conv)
             row["created_at"] = now
-        write_part(new_rows, out, f"{tag}-b{start // batch_size:06d}")
+        scored.extend(new_rows)
+    if scored:
+        write_part(scored, out, f"score-{run_tag()}")
     summary: dict[str, float] = {}
     for m in metrics:
         summary.update({k: float(v) for k, v in m.compute().items()})

@@ -397,12 +397,14 @@ def half_width(between: float, within: float, prompts: int, per_prompt: float) -
     return t_quantile(0.975, prompts - 1) * math.sqrt(design_variance(between, within, prompts, per_prompt))
 
 
-def minimum_detectable_effect(se: float, prompts: int, power: float = 0.8, alpha: float = 0.05) -> float:
+def minimum_detectable_effect(se: float, prompts: int, power: float = 0.8, alpha: float = 0.05,
+                              df: float | None = None) -> float:
     """The smallest true difference a two-sided test at level ``alpha`` finds with probability ``power`` when its
-    standard error is ``se``: (t_{1-alpha/2} + t_{power}) * se with G - 1 df."""
-    if prompts < 2 or not math.isfinite(se):
+    standard error is ``se``: (t_{1-alpha/2} + t_{power}) * se, with ``df`` degrees of freedom (default G - 1; pass
+    an :class:`Estimate`'s ``df`` for the design it came from)."""
+    df = prompts - 1 if df is None else df
+    if prompts < 2 or not math.isfinite(se) or not df > 0:
         return NAN
-    df = prompts - 1
     return (t_quantile(1 - alpha / 2, df) + t_quantile(power, df)) * se
 
 

@@ -7,7 +7,8 @@ sample, right after it in the same batch:
   (:mod:`samplers.guidance`);
 - ``constant``: standard CFG over the same steps at that sample's mean measured scale;
 - ``nfe_matched``: standard CFG at the mean measured scale over the fewest steps whose NFE reaches the source's
-  (only where the source's NFE differs from CFG's 2 per step: the zigzag family, SEG).
+  (only where the source's NFE differs from CFG's 2 per step: the zigzag family, SEG; ζ's measuring ``probe`` does
+  not count).
 
 A step whose gamma_par is undefined (its guidance difference was not resolved above rounding, or no evaluation at the
 anchor exists) runs at the sample's mean; a sample with no measured step at all runs at the source's first-order
@@ -21,6 +22,7 @@ every sample, and its rows name their source (``twin_of``: the source's label; `
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -54,7 +56,8 @@ class CFGTwin(Standard):
         return {"twin_of": self.twin_of, "twin_kind": self.twin_kind}
 
     def display_name(self) -> str:
-        return self.label or f"CFG twin ({self.twin_kind.replace('_', '-')}) of {self.source_label}"
+        # the source's label first: reports that order settings by label list each twin right after its source
+        return self.label or f"{self.source_label} · CFG twin ({self.twin_kind.replace('_', '-')})"
 
     def scales(self, source_rows: Sequence[dict[str, Any]], num_steps: int) -> torch.Tensor:
         """(batch, steps) scales for the twins of ``source_rows`` (rows of the source, in batch order)."""
@@ -78,11 +81,18 @@ class CFGTwin(Standard):
         return torch.tensor(out, dtype=torch.float64).reshape(len(source_rows), num_steps)
 
 
+def method_nfe(source: Sampler, steps: int) -> int:
+    """The NFE of ``source``'s method: a measuring probe (ζ's ``probe``, which changes no output) is not part of it."""
+    if getattr(source, "probe", False):
+        source = dataclasses.replace(source, probe=False)
+    return source.expected_nfe(steps)
+
+
 def kinds_for(source: Sampler, default_steps: int) -> list[str]:
     """The twin kinds that apply to ``source``: those it asks for, ``nfe_matched`` only where its NFE is not CFG's."""
     wanted = source.twins or []
     steps = source.num_steps(default_steps)
-    return [k for k in wanted if k != "nfe_matched" or source.expected_nfe(steps) != 2 * steps]
+    return [k for k in wanted if k != "nfe_matched" or method_nfe(source, steps) != 2 * steps]
 
 
 def plan(source: Sampler, default_steps: int, schedule: Any) -> list[CFGTwin]:
@@ -98,7 +108,7 @@ def plan(source: Sampler, default_steps: int, schedule: Any) -> list[CFGTwin]:
     for kind in kinds_for(source, default_steps):
         twin_steps = steps
         if kind == "nfe_matched":
-            twin_steps = max(1, math.ceil(source.expected_nfe(steps) / 2))  # CFG costs 2 NFE per step
+            twin_steps = max(1, math.ceil(method_nfe(source, steps) / 2))  # CFG costs 2 NFE per step
         twins.append(CFGTwin(twin_of=key, twin_kind=kind, steps=twin_steps, source_label=source.display_name(),
                              fallback_gamma=source.gamma_eff))
     return twins

@@ -18,10 +18,12 @@ from typing import Any, ClassVar, Sequence
 
 import torch
 
+from metrics.weights import reading_weights
 from samplers import BRANCHES
 from samplers.solvers import SUPPORTED_SCHEDULERS
 
 from . import seg as seg_hook
+
 from .base import ModelAdapter, ModelLoadError, check_branches, hub_error_message
 
 log = logging.getLogger(__name__)
@@ -79,7 +81,11 @@ def from_pretrained(cls: Any, model: str, what: str = "model", **kwargs: Any) ->
     except ImportError:  # pragma: no cover - old huggingface_hub
         HFValidationError = ValueError  # noqa: N806
     try:
-        return cls.from_pretrained(os.path.expanduser(model), **kwargs)
+        if not _is_local_path(model):
+            return cls.from_pretrained(os.path.expanduser(model), **kwargs)
+        folder = os.path.join(os.path.expanduser(model), kwargs.get("subfolder") or "")
+        with reading_weights(folder, f"{what} {model!r}"):  # a truncated or corrupt file: one line naming it
+            return cls.from_pretrained(os.path.expanduser(model), **kwargs)
     except (OSError, HFValidationError) as err:
         raise ModelLoadError(hub_error_message(model, err)) from err
 

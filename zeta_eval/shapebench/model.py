@@ -176,6 +176,8 @@ def load_model(folder: str | os.PathLike, device: str | torch.device = "cpu") ->
     from diffusers import DDIMScheduler, UNet2DConditionModel
     from transformers import AutoTokenizer, CLIPTextModel
 
+    from metrics.weights import reading_weights
+
     folder = os.fspath(folder)
     path = os.path.join(folder, MANIFEST)
     if not os.path.isfile(path):
@@ -186,10 +188,11 @@ def load_model(folder: str | os.PathLike, device: str | torch.device = "cpu") ->
     if info.get("format") != FORMAT:
         raise ValueError(f"{path}: format must be {FORMAT!r}, got {info.get('format')!r}")
     sub = lambda key: os.path.join(folder, info[key])  # noqa: E731
-    unet = UNet2DConditionModel.from_pretrained(sub("unet"), local_files_only=True).to(device).eval()
-    text = CLIPTextModel.from_pretrained(sub("text_encoder"), local_files_only=True).to(device).eval()
-    tokenizer = AutoTokenizer.from_pretrained(sub("tokenizer"), local_files_only=True)
-    scheduler = DDIMScheduler.from_pretrained(sub("scheduler"), local_files_only=True)
+    with reading_weights(folder, f"the ShapeBench model {folder!r}"):  # a truncated or corrupt file: one line
+        unet = UNet2DConditionModel.from_pretrained(sub("unet"), local_files_only=True).to(device).eval()
+        text = CLIPTextModel.from_pretrained(sub("text_encoder"), local_files_only=True).to(device).eval()
+        tokenizer = AutoTokenizer.from_pretrained(sub("tokenizer"), local_files_only=True)
+        scheduler = DDIMScheduler.from_pretrained(sub("scheduler"), local_files_only=True)
     return ShapeBenchModel(unet=unet, text_encoder=text, tokenizer=tokenizer, scheduler=scheduler, manifest=info)
 
 

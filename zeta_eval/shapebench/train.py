@@ -195,7 +195,10 @@ def save_checkpoint(out: str, step: int, model: ShapeBenchModel, ema: EMA, opt: 
 
 
 def load_checkpoint(path: str) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    from metrics.weights import reading_weights
+
+    with reading_weights(path, "the training checkpoint"):  # a truncated or corrupt file: one line naming it
+        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def model_from_checkpoint(state: dict[str, Any], use_ema: bool = True) -> ShapeBenchModel:
