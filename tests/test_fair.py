@@ -214,8 +214,8 @@ def test_a_run_with_a_frontier_opens_its_report_with_the_fair_table(tmp_path):
     assert "CFG curve: standard CFG at 6 steps, γ = 1, 2, 3, 4.5" in md
     rows = _csv(out)
     assert set(rows) == {"standard γ=1", "zigzag γ=1.5", "standard γ=2 (frontier)", "standard γ=3 (frontier)",
-                         "standard γ=4.5 (frontier)", "CFG twin (schedule) of zigzag γ=1.5",
-                         "CFG twin (constant) of zigzag γ=1.5"}
+                         "standard γ=4.5 (frontier)", "zigzag γ=1.5 · CFG twin (schedule)",
+                         "zigzag γ=1.5 · CFG twin (constant)"}
     # the rows carry the measured guidance: the frontier is read there, per sample
     import pyarrow.parquet as pq
 
@@ -233,7 +233,7 @@ def test_a_run_with_a_frontier_opens_its_report_with_the_fair_table(tmp_path):
     constant = {(r["prompt_id"], r["seed"]): r["brightness"] for r in table if r["twin_kind"] == "constant"}
     _expect(rows["zigzag γ=1.5"], "fair_twin_constant_brightness",
             np.array([r["brightness"] - constant[(r["prompt_id"], r["seed"])] for r in zz]), clusters)
-    assert rows["CFG twin (schedule) of zigzag γ=1.5"]["guidance_kind"] == ""
+    assert rows["zigzag γ=1.5 · CFG twin (schedule)"]["guidance_kind"] == ""
     assert (out / "score_vs_guidance.png").is_file()
 
 
@@ -339,8 +339,8 @@ def test_adding_a_frontier_to_a_finished_run_computes_only_the_new_settings(tmp_
     rewritten = [r for r in after if r["created_at"] > max(b["created_at"] for b in before)]
     labels = sorted({r["sampler_label"] for r in rewritten})
     # the frontier's γ 3 is new; the twin needs its source's measured guidance, so ζ runs again; γ 1 does not
-    assert labels == sorted(["standard γ=3 (frontier)", "CFG twin (constant) of zeta γ=1.5 τ=2", "zeta γ=1.5 τ=2"])
-    assert {r["sampler_label"] for r in new} == {"standard γ=3 (frontier)", "CFG twin (constant) of zeta γ=1.5 τ=2"}
+    assert labels == sorted(["standard γ=3 (frontier)", "zeta γ=1.5 τ=2 · CFG twin (constant)", "zeta γ=1.5 τ=2"])
+    assert {r["sampler_label"] for r in new} == {"standard γ=3 (frontier)", "zeta γ=1.5 τ=2 · CFG twin (constant)"}
     zeta_before = {r["sample_id"]: r["brightness"] for r in before if r["sampler"] == "zeta"}
     assert all(zeta_before[r["sample_id"]] == r["brightness"] for r in rewritten if r["sampler"] == "zeta")
 
