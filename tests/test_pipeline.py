@@ -224,7 +224,7 @@ def test_report_errors(tmp_path, finished, capsys):
     capsys.readouterr()
     assert run("report", broken) == 2
     err = capsys.readouterr().err
-    assert "part-zzz.parquet" in err and "--skip-corrupt" in err and not (broken / "summary.md").exists()
+    assert "part-zzz.parquet" in err and "--skip_corrupt" in err and not (broken / "summary.md").exists()
     assert run("report", broken, "--skip-corrupt") == 0
     assert "part-zzz.parquet" in (broken / "summary.md").read_text()
 

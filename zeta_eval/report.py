@@ -8,7 +8,7 @@ Outputs (all written atomically, only after every input was read):
                     over the differences and their minimum detectable effects; per-category breakdowns; how each
                     number was made (every interval clustered by prompt: see zeta_eval.stats)
   summary.csv       the same numbers, one row per (model, sampler setting), machine-readable
-  pareto.png        each metric against NFE per sample (exact; --pareto-cost seconds: wall time), one point per
+  pareto.png        each metric against NFE per sample (exact; --pareto_cost seconds: wall time), one point per
                     sampler setting, and the Pareto front (the paper's Fig. 7b)
   score_vs_guidance.png   each metric against guidance strength: the CFG curve and every guidance method at its
                     (measured) guidance, when the run has both
@@ -20,7 +20,6 @@ Works on runs still in progress and on parts from many array tasks at once.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -32,11 +31,12 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from . import fair, stats
-from .html_report import write_html
+from .flags import Parser
+from .html_report import mark_stale, write_html
 from .media import mark_media
 from .parts import atomic_text, atomic_write, report_turn
-from .results import (FAMILY_ALPHA, LOWER_IS_BETTER, PAIR_KEY, IncompleteRunError, Report, Setting, build, categories,
-                      metric_values, nonfinite_scores, summary_rows)
+from .results import (FAMILY_ALPHA, LOWER_IS_BETTER, PAIR_KEY, IncompleteRunError, Report, ReportError, Setting, build,
+                      categories, metric_values, nonfinite_scores, summary_rows)
 
 log = logging.getLogger("zeta_eval")
 
@@ -370,8 +370,35 @@ def dodge(xs: Sequence[float], step: float) -> list[float]:
     return out
 
 
-#: markers of the settings in pareto.png, with matplotlib's ten default colours: 60 distinct (colour, marker) pairs
+#: markers of the settings in pareto.png
 PARETO_MARKERS = "osD^vP*Xh<>p"
+#: colours of the settings in pareto.png: matplotlib's ten default colours, then ten darker ones (tab20b's)
+PARETO_COLOURS = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9", "#393b79", "#637939", "#8c6d31",
+                  "#843c39", "#7b4173", "#5254a3", "#8ca252", "#bd9e39", "#ad494a", "#a55194")
+
+
+def pareto_styles(families: Sequence[str]) -> list[tuple[str, str]]:
+    """(colour, marker) of each setting in pareto.png, given its family (sampler name): up to 20 settings each
+    get their own colour; beyond, no two settings share both, and within a family no colour repeats (up to 20
+    settings) and no marker (up to 12). Setting k takes colour k mod 20 and marker k mod 12, or the next ones its
+    family has not used yet."""
+    n_colours, n_markers = len(PARETO_COLOURS), len(PARETO_MARKERS)
+    used: set[tuple[int, str]] = set()
+    taken: dict[str, tuple[set[int], set[str]]] = {}
+    styles = []
+    for k, family in enumerate(families):
+        colours, markers = taken.setdefault(family, (set(), set()))
+        colour = next((c for c in ((k + i) % n_colours for i in range(n_colours)) if c not in colours), k % n_colours)
+        order = [PARETO_MARKERS[(k + i) % n_markers] for i in range(n_markers)]
+        marker = next((m for m in order if m not in markers and (colour, m) not in used),
+                      next((m for m in order if (colour, m) not in used), order[0]))
+        colours.add(colour)
+        markers.add(marker)
+        used.add((colour, marker))
+        styles.append((PARETO_COLOURS[colour], marker))
+    return styles
+
+
 #: the Pareto front in pareto.png: a dashed staircase through the front's settings, each in a ring
 FRONT_LINE = {"color": "0.4", "lw": 1.1, "ls": "--"}
 FRONT_RING = {"marker": "o", "ms": 13, "mfc": "none", "mec": "0.2", "mew": 1.0}
@@ -396,6 +423,7 @@ def pareto_figure(rep: Report, summary: list[dict[str, Any]], cost: str = "nfe")
     span = (max(finite) - min(finite)) if finite else 0.0
     step = 0.015 * (span if span > 0 else max(abs(c) for c in finite or [1.0]) or 1.0)
     xs = dodge(costs, step)
+    styles = pareto_styles([str(row.get("sampler") or str(row["sampler_label"]).split(" ")[0]) for row in summary])
     columns = 2 if len(metrics) == 1 else 3 if len(metrics) == 2 else 4
     legend_rows = math.ceil((len(summary) + 1) / columns)
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.6 * len(metrics), 4.2 + 0.19 * legend_rows), squeeze=False,
@@ -410,8 +438,8 @@ def pareto_figure(rep: Report, summary: list[dict[str, Any]], cost: str = "nfe")
             ax.plot([xs[k] for k in front], [ys[k] for k in front], ls="none", zorder=3, **FRONT_RING)
         for k, row in enumerate(summary):
             below, above = error_bar(row, m, sc)
-            ax.errorbar([xs[k]], [ys[k]], yerr=[[below], [above]], fmt=PARETO_MARKERS[k % len(PARETO_MARKERS)],
-                        color=f"C{k % 10}", capsize=3, label=row["sampler_label"], zorder=2)
+            ax.errorbar([xs[k]], [ys[k]], yerr=[[below], [above]], fmt=styles[k][1], color=styles[k][0], capsize=3,
+                        label=row["sampler_label"], zorder=2)
         ax.set_xlabel(axis_label)
         ax.set_ylabel(m + (" (×100)" if sc != 1 else "") + ("" if higher else " (lower is better)"))
         ax.set_title(f"{m} vs cost")
@@ -623,7 +651,11 @@ def write_report(out_dir: str | os.PathLike, skip_corrupt: bool = False, baselin
 def _write_report(out_dir: str | os.PathLike, skip_corrupt: bool, baseline: str | None,
                   require_complete: bool, pareto_cost: str) -> dict[str, Path]:
     out = Path(out_dir)
-    rep = build(out, skip_corrupt=skip_corrupt, baseline=baseline)
+    try:
+        rep = build(out, skip_corrupt=skip_corrupt, baseline=baseline)
+    except ReportError as err:  # an earlier report's page must not go on presenting its numbers as the folder's
+        mark_stale(out, str(err))
+        raise
     rep.table = mark_media(out, rep.table)  # each row says whether its media file is in place and its own
     summary = summary_rows(rep)
     fair_columns = fair.csv_columns(rep)
@@ -664,14 +696,14 @@ def _write_report(out_dir: str | os.PathLike, skip_corrupt: bool, baseline: str 
 
 
 def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m zeta_eval report", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="python -m zeta_eval report", description=__doc__.split("\n\n")[0])
     parser.add_argument("output_dir", help="a run's output folder (holding parts/)")
-    parser.add_argument("--skip-corrupt", action="store_true", help="report without unreadable part files")
+    parser.add_switch("--skip_corrupt", help="report without unreadable part files")
     parser.add_argument("--baseline", default=None, help="sampler (label, key or name) for the win rates; "
                         "default: the first standard sampler")
-    parser.add_argument("--pareto-cost", choices=sorted(PARETO_COSTS), default="nfe", help="cost axis of pareto.png: "
+    parser.add_argument("--pareto_cost", choices=sorted(PARETO_COSTS), default="nfe", help="cost axis of pareto.png: "
                         "network evaluations per sample (exact; default) or seconds per sample (measured)")
-    parser.add_argument("--require-complete", action="store_true", help="exit with code 2 (after writing the "
+    parser.add_switch("--require_complete", help="exit with code 2 (after writing the "
                         "report, marked incomplete) when any sample of the experiment is missing")
     args = parser.parse_args(list(argv))
     try:

@@ -36,7 +36,7 @@ class ReportError(ValueError):
 
 
 class IncompleteRunError(ReportError):
-    """``--require-complete`` on a run that lacks samples; the report was written all the same (``written``)."""
+    """``--require_complete`` on a run that lacks samples; the report was written all the same (``written``)."""
 
     def __init__(self, message: str, written: dict[str, Path]):
         super().__init__(message)
@@ -250,7 +250,7 @@ def build(out_dir: str | os.PathLike, skip_corrupt: bool = False, baseline: str 
         try:
             table, skipped = read_parts(out, skip_corrupt=skip_corrupt)
         except CorruptPartError as err:
-            raise ReportError(f"{err} (rerun with --skip-corrupt to report without it)") from err
+            raise ReportError(f"{err} (rerun with --skip_corrupt to report without it)") from err
     elif merged.is_file():  # a report's merged rows without their parts (e.g. a committed study): read those
         try:
             table, skipped = pq.read_table(merged), []

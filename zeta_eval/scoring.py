@@ -7,7 +7,6 @@ created_at), so the report picks up the scores and nothing already written is to
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import json
 import logging
@@ -17,6 +16,7 @@ from typing import Any, Sequence
 import torch
 import yaml
 
+from .flags import Parser
 from .identity import to_json
 from .parts import read_parts, write_part
 from .writer import run_tag
@@ -70,7 +70,7 @@ def score_run(out_dir: str | Path, metric_names: Sequence[str], settings: dict[s
         raise FileNotFoundError(f"{out} is a file, not an output folder" if out.exists()
                                 else f"output folder {out} does not exist")
     if batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
+        raise ValueError(f"--batch_size must be >= 1, got {batch_size}")
     settings = settings or {}
     unknown = set(settings) - set(metric_names)
     if unknown:
@@ -121,22 +121,23 @@ def score_run(out_dir: str | Path, metric_names: Sequence[str], settings: dict[s
 
 
 def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m zeta_eval score", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="python -m zeta_eval score", description=__doc__.split("\n\n")[0])
     parser.add_argument("output_dir")
     parser.add_argument("--metrics", nargs="+", required=True, help="metric names (e.g. hpsv2 pickscore)")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="METRIC.KEY=VALUE",
                         help="a metric option, e.g. --set hpsv2.checkpoint=/weights/HPS_v2.1_compressed.pt")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--rescore", action="store_true", help="score samples that already have the metric")
-    parser.add_argument("--skip-corrupt", action="store_true")
-    parser.add_argument("--no-report", action="store_true", help="do not rewrite the report afterwards")
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_switch("--rescore", help="score samples that already have the metric")
+    parser.add_switch("--skip_corrupt", help="score without unreadable part files")
+    parser.add_switch("--report", default=True, help="rewrite the report afterwards (--report false: do not)")
+    parser.add_switch("--no_report", help="do not rewrite the report afterwards (as --report false)")
     args = parser.parse_args(list(argv))
     summary = score_run(args.output_dir, args.metrics, _parse_settings(args.settings), args.device,
                         args.batch_size, args.rescore, args.skip_corrupt)
     for k, v in sorted(summary.items()):
         print(f"{k:28s} {v:.4f}")
-    if not args.no_report:
+    if args.report and not args.no_report:
         from .report import write_report
 
         write_report(args.output_dir, skip_corrupt=args.skip_corrupt)
