@@ -177,7 +177,7 @@ def test_pareto_styles_give_settings_of_one_family_distinct_colours_and_markers(
     # the figure uses them
     rows = summary_of(STUDY_LABELS[:13], [0.2 + 0.01 * k for k in range(13)], [50.0 + k for k in range(13)])
     summary = [{**row, "sampler": f} for row, f in zip(rows, families)]
-    fig = pareto_figure(report_of(["m"]), summary)
+    fig = pareto_figure(report_of(["m"]), summary, cost="seconds")
     drawn = [(matplotlib.colors.to_hex(c.lines[0].get_color()), c.lines[0].get_marker())
              for c in fig.axes[0].containers]
     assert drawn == [(matplotlib.colors.to_hex(c), m) for c, m in pareto_styles(families)]
