@@ -13,18 +13,22 @@ from zeta_eval.adapters import ADAPTERS, build_adapter
 from zeta_eval.adapters.base import ModelLoadError
 
 FAMILIES = ["sd", "sdxl", "hunyuan_dit", "cogvideox", "modelscope"]
+#: the flow-matching transformer families (their only scheduler is flow-matching Euler)
+FLOW_FAMILIES = ["sd3", "flux", "wan"]
+ALL_FAMILIES = FAMILIES + FLOW_FAMILIES
 HUB_IDS = {"sd": "stabilityai/stable-diffusion-2-1", "sdxl": "stabilityai/stable-diffusion-xl-base-1.0",
            "hunyuan_dit": "Tencent-Hunyuan/HunyuanDiT-v1.2-Diffusers", "cogvideox": "THUDM/CogVideoX-2b",
-           "modelscope": "ali-vilab/text-to-video-ms-1.7b"}
+           "modelscope": "ali-vilab/text-to-video-ms-1.7b", "sd3": "stabilityai/stable-diffusion-3.5-medium",
+           "flux": "black-forest-labs/FLUX.1-dev", "wan": "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"}
 
 
 def test_registry_names_and_classes():
-    assert set(ADAPTERS) == {*FAMILIES, "shapebench"}
-    for name in FAMILIES:
+    assert set(ADAPTERS) == {*ALL_FAMILIES, "shapebench"}
+    for name in ALL_FAMILIES:
         cls = ADAPTERS[name]
         assert cls.family == name
-        assert cls.is_video == (name in ("cogvideox", "modelscope"))
-    assert {n for n in FAMILIES if "seg" in ADAPTERS[n].perturbations} == {"sd", "sdxl", "modelscope"}
+        assert cls.is_video == (name in ("cogvideox", "modelscope", "wan"))
+    assert {n for n in ALL_FAMILIES if "seg" in ADAPTERS[n].perturbations} == {"sd", "sdxl", "modelscope"}
     assert ADAPTERS["sd"].ays_family == "sd" and ADAPTERS["sdxl"].ays_family == "sdxl"
 
 
@@ -38,7 +42,7 @@ def test_shapebench_is_registered_lazily():
 
 
 def test_importing_the_registry_does_not_import_diffusers():
-    code = ("import sys, zeta_eval.adapters as a; assert 'sdxl' in a.ADAPTERS and len(a.ADAPTERS.names()) == 6; "
+    code = ("import sys, zeta_eval.adapters as a; assert 'sdxl' in a.ADAPTERS and len(a.ADAPTERS.names()) == 9; "
             "print('diffusers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=os.path.dirname(os.path.dirname(__file__)))
@@ -46,8 +50,8 @@ def test_importing_the_registry_does_not_import_diffusers():
 
 
 def test_build_adapter_checks_names_and_options():
-    with pytest.raises(ValueError, match="unknown model family 'sd3'.*cogvideox"):
-        build_adapter("sd3", model="x/y")
+    with pytest.raises(ValueError, match="unknown model family 'sd4'.*cogvideox"):
+        build_adapter("sd4", model="x/y")
     with pytest.raises(ValueError, match="no option.*guidance"):
         build_adapter("sdxl", model="x/y", guidance=5.0)
     with pytest.raises(ValueError, match="needs option.*model"):
@@ -57,13 +61,13 @@ def test_build_adapter_checks_names_and_options():
     assert not adapter.loaded
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", ALL_FAMILIES)
 def test_invalid_options_are_value_errors(family):
     model = HUB_IDS[family]
     with pytest.raises(ValueError, match="dtype"):
         build_adapter(family, model=model, dtype="float8")
     with pytest.raises(ValueError, match="scheduler"):
-        build_adapter(family, model=model, scheduler="flow")
+        build_adapter(family, model=model, scheduler="ddim" if family in FLOW_FAMILIES else "flow")
     with pytest.raises(ValueError, match="offload"):
         build_adapter(family, model=model, offload="sequential")
     with pytest.raises(ValueError, match="vae_tiling"):
@@ -89,7 +93,7 @@ def test_family_specific_option_checks():
     build_adapter("modelscope", model=HUB_IDS["modelscope"], offload="model", vae_slicing=True, attention_slicing=True)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", ALL_FAMILIES)
 def test_check_sampler(family):
     adapter = build_adapter(family, model=HUB_IDS[family])
     for sampler in (samplers.Standard(), samplers.Zigzag(), samplers.ImplicitZigzag(), samplers.Zeta(),

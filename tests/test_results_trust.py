@@ -62,6 +62,30 @@ def test_every_config_validates_with_and_without_the_smoke_overlay(config, overl
         assert "default steps 10" in text or "default steps 4" in text  # dreamshaper already runs 4 steps
 
 
+#: the flow-matching transformer configs (issue 24) and whether their model fits a 24 GB card with 4090.yaml
+FLOW_CONFIGS = {"sd35_pickapic": True, "sd35_drawbench": True, "flux_drawbench": False, "wan_chronomagic": True}
+
+
+def test_the_flow_model_configs_are_validated_with_the_others():
+    assert {p.stem for p in CONFIGS} >= set(FLOW_CONFIGS)
+
+
+@pytest.mark.parametrize("name", [n for n, fits in FLOW_CONFIGS.items() if fits])
+def test_flow_model_configs_compose_with_the_24gb_overlay(name, capsys):
+    """4090.yaml on top of the configs whose model fits 24 GB, with bfloat16 as their headers say (validated with the
+    CPU accelerator: this machine has no GPU, and validate loads no weights)."""
+    prompts = shared_prompts()
+    if prompts is None:
+        pytest.skip("../shared/prompts is absent")
+    capsys.readouterr()
+    assert run("validate", "--config", ROOT / "configs" / f"{name}.yaml", "--config", ROOT / "configs" / "4090.yaml",
+               "--model.adapter.init_args.dtype", "bfloat16", "--trainer.accelerator", "cpu",
+               "--data.init_args.prompts_dir", prompts, "--output_dir", "/nonexistent/trust_a") == 0, \
+        capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "(dtype bfloat16)" in out and "network evaluations" in out
+
+
 def test_smoke_scales_warmups_and_runs_settings_that_coincide_once(capsys, caplog):
     prompts = shared_prompts()
     if prompts is None:
@@ -364,7 +388,7 @@ def zoo(tmp_path_factory):
     return TinyZoo(tmp_path_factory.mktemp("zoo"))
 
 
-@pytest.mark.parametrize("family", ["sd", "sdxl", "hunyuan_dit", "cogvideox", "modelscope"])
+@pytest.mark.parametrize("family", ["sd", "sdxl", "hunyuan_dit", "cogvideox", "modelscope", "sd3", "flux", "wan"])
 def test_every_pipeline_family_flags_what_its_encoders_cut(zoo, family):
     adapter = zoo.adapter(family)
     assert adapter.prompt_truncated([LONG, "a red cat"]) == [True, False]

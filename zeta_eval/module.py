@@ -33,7 +33,7 @@ class SamplingEvaluation(LightningModule):
 
     Args:
         adapter: the model family and weights (``class_path`` or a short name: sd, sdxl, hunyuan_dit, cogvideox,
-            modelscope, shapebench).
+            modelscope, sd3, flux, wan, shapebench).
         samplers: the samplers to compare (short names: standard, zigzag, implicit_zigzag, zeta, cfgpp, seg).
         steps: solver steps (a sampler's own ``steps`` overrides it, e.g. for NFE-matched baselines).
         max_steps: run at most this many steps (the smoke overlay sets 10). When ``steps`` is larger, every
