@@ -28,7 +28,7 @@ OVERLAYS = ("smoke", "4090", "slurm")
 
 
 def experiment_configs() -> list[str]:
-    return sorted(p.name for p in CONFIGS.glob("*.yaml") if p.stem not in OVERLAYS)
+    return sorted(p.name for p in CONFIGS.glob("*.yaml") if p.stem not in OVERLAYS and "samplers:" in p.read_text())
 
 
 # ---------------------------------------------------------------------------------------------- groups

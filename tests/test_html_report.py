@@ -469,7 +469,7 @@ def test_a_failed_report_marks_the_earlier_page_stale(toy_run, tmp_path):
     part = list_parts(out)[0]
     good = part.read_bytes()
     part.write_bytes(b"not parquet")  # a part that cannot be read: the report fails
-    with pytest.raises(ReportError, match="skip-corrupt") as err:
+    with pytest.raises(ReportError, match="--skip_corrupt") as err:
         write_report(out)
     page = (out / "index.html").read_text(encoding="utf-8")
     assert 'id="stale"' in page and "This page is out of date" in page

@@ -315,7 +315,7 @@ def test_short_names_expand_to_class_paths():
 
 def test_every_shipped_config_validates_offline(capsys):
     """Every paper config builds (adapters, samplers, metrics, prompt sources) without weights or network."""
-    configs = sorted(p for p in Path("configs").glob("*.yaml") if p.stem not in ("smoke", "4090", "slurm"))
+    configs = sorted(p for p in Path("configs").glob("*.yaml") if p.stem not in ("smoke", "4090", "slurm", "frontier"))
     assert len(configs) >= 13
     prompts = Path(__file__).resolve().parents[1].parent / "shared" / "prompts"
     if not prompts.is_dir():

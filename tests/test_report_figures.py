@@ -84,7 +84,7 @@ def test_pareto_figure_draws_the_front_and_every_label_fits(metric, front):
                for row in summary_of(STUDY_LABELS, costs, means)]
     higher = metric != "frame_lpips"
     assert pareto_front(costs, means, higher_is_better=higher) == front
-    fig = pareto_figure(report_of([metric]), summary)
+    fig = pareto_figure(report_of([metric]), summary, cost="seconds")
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     ax = fig.axes[0]
@@ -152,7 +152,7 @@ def test_pareto_legend_says_when_points_were_spread():
     near = summary_of(["a", "b", "c"], [1.0, 1.0, 2.0], [50.0, 60.0, 70.0])
     titles = []
     for summary in (far, near):
-        fig = pareto_figure(report_of(["m"]), summary)
+        fig = pareto_figure(report_of(["m"]), summary, cost="seconds")
         titles.append(fig.legends[0].get_title().get_text())
         plt.close(fig)
     assert titles == ["", "points of nearly equal cost are drawn 0.015 s apart"]
@@ -177,7 +177,7 @@ def test_pareto_styles_give_settings_of_one_family_distinct_colours_and_markers(
     # the figure uses them
     rows = summary_of(STUDY_LABELS[:13], [0.2 + 0.01 * k for k in range(13)], [50.0 + k for k in range(13)])
     summary = [{**row, "sampler": f} for row, f in zip(rows, families)]
-    fig = pareto_figure(report_of(["m"]), summary)
+    fig = pareto_figure(report_of(["m"]), summary, cost="seconds")
     drawn = [(matplotlib.colors.to_hex(c.lines[0].get_color()), c.lines[0].get_marker())
              for c in fig.axes[0].containers]
     assert drawn == [(matplotlib.colors.to_hex(c), m) for c, m in pareto_styles(families)]

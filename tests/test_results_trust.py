@@ -15,7 +15,7 @@ from test_pipeline import PROMPTS, error_lines, run, write_experiment
 from zeta_eval.parts import list_parts, read_parts
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.yaml") if p.stem not in ("smoke", "4090", "slurm"))
+CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.yaml") if p.stem not in ("smoke", "4090", "slurm", "frontier"))
 
 
 def shared_prompts() -> Path | None:
@@ -94,10 +94,14 @@ def test_smoke_scales_warmups_and_runs_settings_that_coincide_once(capsys, caplo
     assert run("validate", "--config", ROOT / "configs" / "warmup.yaml", "--config", ROOT / "configs" / "smoke.yaml",
                "--data.init_args.prompts_dir", prompts, "--output_dir", "/nonexistent/trust_a") == 0
     captured = capsys.readouterr()
-    labels = [line.split("steps")[0].strip() for line in captured.out.splitlines() if "  NFE " in line]
+    lines = [line.split("steps")[0].strip() for line in captured.out.splitlines() if "  NFE " in line]
+    labels = [label for label in lines if "· CFG twin" not in label]
     # τ = 1, 3, 5 of 50 steps all become τ = 1 of 10: run once; τ 10 -> 2, τ 20 -> 4, adaptive max 20 -> 4
     assert labels == ["standard γ=5.5", "zeta γ=5.5 τ=1", "zeta γ=5.5 τ=2", "zeta γ=5.5 τ=4",
                       "zeta γ=5.5 τ=1+adaptive"]
+    # each ζ setting that runs keeps its CFG twins (warmup.yaml asks for them), those of merged settings once
+    assert [label for label in lines if label.endswith("CFG twin (schedule)")] == [
+        f"{label} · CFG twin (schedule)" for label in labels[1:]]
     assert "same setting at 10 steps" in captured.err
 
 
@@ -109,8 +113,10 @@ def test_cogvideox_smoke_keeps_zeta_a_zigzag(capsys):
     assert run("validate", "--config", ROOT / "configs" / "cogvideox_chronomagic.yaml", "--config",
                ROOT / "configs" / "smoke.yaml", "--data.init_args.prompts_dir", prompts,
                "--output_dir", "/nonexistent/trust_a") == 0
-    zeta = [line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("zeta")]
+    lines = capsys.readouterr().out.splitlines()
+    zeta = [line for line in lines if line.strip().startswith("zeta") and "CFG twin" not in line]
     assert len(zeta) == 1 and "τ=2" in zeta[0] and "γ_eff 12" in zeta[0]
+    assert sum("zeta γ=6 τ=2 · CFG twin" in line for line in lines) == 2  # the paper config's twins: schedule, constant
 
 
 # ---------------------------------------------------------------------------------------------- 5. media names

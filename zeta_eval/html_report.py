@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from . import stats
+from . import fair, stats
 from .parts import atomic_text
 from .results import LOWER_IS_BETTER, PAIR_KEY, Report, Setting, categories, summary_rows
 
@@ -40,7 +40,7 @@ DATA_VERSION = 2
 #: the pairs and distinct prompts it covers, and the pairs A wins, ties and loses
 PAIR_FIELDS = ("delta", "lo", "hi", "pairs", "prompts", "wins", "ties", "losses")
 #: figures written by the report, shown on the page when present
-FIGURES = ("pareto.png", "winrate_vs_lambda.png", "grid.png")
+FIGURES = ("pareto.png", "score_vs_guidance.png", "winrate_vs_lambda.png", "grid.png")
 
 
 def write_html(rep: Report, summary: list[dict[str, Any]], out: Path) -> dict[str, Path]:
@@ -93,6 +93,7 @@ def report_data(rep: Report, summary: list[dict[str, Any]], out: Path) -> dict[s
         "completeness": completeness(rep),
         "items": items,
         "run": _run_info(rep, out),
+        "fair": fair.table_data(rep),  # the fair comparison with CFG (zeta_eval.fair), None without one
     }
 
 

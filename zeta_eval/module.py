@@ -55,6 +55,10 @@ class SamplingEvaluation(LightningModule):
             of ``seconds``. Results equal the eager network's within floating-point tolerance, so compile is not part
             of the model identity (a run may resume with or without it). Refused with SEG (its hook on the network's
             attention is invisible to a compiled graph) and with ``offload: model``.
+        frontier: the CFG frontier, ``{gammas: [1, 1.5, 2, 3, ...]}`` or ``{gammas: auto}``: standard CFG at each
+            of these guidance scales, added after the configured samplers (a scale a configured standard setting
+            runs already is not added twice); the report reads every other setting against this curve (see
+            :mod:`zeta_eval.frontier`).
         layout_invariant: evaluate each sample on its own (text encoder, network, decoder, scorers) with
             layout-independent kernels (:func:`use_layout_independent_kernels`), so that media and scores are
             bit-identical whatever the batch size, rank count or array layout, on the same hardware and software.
@@ -70,7 +74,7 @@ class SamplingEvaluation(LightningModule):
                  schedule: str | list[int] = "default", metrics: list[SampleMetric] | None = None,
                  score: bool = True, save_media: bool = True, layout_invariant: bool = False,
                  max_steps: int | None = None, output_dir: str | None = None,
-                 compile: bool | str | dict[str, Any] = False):
+                 compile: bool | str | dict[str, Any] = False, frontier: dict[str, Any] | None = None):
         super().__init__()
         for name, value in (("steps", steps), ("max_steps", 1 if max_steps is None else max_steps)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -81,6 +85,7 @@ class SamplingEvaluation(LightningModule):
         self.samplers = list(samplers)
         self.steps = steps
         self.schedule = schedule
+        self.frontier = None if frontier is None else self._add_frontier(frontier)
         #: the configured steps when max_steps scaled the experiment down (None: not scaled)
         self.scaled_from: int | None = None
         if max_steps is not None and steps > max_steps:
@@ -107,6 +112,21 @@ class SamplingEvaluation(LightningModule):
         self._queued_media: list[Any] = []
 
     # ------------------------------------------------------------------ configuration checks
+    def _add_frontier(self, spec: Any) -> list[float]:
+        """Append a standard setting per frontier scale that no configured setting runs already; the scales."""
+        from samplers import build_sampler
+
+        from .frontier import frontier_gammas, frontier_label
+
+        scales = [v for s in self.samplers for v in (s.gamma1, s.gamma_eff)]
+        gammas = frontier_gammas(spec, scales)
+        keys = {sampler_key(s, self.steps, self.schedule) for s in self.samplers}
+        for gamma in gammas:
+            point = build_sampler("standard", gamma1=gamma, label=frontier_label(gamma))
+            if sampler_key(point, self.steps, self.schedule) not in keys:
+                self.samplers.append(point)
+        return gammas
+
     def _scale_steps(self, new: int) -> None:
         """Run ``new`` steps instead of ``self.steps``, every sampler's step-counted settings scaled with them."""
         old, self.scaled_from, self.steps = self.steps, self.steps, new
@@ -263,6 +283,8 @@ class SamplingEvaluation(LightningModule):
             truncated = self._prompt_truncation(group)
             cond = self.adapter.encode(prompts)  # shared by every sampler of the group
             for index, sampler in enumerate(self.samplers):
+                if self._written(sampler, group):
+                    continue  # a resumed run that grew (a frontier, twins): only what is missing runs
                 source_rows = self._run_sampler(sampler, group, prompts, metas, cond)
                 source_rows += twins.run_twins(  # right after their source, from the same noise
                     self.twins_of(sampler), source_rows, self.steps,
@@ -272,6 +294,14 @@ class SamplingEvaluation(LightningModule):
                     row["prompt_truncated"] = cut
                     rows.append(row)
         return rows
+
+    def _written(self, sampler: Sampler, records: list[PromptRecord]) -> bool:
+        """Every sample of ``sampler`` and of its twins for ``records`` is written as :meth:`record_done` asks of a
+        whole record (media in place, scored with the record's metadata as it is now). A twin that is missing runs
+        its source again (from the same noise: the same output), whose measured guidance it copies."""
+        metas = [to_json(r.meta) for r in records]
+        return bool(self._done) and all(self._done.get(self.sample_id(r, s), meta + "?") == meta
+                                        for s in (sampler, *self.twins_of(sampler)) for r, meta in zip(records, metas))
 
     def _rescore(self, records: list[PromptRecord]) -> list[dict]:
         """New rows for the stored samples of ``records`` that were scored with other metadata: the stored row with

@@ -293,6 +293,33 @@
     return out;
   }
 
+  // the fair comparison with CFG (zeta_eval.fair): one row per guidance method and metric, first on the page
+  function fairSection() {
+    const F = D.fair;
+    if (!F) return null;
+    const out = [h("h2", {}, "Fair comparison with CFG"),
+      h("p", { class: "muted small" }, "CFG curve: standard CFG at " + F.steps + " steps, γ = " + F.grid.join(", ") +
+        ". Each cell: mean over items of (method − CFG) with its 95% interval clustered by prompt, > 0 better; † holds " +
+        "after Holm's correction over the table; a reference between two CFG scales is interpolated per item " +
+        "(linear in log γ), none beyond the grid.")];
+    D.metrics.forEach((m) => {
+      const rows = F.tables[m.name] || [];
+      const cell = (c) => (!c || !isNum(c.estimate) ? "–" : [signed(scaledText(c.estimate, m), c.estimate), " ",
+        h("span", { class: "ci" }, bounds(c.lo, c.hi, m)), c.holm ? " †" : ""]);
+      const cols = [{ label: "method", text: true, key: (r) => r.label, cell: (r) => r.label },
+        { label: "guidance", key: (r) => r.guidance, cell: (r) => sig3(r.guidance) + " (" + r.guidance_kind + ")" },
+        { label: "NFE", key: (r) => r.nfe, cell: (r) => plain(r.nfe) },
+        { label: "s/sample", key: (r) => r.seconds, cell: (r) => sig3(r.seconds) }];
+      Object.entries(F.columns).forEach(([kind, title]) => cols.push({
+        label: title, title: title + " (" + m.name + ")", key: (r) => (r.comparisons[kind] || {}).estimate,
+        cell: (r) => cell(r.comparisons[kind]) }));
+      if (D.metrics.length > 1) out.push(h("h3", {}, metricTitle(m)));
+      out.push(sortableTable("fair-table-" + m.name, cols, rows),
+        h("ul", { class: "small" }, rows.map((r) => h("li", {}, r.verdict))));
+    });
+    return out;
+  }
+
   function renderResults(root) {
     const ex = D.run.experiment || {};
     const data = ex.data || {};
@@ -302,6 +329,7 @@
         "; model(s): " + D.run.models.join(", ") + ". " + (ex.fingerprint ? "Prompts: " +
         (data.prompt_set || data.source || "?") + " (" + plural(ex.items, "item") + "); experiment fingerprint " +
         ex.fingerprint + "." : "")),
+      fairSection(),
       h("h2", {}, "Summary"),
       h("p", { class: "muted small" }, "Mean of each metric with its 95% interval; n samples; NFE network evaluations " +
         "per sample; s/sample sampling wall time; γ_eff the first-order equivalent CFG scale. Click a column's " +
