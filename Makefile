@@ -1,5 +1,6 @@
 # The two commands of the README. Both create the virtual environment on first use.
-#   make demo   run the embedded ShapeBench demo on CPU and write its report to outputs/shapebench_demo/
+#   make demo   run the embedded ShapeBench demo on CPU, print its fair comparison with CFG and write its report to
+#               outputs/shapebench_demo/
 #   make test   run the test suite
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -17,6 +18,7 @@ install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	$(PY) -m zeta_eval predict --config configs/shapebench_demo.yaml
+	@awk '/^## Fair comparison/{on=1} on{print} on && /^- \*\*/{seen=1} on && seen && /^$$/{exit}' outputs/shapebench_demo/summary.md
 	@echo "the report to browse: outputs/shapebench_demo/index.html (open it in a web browser; no server needed)"
 
 test: $(VENV)/.installed

@@ -1,6 +1,6 @@
-"""Everything GPU-specific in one call, in about 8 minutes on one GPU: figures as JSON and a markdown table.
+"""Everything GPU-specific in one call, in about 10 minutes on one GPU: figures as JSON and a markdown table.
 
-    python benchmarks/gpu_suite.py [--out gpu_suite.json] [--tiny] [--device cuda|cpu] [--budget 480]
+    python benchmarks/gpu_suite.py [--out gpu_suite.json] [--tiny] [--device cuda|cpu] [--budget 600]
 
 Sections (each runs on its own: an error is recorded in the JSON with its text and the suite goes on; the JSON is
 rewritten after every section, so a timeout keeps what was measured; one status line per section on stdout):
@@ -18,12 +18,17 @@ rewritten after every section, so a timeout keeps what was measured; one status 
                 goal >= 1.10;
   5. scorers    each image scorer at real size: time per image as a fraction of one SDXL sample (section 2's
                 standard sample, or measured here); goal: all together <= 10% of a sample.
+  6. flow       SD 3.5 Medium (40 steps, γ 4.5) and FLUX.1-dev (28 steps, true CFG γ 1.5 over distilled guidance
+                3.5) at real size (random weights, benchmarks/realscale) at 1024x1024 in bfloat16, through their
+                adapters: s/sample, NFE, peak memory and finiteness of standard, zeta and zigzag, as far as the
+                section's budget goes (what did not fit is listed).
 
 ``--tiny --device cpu`` runs the same code on the tests' tiny models (tests/test_gpu_suite.py), so the suite cannot
-rot. The run order is 1, 2, 5, 3, 4: the 24 GB section releases the shared real-size pipeline and lifts its cap on this
-process's CUDA memory when it ends; predict, the longest, runs last (and rebuilds the pipeline) so that a timeout costs
-the least. Nothing is downloaded; scratch files live in a temporary folder that is
-removed at the end; the results are ``--out`` and the markdown table next to it (same name, ``.md``).
+rot. The run order is 1, 2, 5, 3, 4, 6: the 24 GB section releases the shared real-size pipeline and lifts its cap on
+this process's CUDA memory when it ends; predict, the longest of the SDXL sections, runs after it (and rebuilds the
+pipeline), and the flow-matching models last, after SDXL is released. Nothing is downloaded; scratch files live in a
+temporary folder that is removed at the end; the results are ``--out`` and the markdown table next to it (same name,
+``.md``).
 """
 
 from __future__ import annotations
@@ -153,10 +158,10 @@ def environment(device: torch.device) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- measuring
-def run_sample(suite: Suite, adapter, sampler, cond, seed: int) -> dict[str, Any]:
+def run_sample(suite: Suite, adapter, sampler, cond, seed: int, steps: int | None = None) -> dict[str, Any]:
     """One sample the way the evaluation module draws it: seconds of sampling (synchronised) and of decoding, NFE,
-    the sampler's peak CUDA memory, finiteness."""
-    solver = adapter.solver(suite.steps)
+    the sampler's peak CUDA memory, finiteness (``steps``: the suite's unless given)."""
+    solver = adapter.solver(steps or suite.steps)
     x = adapter.initial_latents([seed], solver)
     denoiser = adapter.denoiser(cond, sampler.perturbation)
     if suite.cuda:
@@ -187,7 +192,7 @@ def build_samplers() -> dict[str, Any]:
 def section_parity(suite: Suite) -> dict[str, Any]:
     """fp16 vs fp32 on every tiny family; fp16 finiteness of every sampler the family can run."""
     from samplers import SAMPLERS, build_sampler
-    from tiny_models import ADAPTER_OPTIONS, BUILDERS
+    from tiny_models import ADAPTER_OPTIONS, BUILDERS, FAMILY_OF
     from zeta_eval.adapters import build_adapter
 
     families: dict[str, Any] = {}
@@ -196,7 +201,8 @@ def section_parity(suite: Suite) -> dict[str, Any]:
         folder = builder(suite.work / "tiny" / family)
         adapters = {}
         for dtype in ("float32", "float16"):
-            adapters[dtype] = build_adapter(family, model=folder, dtype=dtype, **ADAPTER_OPTIONS[family])
+            adapters[dtype] = build_adapter(FAMILY_OF.get(family, family), model=folder, dtype=dtype,
+                                            **ADAPTER_OPTIONS[family])
             adapters[dtype].load(suite.device)
         outputs = {}
         for dtype, adapter in adapters.items():
@@ -419,6 +425,80 @@ def section_scorers(suite: Suite) -> dict[str, Any]:
     return result
 
 
+# ---------------------------------------------------------------------------------------------- 6. flow models
+#: the flow-matching models at real size: adapter family and options, the configs' steps and γ1
+FLOW_MODELS = {
+    "sd35_medium": {"family": "sd3", "options": {}, "steps": 40, "gamma1": 4.5},
+    "flux_dev": {"family": "flux", "options": {"distilled_guidance": 3.5}, "steps": 28, "gamma1": 1.5},
+}
+
+
+def _flow_pipeline(suite: Suite, name: str):
+    """The real-size pipeline (random weights) in bfloat16 on the GPU, or the tests' tiny one."""
+    if suite.tiny:
+        import diffusers
+
+        from tiny_models import BUILDERS, PIPELINE_CLASSES
+
+        key = {"sd35_medium": "sd3", "flux_dev": "flux"}[name]
+        pipe = getattr(diffusers, PIPELINE_CLASSES[key]).from_pretrained(BUILDERS[key](suite.work / f"tiny_{key}"))
+        return pipe.to(suite.device), suite.dtype
+    from benchmarks.realscale import models
+
+    dtype = torch.bfloat16 if suite.cuda else suite.dtype  # both ship bfloat16 weights
+    return (models.sd35_pipeline("medium", dtype, suite.device) if name == "sd35_medium"
+            else models.flux_pipeline(dtype, suite.device)), dtype
+
+
+def section_flow(suite: Suite) -> dict[str, Any]:
+    """SD 3.5 Medium and FLUX.1-dev at real size through their adapters: standard, zeta, zigzag."""
+    from benchmarks.realscale import models
+    from samplers import build_sampler
+    from zeta_eval.adapters import build_adapter
+
+    suite.release_sdxl()
+    table: dict[str, Any] = {}
+    skipped: list[str] = []
+    for name, spec in FLOW_MODELS.items():
+        model_steps = suite.steps if suite.tiny else min(suite.args.steps or spec["steps"], spec["steps"])
+        start = time.perf_counter()
+        pipe, dtype = _flow_pipeline(suite, name)
+        adapter = build_adapter(spec["family"], model=f"{'tiny' if suite.tiny else 'realscale'}/{name}",
+                                dtype=str(dtype).removeprefix("torch."), height=suite.size, width=suite.size,
+                                max_sequence_length=32 if suite.tiny else (256 if name == "sd35_medium" else 512),
+                                **spec["options"])
+        adapter.load(suite.device, pipeline=pipe)
+        build_s = time.perf_counter() - start
+        cond = adapter.encode([PROMPT])
+        rows: dict[str, Any] = {}
+        gamma = spec["gamma1"]
+        chosen = {"standard": build_sampler("standard", gamma1=gamma),
+                  "zeta": build_sampler("zeta", gamma1=gamma, gamma2=0.0, warmup_steps=3),
+                  "zigzag": build_sampler("zigzag", gamma1=gamma, gamma2=0.0)}
+        for sampler_name, sampler in chosen.items():
+            if rows and suite.time_left() < 1.2 * rows["standard"]["s_per_sample"] * sampler.expected_nfe(
+                    model_steps) / chosen["standard"].expected_nfe(model_steps):
+                skipped.append(f"{name}/{sampler_name}")
+                continue
+            run = run_sample(suite, adapter, sampler, cond, seed=0, steps=model_steps)
+            rows[sampler_name] = {"s_per_sample": run["seconds"], "decode_s": run["decode_seconds"],
+                                  "nfe": run["nfe"], "finite": run["finite"],
+                                  "peak_mb": run["peak_bytes"] / 2**20 if run["peak_bytes"] is not None else None}
+        base = rows["standard"]
+        for row in rows.values():
+            row["time_ratio"] = row["s_per_sample"] / base["s_per_sample"]
+            row["nfe_ratio"] = row["nfe"] / base["nfe"]
+        table[name] = {"steps": model_steps, "dtype": str(dtype).removeprefix("torch."), "build_s": build_s,
+                       "parameters": models.count_parameters(adapter.pipe.transformer), "samplers": rows}
+        del pipe, adapter, cond
+        models.release_memory()
+    finite = all(r["finite"] for m in table.values() for r in m["samplers"].values())
+    summary = "; ".join(f"{n}: " + ", ".join(f"{k} {v['s_per_sample']:.2f} s" for k, v in m["samplers"].items())
+                        for n, m in table.items())
+    return {"models": table, "all_finite": finite, "skipped_for_budget": skipped,
+            "summary": summary + (f"; skipped {', '.join(skipped)}" if skipped else "")}
+
+
 class SectionPartial(Exception):
     """A section that measured part of what it should: its result is kept, its status is 'error'."""
 
@@ -430,11 +510,13 @@ class SectionPartial(Exception):
 # ---------------------------------------------------------------------------------------------- running
 #: (key, title, function, share of the budget); run in this order
 SECTIONS: list[tuple[str, str, Callable[[Suite], dict], float]] = [
-    ("1_parity", "fp16 vs fp32 parity, fp16 finiteness (tiny families)", section_parity, 0.08),
-    ("2_samplers", "SDXL 1024x1024 fp16: s/sample, NFE, peak memory", section_samplers, 0.30),
-    ("5_scorers", "scorer cost vs one SDXL sample", section_scorers, 0.15),
-    ("3_mode_24gb", "24 GB mode (4090.yaml overlay)", section_24gb, 0.17),
-    ("4_predict", "predict vs plain diffusers loop", section_predict, 0.25),
+    # shares of the 600 s default budget: the SDXL sections keep the seconds they had of 480 s
+    ("1_parity", "fp16 vs fp32 parity, fp16 finiteness (tiny families)", section_parity, 0.064),
+    ("2_samplers", "SDXL 1024x1024 fp16: s/sample, NFE, peak memory", section_samplers, 0.24),
+    ("5_scorers", "scorer cost vs one SDXL sample", section_scorers, 0.12),
+    ("3_mode_24gb", "24 GB mode (4090.yaml overlay)", section_24gb, 0.136),
+    ("4_predict", "predict vs plain diffusers loop", section_predict, 0.20),
+    ("6_flow", "SD 3.5 Medium and FLUX.1-dev at real size: standard, zeta, zigzag", section_flow, 0.20),
 ]
 
 
@@ -476,6 +558,15 @@ def markdown(results: dict[str, Any]) -> str:
             peak = f"{row['peak_mb']:.1f}" if row["peak_mb"] is not None else "-"
             lines.append(f"| {name} | {row['s_per_sample']:.3f} | {row['nfe']} | {row['time_ratio']:.3f} | "
                          f"{row['nfe_ratio']:.3f} | {peak} |")
+    flow = results["sections"].get("6_flow", {}).get("models")
+    if flow:
+        lines += ["", "| model | steps | sampler | s/sample | NFE | time ratio | NFE ratio | peak MB |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for model, rec in flow.items():
+            for name, row in rec["samplers"].items():
+                peak = f"{row['peak_mb']:.1f}" if row["peak_mb"] is not None else "-"
+                lines.append(f"| {model} | {rec['steps']} | {name} | {row['s_per_sample']:.3f} | {row['nfe']} | "
+                             f"{row['time_ratio']:.3f} | {row['nfe_ratio']:.3f} | {peak} |")
     score = results["sections"].get("5_scorers", {}).get("scorers")
     if score:
         lines += ["", "| scorer | ms/image | fraction of an SDXL sample |", "|---|---|---|"]
@@ -489,7 +580,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("gpu_suite.json"))
     ap.add_argument("--tiny", action="store_true", help="the tests' tiny models (seconds on a CPU)")
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--budget", type=float, default=480.0, help="seconds for all sections together")
+    ap.add_argument("--budget", type=float, default=600.0, help="seconds for all sections together")
     ap.add_argument("--max-repeats", type=int, default=3, help="section 2: repeats while the budget lasts")
     ap.add_argument("--sections", nargs="*", default=None, help="keys to run (default: all)")
     ap.add_argument("--size", type=int, default=None, help="image side (default 1024; tiny 32)")

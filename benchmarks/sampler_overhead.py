@@ -8,6 +8,11 @@
 ``--arch tiny`` (default): a 3 M-parameter UNet, DDIM. ``--arch sdxl``: SDXL base's UNet at its real size (2.57 B
 parameters, random weights, benchmarks/realscale), its Euler scheduler, fixed random text embeddings of the real
 shapes (77 x 2048 tokens, 1280 pooled, 6 time ids); bfloat16 weights on CPU and float16 on CUDA by default.
+The flow-matching transformers at real size, with their flow-matching Euler schedules and random text embeddings of
+the real shapes (each branch its own draw): ``--arch sd35_medium | sd35_large`` (MMDiT; 77 CLIP + 256 T5 tokens of
+4096, 2048 pooled; shift 3), ``--arch flux`` (FLUX.1-dev; 512 T5 tokens, 768 pooled, distilled guidance 3.5, packed
+latents with the pipeline's position ids, dynamic shift), ``--arch wan_1_3b | wan_14b`` (Wan 2.1; 512 UMT5 tokens,
+``--frames`` video frames, shift 3). The dtype used is printed.
 
 Every sampler runs the same steps from the same latents; samplers alternate within each repeat (so drift in machine
 load hits all of them alike) and the median over repeats is reported as a ratio to standard, in wall time and, on
@@ -32,6 +37,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "tests")]
@@ -134,6 +140,92 @@ def sdxl_setup(args, dev):
     return unet, cond, uncond, x0, EulerDiscreteScheduler(**cfg["scheduler"])
 
 
+class TransformerDenoiser(UNetDenoiser):
+    """Batched branches of a flow-matching transformer: ``call(network, x, t, kwargs)`` runs one batched call."""
+
+    def __init__(self, network, cond: dict, uncond: dict, census: bool, call):
+        super().__init__(network, cond, uncond, census)
+        self.call = call
+
+    def __call__(self, x, t, branches):
+        if self.census:
+            self.peak_live = max(self.peak_live, self.live_bytes())
+        parts = [self.uncond if b == "uncond" else self.cond for b in branches]
+        kwargs = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+        dtype = next(self.unet.parameters()).dtype
+        x_in = torch.cat([x] * len(branches)).to(dtype)
+        out = self.call(self.unet, x_in, torch.full((x_in.shape[0],), float(t), device=x.device), kwargs)
+        return out.to(x.dtype).chunk(len(branches))
+
+
+FLOW_ARCHS = {"sd35_medium": "sd_3_5_medium", "sd35_large": "sd_3_5_large", "flux": "flux_1_dev",
+              "wan_1_3b": "wan_2_1_t2v_1_3b", "wan_14b": "wan_2_1_t2v_14b"}
+
+
+def flow_setup(args, dev):
+    """A flow-matching transformer at real size (random weights), its schedule, real-shaped random conditioning."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from benchmarks.realscale import models
+
+    dtype = hardware.resolve_dtype(args.dtype, dev)
+    network, cfg = models.flow_transformer(FLOW_ARCHS[args.arch], dtype, dev)
+    g = torch.Generator().manual_seed(1)
+    b, side = args.batch, args.size // 8
+
+    def set_timesteps(steps: int) -> dict:
+        return {}
+
+    def draw(*shape):
+        return torch.randn(*shape, generator=g).to(dev, dtype)
+
+    if args.arch.startswith("sd35"):
+        n_text = args.text_tokens or 77 + 256
+        def tokens():
+            return {"encoder_hidden_states": draw(b, n_text, 4096), "pooled_projections": draw(b, 2048)}
+        x0 = torch.randn(b, 16, side, side, generator=g).to(dev)
+        scheduler = FlowMatchEulerDiscreteScheduler(**cfg["scheduler"])
+
+        def call(net, x, t, kw):
+            return net(hidden_states=x, timestep=t, return_dict=False, **kw)[0]
+    elif args.arch == "flux":
+        from zeta_eval.adapters.flow import calculate_shift
+        from zeta_eval.adapters.flux import FluxAdapter
+
+        n_text = args.text_tokens or 512
+        def tokens():
+            return {"encoder_hidden_states": draw(b, n_text, 4096), "pooled_projections": draw(b, 768)}
+        side = 2 * (args.size // 16)
+        x0 = torch.randn(b, 16, side, side, generator=g).to(dev)
+        ids = torch.zeros(side // 2, side // 2, 3)
+        ids[..., 1], ids[..., 2] = torch.arange(side // 2)[:, None], torch.arange(side // 2)[None, :]
+        img_ids, txt_ids = ids.reshape(-1, 3).to(dev, dtype), torch.zeros(n_text, 3, device=dev, dtype=dtype)
+        sch = cfg["scheduler"]
+        scheduler = FlowMatchEulerDiscreteScheduler(**sch)
+        mu = calculate_shift((side // 2) ** 2, sch["base_image_seq_len"], sch["max_image_seq_len"], sch["base_shift"],
+                             sch["max_shift"])
+
+        def set_timesteps(steps: int) -> dict:  # the pipeline's linear sigmas and its mu
+            return {"sigmas": np.linspace(1.0, 1.0 / steps, steps).tolist(), "mu": mu}
+
+        def call(net, x, t, kw):
+            guidance = torch.full((x.shape[0],), 3.5, device=x.device, dtype=torch.float32)
+            out = net(hidden_states=FluxAdapter.pack(x), timestep=t.to(x.dtype) / 1000, guidance=guidance,
+                      txt_ids=txt_ids, img_ids=img_ids, return_dict=False, **kw)[0]
+            return FluxAdapter.unpack(out, side, side)
+    else:
+        n_text = args.text_tokens or 512
+        def tokens():
+            return {"encoder_hidden_states": draw(b, n_text, 4096)}
+        x0 = torch.randn(b, 16, (args.frames - 1) // 4 + 1, side, side, generator=g).to(dev)
+        scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=cfg["scheduler"]["flow_shift"])
+
+        def call(net, x, t, kw):
+            return net(hidden_states=x, timestep=t, return_dict=False, **kw)[0]
+    cond, uncond = tokens(), tokens()
+    return network, cond, uncond, x0, scheduler, call, set_timesteps
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=None, help="default 20 (tiny), 10 (sdxl)")
@@ -141,10 +233,13 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=None, help="default 4 (tiny), 1 (sdxl)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--arch", default="tiny", choices=("tiny", "sdxl"))
-    ap.add_argument("--size", type=int, default=256, help="image side for --arch sdxl (latents are size/8)")
-    ap.add_argument("--dtype", default=None, help="network dtype (default: float32 tiny; sdxl: float16 on CUDA, on "
-                                                  "CPU bfloat16 where native, else float32)")
+    ap.add_argument("--arch", default="tiny", choices=("tiny", "sdxl", *FLOW_ARCHS))
+    ap.add_argument("--size", type=int, default=256, help="image side for the real-size archs (latents are size/8)")
+    ap.add_argument("--frames", type=int, default=5, help="video frames for --arch wan_* (4k + 1)")
+    ap.add_argument("--text-tokens", type=int, default=None,
+                    help="text tokens of the flow archs (default the real 333 / 512 / 512; fewer for a CPU run)")
+    ap.add_argument("--dtype", default=None, help="network dtype (default: float32 tiny; real-size archs: float16 on "
+                                                  "CUDA, on CPU bfloat16 where native, else float32)")
     ap.add_argument("--samplers", default="standard,zeta,implicit_zigzag,zigzag", help="comma-separated subset")
     ap.add_argument("--measure", action="store_true", help="also time each sampler with its guidance measured")
     ap.add_argument("--no-memory", action="store_true", help="skip the memory census")
@@ -155,8 +250,21 @@ def main(argv=None) -> int:
     args.batch = args.batch or (4 if tiny else 1)
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
-    unet, cond, uncond, x0, scheduler = (sdxl_setup if args.arch == "sdxl" else tiny_setup)(args, dev)
-    solver = solver_from_scheduler(scheduler, args.steps)
+    flow = args.arch in FLOW_ARCHS
+    if flow:
+        unet, cond, uncond, x0, scheduler, call, set_timesteps = flow_setup(args, dev)
+
+        def make(census: bool):
+            return TransformerDenoiser(unet, cond, uncond, census, call)
+    else:
+        unet, cond, uncond, x0, scheduler = (sdxl_setup if args.arch == "sdxl" else tiny_setup)(args, dev)
+
+        def set_timesteps(steps: int) -> dict:
+            return {}
+
+        def make(census: bool):
+            return UNetDenoiser(unet, cond, uncond, census)
+    solver = solver_from_scheduler(scheduler, args.steps, **set_timesteps(args.steps))
     x0 = x0 * solver.init_noise_sigma  # Euler starts at sigma_max, DDIM at 1
     every = {"standard": Standard(), "zeta": Zeta(warmup_steps=min(3, args.steps - 1)),
              "implicit_zigzag": ImplicitZigzag(), "zigzag": Zigzag()}
@@ -170,11 +278,11 @@ def main(argv=None) -> int:
     meter_seconds = {k: [] for k in samplers}
     clock = MeterClock() if args.measure else None
     with torch.inference_mode():
-        samplers["standard"].sample(UNetDenoiser(unet, cond, uncond, False), x0.clone(), solver)  # warm-up
+        samplers["standard"].sample(make(False), x0.clone(), solver)  # warm-up
         for r in range(args.repeats):
             order = runs if r % 2 == 0 else list(reversed(runs))
             for k, measured in order:
-                den = UNetDenoiser(unet, cond, uncond, False)
+                den = make(False)
                 if dev.type == "cuda":
                     torch.cuda.synchronize()
                 if clock is not None:
@@ -192,20 +300,23 @@ def main(argv=None) -> int:
                     meter_seconds[k].append(clock.seconds)
         memory = {}
         # the buffers of every sampler are in place after its first zigzag step: 6 steps show the peak, cheaper
-        census_solver = solver_from_scheduler(scheduler, min(args.steps, 6))
+        census_steps = min(args.steps, 6)
+        census_solver = solver_from_scheduler(scheduler, census_steps, **set_timesteps(census_steps))
         for k, s in samplers.items() if not args.no_memory else ():
             if dev.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
-                s.sample(UNetDenoiser(unet, cond, uncond, False), x0.clone(), census_solver)
+                s.sample(make(False), x0.clone(), census_solver)
                 memory[k] = torch.cuda.max_memory_allocated()
             else:
-                den = UNetDenoiser(unet, cond, uncond, True)
+                den = make(True)
                 s.sample(den, x0.clone(), census_solver)
                 memory[k] = den.peak_live
     latent = x0.element_size() * x0.nelement()
     base_t = statistics.median(times["standard", False])
     base_c = statistics.median(cpu_times["standard", False])
-    print(f"UNet {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M params ({unet.dtype}), latents "
+    kind = type(unet).__name__
+    text = f", {cond['encoder_hidden_states'].shape[1]} text tokens" if flow else ""
+    print(f"{kind} {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M params (dtype {unet.dtype}{text}), latents "
           f"{tuple(x0.shape)}, {args.steps} {type(scheduler).__name__} steps, {args.repeats} repeats, device "
           f"{args.device}, threads {args.threads}")
     print(hardware.banner(dev, unet.dtype))

@@ -1,7 +1,7 @@
 """Speed and identity of the ShapeBench oracle's scipy.ndimage connected components and template blur against the
 hand-written ones they replaced (a breadth-first flood fill, a per-row ``np.convolve``; kept here as the reference).
 
-    python -m zeta_eval.shapebench.evaluate --guidance 1 3 --subset full --seeds 2 --save-images /tmp/gen/img
+    python -m zeta_eval.shapebench.evaluate --guidance 1 3 --subset full --seeds 2 --save_images /tmp/gen/img
     python benchmarks/shapebench_oracle_speed.py /tmp/gen/img_g*.npz --json /tmp/oracle_speed.json
 
 Judges every image with both implementations (each from cold template caches, then warm) and reports the seconds
@@ -73,7 +73,7 @@ def oracle(legacy: bool) -> Iterator[Any]:
 
 
 def load_images(paths: list[str]) -> tuple[list[np.ndarray], list[dict[str, Any]], list[tuple[bool, str] | None]]:
-    """Images, evaluation items and stored verdicts of ``evaluate --save-images`` npz files, or degraded ground-truth
+    """Images, evaluation items and stored verdicts of ``evaluate --save_images`` npz files, or degraded ground-truth
     renders (no stored verdicts) without files."""
     from zeta_eval.shapebench import evaluation_set, render_metadata
     from zeta_eval.shapebench.validation import degrade
@@ -132,7 +132,7 @@ def time_functions(images: list[np.ndarray], repeats: int) -> dict[str, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("npz", nargs="*", help="npz files written by `zeta_eval.shapebench.evaluate --save-images`")
+    p.add_argument("npz", nargs="*", help="npz files written by `zeta_eval.shapebench.evaluate --save_images`")
     p.add_argument("--repeats", type=int, default=3, help="repeats of the per-function timings")
     p.add_argument("--json", help="write the numbers to this file")
     args = p.parse_args()

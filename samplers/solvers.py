@@ -291,6 +291,9 @@ def _flow_from_scheduler(sched: Any, plan: SchedulePlan, num_steps: int, kwargs:
     """Flow-matching Euler over the scheduler's own sigmas (custom schedules are not defined for it)."""
     if plan.timesteps is not None or plan.sigmas is not None:
         raise ValueError("custom timestep schedules (AYS, explicit lists) are not defined for flow-matching models")
+    if plan.spacing is not None:  # the scheduler has no timestep_spacing: the override would change nothing
+        raise ValueError(f"schedule {plan.spacing!r}: timestep spacings are not defined for flow-matching models, "
+                         "whose schedule is the scheduler's own (shifted) sigmas; use schedule 'default'")
     sched.set_timesteps(num_steps, **kwargs)
     return flow_solver(_as_floats(sched.sigmas), _as_floats(sched.timesteps), schedule_name=plan.name)
 
@@ -317,6 +320,9 @@ def _check_scheduler(scheduler: Any, num_steps: int) -> None:
     if name in _DDIM_LIKE and (config.get("clip_sample", False) or config.get("thresholding", False)):
         raise ValueError("DDIM with clip_sample or thresholding is not an affine step; set clip_sample=False, "
                          "thresholding=False in the scheduler config")
+    if name in _FLOW_LIKE and config.get("stochastic_sampling", False):
+        raise ValueError("flow matching with stochastic_sampling re-draws the noise at every step, which is not an "
+                         "affine step; set stochastic_sampling=False in the scheduler config")
 
 
 def solver_from_scheduler(

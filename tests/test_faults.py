@@ -275,7 +275,7 @@ def test_empty_config(tmp_path, capsys):
 def test_an_overlay_alone(capsys):
     capsys.readouterr()
     assert run("validate", "--config", ROOT / "configs" / "4090.yaml") == 2
-    one_error(capsys, "4090.yaml", "overlay", "--config configs/")
+    one_error(capsys, "4090.yaml", "overlay", "--config sdxl_drawbench.yaml")
 
 
 def test_report_on_a_regular_file(tmp_path, capsys):

@@ -27,10 +27,12 @@ def test_gpu_suite_runs_every_section_on_tiny_models(tmp_path):
     errors = {k: r.get("traceback", r.get("error")) for k, r in result["sections"].items() if r["status"] != "ok"}
     assert not errors, errors
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert sorted(result["sections"]) == ["1_parity", "2_samplers", "3_mode_24gb", "4_predict", "5_scorers"]
+    assert sorted(result["sections"]) == ["1_parity", "2_samplers", "3_mode_24gb", "4_predict", "5_scorers",
+                                          "6_flow"]
     assert sorted(p.name for p in out.parent.iterdir()) == ["gpu_suite.json", "gpu_suite.md"]  # nothing else
     sections = result["sections"]
-    assert set(sections["1_parity"]["families"]) == {"sd", "sdxl", "hunyuan_dit", "cogvideox", "modelscope"}
+    assert set(sections["1_parity"]["families"]) == {"sd", "sdxl", "hunyuan_dit", "cogvideox", "modelscope", "sd3",
+                                                     "flux", "flux_schnell", "wan"}
     assert sections["1_parity"]["all_fp16_finite"]
     samplers = sections["2_samplers"]["samplers"]
     assert samplers["zeta"]["nfe"] == samplers["standard"]["nfe"] < samplers["implicit_zigzag"]["nfe"]
@@ -41,7 +43,14 @@ def test_gpu_suite_runs_every_section_on_tiny_models(tmp_path):
     assert predict["compile"]["backend"] == "eager"  # tiny: the wiring, not inductor's kernels
     assert set(sections["5_scorers"]["scorers"]) == {"hpsv2", "pickscore", "image_reward", "aesthetic", "clip_score"}
     assert all(row["finite"] for row in sections["3_mode_24gb"]["samplers"].values())
+    flow = sections["6_flow"]
+    assert set(flow["models"]) == {"sd35_medium", "flux_dev"} and flow["all_finite"] and not flow["skipped_for_budget"]
+    for rec in flow["models"].values():
+        rows = rec["samplers"]
+        assert set(rows) == {"standard", "zeta", "zigzag"}
+        assert rows["zeta"]["nfe"] == rows["standard"]["nfe"] == 2 * rec["steps"] < rows["zigzag"]["nfe"]
     assert "| 2_samplers" in out.with_suffix(".md").read_text()
+    assert "| flux_dev |" in out.with_suffix(".md").read_text()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="with a GPU this would run the whole suite")

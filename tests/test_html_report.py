@@ -12,16 +12,19 @@ import re
 import shutil
 from pathlib import Path
 
+import markupsafe
 import pyarrow.parquet as pq
 import pytest
 import torch
 import yaml
 
+from zeta_eval import stats
 from zeta_eval.cli import main
-from zeta_eval.html_report import bounds, completeness, render_page
+from zeta_eval.html_report import PAIR_FIELDS, bounds, completeness, render_page
+from rows import full_row
 from zeta_eval.parts import list_parts, write_part
 from zeta_eval.report import write_report
-from zeta_eval.results import build
+from zeta_eval.results import ReportError, build
 
 CHROMIUM = os.environ.get("ZETA_EVAL_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 try:
@@ -318,15 +321,19 @@ def test_gallery_filters_by_text_and_category(report_page, shapebench_run):
 
 
 @browser
-def test_an_incomplete_run_says_so(chromium, shapebench_run, tmp_path):
+def test_an_incomplete_run_says_so_on_every_view(chromium, shapebench_run, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(shapebench_run, out)
     removed = sum(pq.read_metadata(p).num_rows for p in list_parts(out)[:1])
     list_parts(out)[0].unlink()
     write_report(out)
     page = Page(chromium, out)
-    note = page.page.locator("#incomplete").inner_text()
-    assert f"{144 - removed} of 144 samples" in note
+    for view in ("results", "compare", "gallery", "run"):
+        p = page.view(view)
+        note = p.locator(f"#view-{view} .incomplete")
+        assert note.count() == 1 and note.is_visible(), view
+        assert f"Incomplete run: {144 - removed} of 144 samples" in note.inner_text(), view
+        assert_no_stray_text(p)
     assert page.errors == []
     page.page.close()
 
@@ -344,13 +351,13 @@ def test_a_video_shows_its_frame_strip_and_plays_on_click(chromium, tmp_path):
             folder = f"media/{name}-0/set"
             save_video(video, out / folder / f"p{k}_seed{k}.mp4", fps=4)
             save_frame_strip(video, out / folder / f"p{k}_seed{k}_strip.png")
-            rows.append({"sample_id": f"{name}{k}", "prompt_set": "set", "prompt_id": f"p{k}", "prompt": f"clip {k}",
+            rows.append(full_row(**{"sample_id": f"{name}{k}", "prompt_set": "set", "prompt_id": f"p{k}", "prompt": f"clip {k}",
                          "seed": k, "sample_index": 0, "category": None, "model": "m", "sampler": name,
                          "sampler_label": name, "sampler_key": f"{name}-0", "sampler_index": s, "sampler_params": "{}",
                          "steps": 4, "gamma_eff": 5.0, "nfe": 8, "seconds": 0.1,
                          "media_path": f"{folder}/p{k}_seed{k}.mp4", "media_strip_path": f"{folder}/p{k}_seed{k}_strip.png",
                          "nonfinite": False, "frame_ssim": 0.5 + 0.1 * k + 0.05 * s,
-                         "metric_conventions": json.dumps({"frame_ssim": {}}), "created_at": created})
+                         "metric_conventions": json.dumps({"frame_ssim": {}}), "created_at": created}))
     write_part(rows, out, "part-video")
     write_report(out)
     page = Page(chromium, out)
@@ -371,3 +378,321 @@ def _csv(path: Path) -> list[dict]:
 
     with open(path, newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
+
+
+# ---------------------------------------------------------------------------------------------- compare: any pair
+def by_setting(rows: list[dict]) -> dict[str, dict[tuple, dict]]:
+    out: dict[str, dict[tuple, dict]] = {}
+    for r in rows:
+        out.setdefault(r["sampler_key"], {})[(r["prompt_set"], r["prompt_id"], r["seed"], r["sample_index"])] = r
+    return out
+
+
+def recomputed(rows: list[dict], key_a: str, key_b: str, metric: str, category: str | None = None):
+    """From samples.parquet alone: the paired difference A - B clustered by prompt (stats.paired_difference, as
+    summary.csv) over the items both have, and A's wins, ties and losses."""
+    import numpy as np
+
+    settings = by_setting(rows)
+    a_rows, b_rows = settings[key_a], settings[key_b]
+    keys = [k for k in a_rows if k in b_rows and (category is None or a_rows[k]["category"] == category)]
+    value = lambda r: float("nan") if r[metric] is None else r[metric]  # noqa: E731
+    a = np.array([value(a_rows[k]) for k in keys])
+    b = np.array([value(b_rows[k]) for k in keys])
+    clusters = [stats.cluster_key(a_rows[k]["prompt_set"], a_rows[k]["prompt"]) for k in keys]
+    est = stats.paired_difference(a, b, clusters)
+    ok = np.isfinite(a) & np.isfinite(b)
+    d = a[ok] - b[ok]
+    return est, (int((d > 0).sum()), int((d == 0).sum()), int((d < 0).sum()))
+
+
+def test_compare_data_holds_every_pairs_clustered_difference_as_summary_csv(shapebench_run):
+    data = read_data(shapebench_run)
+    rows = samples(shapebench_run)
+    cmp = data["compare"]
+    assert cmp["fields"] == list(PAIR_FIELDS)
+    n = len(data["settings"])
+    assert [tuple(p) for p in cmp["pairs"]] == [(a, b) for a in range(n) for b in range(a + 1, n)]
+    assert cmp["scopes"] == ["all"] + data["items"]["category_names"]
+    keys = [s["key"] for s in data["settings"]]
+    clustered = False
+    for p, (a, b) in enumerate(cmp["pairs"]):
+        for scope, name in enumerate(cmp["scopes"]):
+            entry = dict(zip(PAIR_FIELDS, cmp["stats"]["shapebench"][p][scope]))
+            est, (wins, ties, losses) = recomputed(rows, keys[a], keys[b], "shapebench", None if scope == 0 else name)
+            assert entry["delta"] == pytest.approx(est.estimate, abs=1e-12)
+            if est.lo == est.lo:
+                assert entry["lo"] == pytest.approx(est.lo, abs=1e-12)
+                assert entry["hi"] == pytest.approx(est.hi, abs=1e-12)
+            assert (entry["pairs"], entry["prompts"]) == (est.n, est.n_clusters)
+            assert (entry["wins"], entry["ties"], entry["losses"]) == (wins, ties, losses)
+            clustered |= est.n_clusters < est.n
+    assert clustered  # the demo repeats a prompt: some pairs have fewer prompts than samples
+    # against the baseline: summary.csv's own numbers, the win rate included (ties count half)
+    summary = {r["sampler_key"]: r for r in _csv(shapebench_run / "summary.csv")}
+    base = data["baseline"]
+    for p, (a, b) in enumerate(cmp["pairs"]):
+        if base not in (a, b):
+            continue
+        other, sign = (a, 1) if b == base else (b, -1)
+        row = summary[keys[other]]
+        entry = dict(zip(PAIR_FIELDS, cmp["stats"]["shapebench"][p][0]))
+        lo, hi = (entry["lo"], entry["hi"]) if sign == 1 else (-entry["hi"], -entry["lo"])
+        assert sign * entry["delta"] == pytest.approx(float(row["shapebench_delta"]), abs=1e-12)
+        assert (lo, hi) == (pytest.approx(float(row["shapebench_delta_lo"]), abs=1e-12),
+                            pytest.approx(float(row["shapebench_delta_hi"]), abs=1e-12))
+        assert entry["prompts"] == int(row["shapebench_pair_prompts"])
+        wins = entry["wins"] if sign == 1 else entry["losses"]
+        assert (wins + entry["ties"] / 2) / entry["pairs"] == pytest.approx(float(row["shapebench_winrate"]), abs=1e-12)
+
+
+def test_failure_reasons_of_a_01_metric_are_in_the_data(shapebench_run):
+    from metrics.shapebench import REASONS
+
+    data = read_data(shapebench_run)
+    (metric,) = data["metrics"]
+    assert metric["reasons"] == {str(k): v for k, v in REASONS.items()}
+    rows = by_setting(samples(shapebench_run))
+    items = data["items"]
+    for s in data["settings"]:
+        for j, it in enumerate(s["item"]):
+            row = rows[s["key"]][(items["prompt_sets"][items["set"][it]], items["id"][it], items["seed"][it],
+                                  items["index"][it])]
+            assert s["reasons"]["shapebench"][j] == row["shapebench_reason"]
+            assert (row["shapebench_reason"] == 0) == (row["shapebench"] == 1)
+
+
+def test_a_failed_report_marks_the_earlier_page_stale(toy_run, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(toy_run, out)
+    assert 'id="stale"' not in (out / "index.html").read_text(encoding="utf-8")
+    part = list_parts(out)[0]
+    good = part.read_bytes()
+    part.write_bytes(b"not parquet")  # a part that cannot be read: the report fails
+    with pytest.raises(ReportError, match="--skip_corrupt") as err:
+        write_report(out)
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert 'id="stale"' in page and "This page is out of date" in page
+    assert str(markupsafe.escape(str(err.value))) in page  # the reason, escaped as HTML
+    assert (out / "report_data.js").is_file()  # the earlier numbers stay readable, under the warning
+    assert main(["report", str(out)]) == 2  # one line, exit 2, and the page stays marked
+    assert 'id="stale"' in (out / "index.html").read_text(encoding="utf-8")
+    part.write_bytes(good)  # fixed: the next report is current again
+    write_report(out)
+    assert 'id="stale"' not in (out / "index.html").read_text(encoding="utf-8")
+    # no results left at all (parts and merged samples removed): the page says so too
+    shutil.rmtree(out / "parts")
+    (out / "samples.parquet").unlink()
+    with pytest.raises(ReportError, match="holds no results yet"):
+        write_report(out)
+    assert 'id="stale"' in (out / "index.html").read_text(encoding="utf-8")
+    # a folder that never had a page gets none
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ReportError):
+        write_report(empty)
+    assert not (empty / "index.html").exists()
+
+
+STRAY = re.compile(r"\b(null|undefined|NaN)\b|\b1 (items|samples|prompts|sampler settings)\b|\btasks 0 of 1\b")
+
+
+def assert_no_stray_text(page) -> None:
+    """No value the script failed to turn into words, and no "1 items", in the header and the view shown (its
+    code and pre blocks left out: config.yaml and parameters as JSON say null where they mean it)."""
+    text = page.evaluate("""() => [document.querySelector("header"), document.querySelector("main .view:not([hidden])")]
+        .map((el) => { const c = el.cloneNode(true); c.querySelectorAll("pre, code").forEach((x) => x.remove());
+                       return c.textContent; }).join("\\n")""")
+    assert not STRAY.search(text), STRAY.search(text).group(0)
+
+
+def stats_row(page, scope: str, metric: str = "shapebench") -> dict:
+    row = page.locator(f"#cmp-stats tbody tr[data-scope='{scope}']")
+    delta = row.locator(f"td.delta[data-metric='{metric}']")
+    interval = row.locator(f"td.interval[data-metric='{metric}']")
+    return {"delta": float(delta.get_attribute("data-value")), "lo": float(interval.get_attribute("data-lo")),
+            "hi": float(interval.get_attribute("data-hi")), "delta_text": delta.inner_text().strip(),
+            "interval_text": interval.inner_text().strip(),
+            "wtl": row.locator(f"td.wtl[data-metric='{metric}']").inner_text().strip(),
+            "pairs": row.locator(f"td.pairs[data-metric='{metric}']").inner_text().strip()}
+
+
+@browser
+def test_compare_shows_the_difference_of_any_pair_as_summary_csv_and_samples_parquet(report_page, shapebench_run,
+                                                                                        screenshots):
+    data = read_data(shapebench_run)
+    rows = samples(shapebench_run)
+    summary = {r["sampler_key"]: r for r in _csv(shapebench_run / "summary.csv")}
+    labels = {s["key"]: s["label"] for s in data["settings"]}
+    base = data["settings"][data["baseline"]]["key"]
+    zeta = next(s["key"] for s in data["settings"] if s["name"] == "zeta")
+    other = next(s["key"] for s in data["settings"] if s["key"] not in (base, zeta))
+    page = report_page.view("compare")
+    for key_a, key_b in ((zeta, base), (base, zeta), (other, zeta), (zeta, other)):
+        page.select_option("#cmp-a", label=labels[key_a])
+        page.select_option("#cmp-b", label=labels[key_b])
+        for scope in ["all"] + data["items"]["category_names"]:
+            shown = stats_row(page, scope)
+            est, (wins, ties, losses) = recomputed(rows, key_a, key_b, "shapebench", None if scope == "all" else scope)
+            assert shown["delta"] == pytest.approx(est.estimate, abs=1e-9), (key_a, key_b, scope)
+            assert (shown["lo"], shown["hi"]) == (pytest.approx(est.lo, abs=1e-9), pytest.approx(est.hi, abs=1e-9))
+            sign = "+" if est.estimate > 0 else ""
+            assert shown["delta_text"] == f"{est.estimate * 100:{sign}.2f}"
+            assert shown["interval_text"] == f"[{est.lo * 100:.2f}, {est.hi * 100:.2f}]"
+            assert shown["wtl"] == f"{wins} · {ties} · {losses}"
+            assert shown["pairs"] == f"{est.n} ({est.n_clusters})"
+        if key_b == base:  # summary.csv's row of A against the baseline: the same numbers
+            shown, row = stats_row(page, "all"), summary[key_a]
+            assert shown["delta"] == pytest.approx(float(row["shapebench_delta"]), abs=1e-9)
+            assert shown["lo"] == pytest.approx(float(row["shapebench_delta_lo"]), abs=1e-9)
+            assert shown["hi"] == pytest.approx(float(row["shapebench_delta_hi"]), abs=1e-9)
+    page.screenshot(path=str(screenshots / "compare_stats.png"), full_page=True)
+    page.select_option("#cmp-b", label=labels[zeta])  # A = B: nothing to compare, said so
+    assert page.locator("#cmp-same").is_visible() and page.locator("#cmp-stats").count() == 0
+    assert_no_stray_text(page)
+    assert report_page.errors == []
+
+
+@browser
+def test_compare_and_gallery_choices_live_in_the_url_and_survive_a_reload(report_page, shapebench_run, chromium):
+    data = read_data(shapebench_run)
+    labels = [s["label"] for s in data["settings"]]
+    page = report_page.view("compare")
+    page.select_option("#cmp-a", label=labels[0])
+    page.select_option("#cmp-b", label=labels[2])
+    page.select_option("#cmp-filter", "differ")
+    page.select_option("#cmp-category", label="position")
+    url = page.url
+    assert f"a={data['settings'][0]['key']}" in url and f"b={data['settings'][2]['key']}" in url
+    assert "show=differ" in url and "category=position" in url and "metric=shapebench" in url
+
+    def seen(p):
+        return ({sel: p.locator(sel).input_value() for sel in ("#cmp-a", "#cmp-b", "#cmp-filter", "#cmp-category")},
+                p.locator("#cmp-stats").inner_text(), sorted(_cards(p)), p.locator("#cmp-summary").inner_text())
+
+    before = seen(page)
+    assert before[0] == {"#cmp-a": "0", "#cmp-b": "2", "#cmp-filter": "differ",
+                         "#cmp-category": str(data["items"]["category_names"].index("position"))}
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    assert page.locator("#view-compare").is_visible() and seen(page) == before and page.url == url
+    shared = Page(chromium, shapebench_run)  # the link, opened afresh: the same view
+    shared.page.goto(url)
+    shared.page.wait_for_selector("#cmp-stats")
+    assert seen(shared.page) == before
+    shared.page.close()
+    # another view and back: the choices are kept; the URL always names what is shown
+    report_page.view("gallery")
+    page.fill("#gal-text", "circle")
+    assert "#gallery?q=circle" in page.url
+    rows = page.locator("#gallery-table tbody td.prompt").all_inner_texts()
+    report_page.view("compare")
+    assert page.url == url and seen(page) == before
+    page.goto(url.split("#")[0] + "#gallery?q=circle")
+    page.reload()
+    page.wait_for_selector("#gallery-table")
+    assert page.locator("#gal-text").input_value() == "circle"
+    assert page.locator("#gallery-table tbody td.prompt").all_inner_texts() == rows
+    assert report_page.errors == []
+
+
+@browser
+def test_missing_media_show_a_note_not_a_broken_image(chromium, shapebench_run, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(shapebench_run, out)
+    data = read_data(out)
+    zeta = next(s for s in data["settings"] if s["name"] == "zeta")
+    shutil.rmtree(out / zeta["dir"])  # the zeta setting's images are not in this folder
+    page = Page(chromium, out)
+    for view, absent in (("compare", PAGE_COMPARE_SIZE), ("gallery", 20)):
+        p = page.view(view)
+        page.images_loaded(f"#view-{view} img")  # the others load; the missing ones became notes
+        notes = p.locator(f"#view-{view} .missing.absent")
+        assert notes.count() == absent, view
+        assert set(notes.all_inner_texts()) == {"media not in this folder"}
+        assert all(t.startswith(zeta["dir"]) for t in notes.evaluate_all("els => els.map(e => e.title)"))
+        assert p.locator(f"#view-{view} img").count() > 0
+    # the only errors: the browser's own lines about the absent files
+    failed = [e for e in page.errors if e.startswith("failed: file://")]
+    assert failed and all(zeta["dir"] in e for e in failed)
+    assert set(page.errors) - set(failed) == {"Failed to load resource: net::ERR_FILE_NOT_FOUND"}
+    page.page.close()
+
+
+PAGE_COMPARE_SIZE = 24  # cards on a page of Compare (zeta is side A by default: one note per card)
+
+
+@browser
+def test_table_headers_sort_from_the_keyboard(report_page, shapebench_run):
+    page = report_page.page
+    summary = _csv(shapebench_run / "summary.csv")
+    header = page.locator("#summary-table th", has_text="NFE").first
+    previous = page.locator("#summary-table th", has_text="γ_eff").first
+    previous.locator("button").focus()
+    page.keyboard.press("Tab")  # the headers are in the tab order
+    assert page.evaluate("document.activeElement.textContent") == "NFE"
+    assert header.get_attribute("aria-sort") == "none"
+    nfe = [float(r["nfe"]) for r in summary]
+    for key, sort in (("Enter", "descending"), (" ", "ascending")):
+        page.keyboard.press(key)
+        assert header.get_attribute("aria-sort") == sort
+        order = sorted(range(len(summary)), key=lambda k: -nfe[k] if sort == "descending" else nfe[k])
+        assert _labels(page, "#summary-table") == [summary[k]["sampler_label"] for k in order]
+        assert previous.get_attribute("aria-sort") == "none"
+    assert report_page.errors == []
+
+
+@browser
+def test_no_stray_text_links_to_the_files_and_failure_reasons(report_page, shapebench_run):
+    from metrics.shapebench import REASONS
+
+    page = report_page.page
+    for view in ("results", "compare", "gallery", "run"):
+        report_page.view(view)
+        assert_no_stray_text(page)
+    # the files behind the page, linked from every view
+    for name in ("summary.md", "summary.csv", "samples.parquet"):
+        assert page.locator(f"#files a[href='{name}']").is_visible() and (shapebench_run / name).is_file()
+    # Results: prompts beside samples, and which differences hold under Holm, as summary.csv says
+    report_page.view("results")
+    summary = {r["sampler_label"]: r for r in _csv(shapebench_run / "summary.csv")}
+    for tr in page.locator("#summary-table tbody tr").all():
+        cells = tr.locator("td").all_inner_texts()
+        row = summary[cells[0]]
+        assert (cells[1], cells[2]) == (row["n"], row["n_prompts"])
+    holm = {tr.locator("td").first.inner_text(): tr.locator("td.holm").inner_text()
+            for tr in page.locator("#paired-table tbody tr").all()}
+    assert holm == {label: {"True": "yes", "False": "no"}[r["shapebench_delta_holm"]] for label, r in summary.items()
+                    if r["shapebench_delta_holm"]}
+    run = report_page.view("run").locator("#view-run").inner_text()
+    assert re.search(r"array tasks\s+none \(not an array job\)", run)
+    # the gallery on one page (the old page printed "null" where a second pager was not needed), and one item
+    p = report_page.view("gallery")
+    page.select_option("#gal-category", label="counting")
+    assert_no_stray_text(p)
+    only = p.locator("#gallery-table tbody td.prompt .muted").first.inner_text().split(" · ")[1]
+    page.select_option("#gal-category", "-1")
+    page.fill("#gal-text", only)
+    assert "(1 item)" in p.locator("#gal-body .page-info").first.inner_text()
+    assert_no_stray_text(p)
+    # every image links its full-size file; a wrong 0/1 score says why
+    rows = by_setting(samples(shapebench_run))
+    data = read_data(shapebench_run)
+    p = report_page.view("compare")
+    page.select_option("#cmp-filter", "differ")
+    checked = 0
+    for card in p.locator("#cmp-cards .card").all():
+        key = ("shapebench", card.get_attribute("data-prompt-id"), int(card.get_attribute("data-seed")),
+               int(card.get_attribute("data-sample-index")))
+        for side, k in (("a", p.locator("#cmp-a").input_value()), ("b", p.locator("#cmp-b").input_value())):
+            row = rows[data["settings"][int(k)]["key"]][key]
+            el = card.locator(f"[data-side={side}]")
+            assert el.locator("a.full").get_attribute("href") == row["media_path"]
+            reason = el.locator(".scores .reason")
+            if row["shapebench"] == 0:
+                assert reason.inner_text().strip() == REASONS[row["shapebench_reason"]]
+                checked += 1
+            else:
+                assert reason.count() == 0
+    assert checked > 0
+    assert report_page.errors == []

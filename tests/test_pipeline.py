@@ -13,6 +13,7 @@ import torch
 import yaml
 from PIL import Image
 
+from rows import full_row
 from zeta_eval.cli import main
 from zeta_eval.config import expand_config
 from zeta_eval.parts import list_parts, read_parts, write_part
@@ -81,7 +82,7 @@ def test_predict_writes_rows_media_config_and_report(finished):
     for r in rows:
         assert (out / r["media_path"]).is_file()
         assert r["gamma_eff"] == (11.0 if r["sampler"] in ("zigzag", "zeta") or r["gamma1"] == 11.0 else 5.5)
-        assert 0.0 <= r["brightness"] <= 1.0 and r["bright"] in (0.0, 1.0)
+        assert 0.0 <= r["brightness"] <= 1.0 and r["brightness_bright"] in (0.0, 1.0)
         assert r["status"] == "ok" and r["nonfinite"] is False
         assert json.loads(r["metadata"])["tag"] in ("x", "y")
         assert r["seed"] == int(r["prompt_id"][1:])  # per_prompt_index seeds
@@ -224,7 +225,7 @@ def test_report_errors(tmp_path, finished, capsys):
     capsys.readouterr()
     assert run("report", broken) == 2
     err = capsys.readouterr().err
-    assert "part-zzz.parquet" in err and "--skip-corrupt" in err and not (broken / "summary.md").exists()
+    assert "part-zzz.parquet" in err and "--skip_corrupt" in err and not (broken / "summary.md").exists()
     assert run("report", broken, "--skip-corrupt") == 0
     assert "part-zzz.parquet" in (broken / "summary.md").read_text()
 
@@ -232,7 +233,8 @@ def test_report_errors(tmp_path, finished, capsys):
 def test_report_numbers_by_hand(tmp_path):
     """A run written by hand: means, CIs, paired win rates and per-category means match hand computation."""
     base = dict(prompt_set="s", sample_index=0, model="m", steps=10, gamma1=5.5, gamma2=None, nfe=20,
-                seconds=0.5, metadata="{}", media_path=None, sampler_params="{}")
+                seconds=0.5, metadata="{}", media_path=None, sampler_params="{}",
+                metric_conventions=json.dumps({"score": {}}))
     import datetime as dt
     now = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
     ours = [0.6, 0.7, 0.2, 0.9]
@@ -240,12 +242,12 @@ def test_report_numbers_by_hand(tmp_path):
     rows = []
     for k, (a, b) in enumerate(zip(ours, theirs)):
         cat = "x" if k < 2 else "y"
-        rows.append({**base, "sample_id": f"b{k}", "prompt_id": str(k), "seed": k, "sampler": "standard",
-                     "sampler_label": "base", "sampler_key": "standard-1", "sampler_index": 0, "gamma_eff": 5.5,
-                     "score": b, "category": cat, "created_at": now})
-        rows.append({**base, "sample_id": f"z{k}", "prompt_id": str(k), "seed": k, "sampler": "zeta",
-                     "sampler_label": "ours", "sampler_key": "zeta-1", "sampler_index": 1, "gamma_eff": 11.0,
-                     "score": a, "category": cat, "created_at": now})
+        rows.append(full_row(**base, sample_id=f"b{k}", prompt_id=str(k), prompt=f"p{k}", seed=k, sampler="standard",
+                             sampler_label="base", sampler_key="standard-1", sampler_index=0, gamma_eff=5.5,
+                             score=b, category=cat, created_at=now))
+        rows.append(full_row(**base, sample_id=f"z{k}", prompt_id=str(k), prompt=f"p{k}", seed=k, sampler="zeta",
+                             sampler_label="ours", sampler_key="zeta-1", sampler_index=1, gamma_eff=11.0,
+                             score=a, category=cat, created_at=now))
     out = tmp_path / "hand"
     write_part(rows, out, "part-hand")
     # a later duplicate of one sample wins
@@ -313,7 +315,7 @@ def test_short_names_expand_to_class_paths():
 
 def test_every_shipped_config_validates_offline(capsys):
     """Every paper config builds (adapters, samplers, metrics, prompt sources) without weights or network."""
-    configs = sorted(p for p in Path("configs").glob("*.yaml") if p.stem not in ("smoke", "4090", "slurm"))
+    configs = sorted(p for p in Path("configs").glob("*.yaml") if p.stem not in ("smoke", "4090", "slurm", "frontier"))
     assert len(configs) >= 13
     prompts = Path(__file__).resolve().parents[1].parent / "shared" / "prompts"
     if not prompts.is_dir():

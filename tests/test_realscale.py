@@ -39,6 +39,42 @@ def test_sdxl_and_sd21_have_their_published_parameter_counts():
     assert sd21.scheduler.config.prediction_type == "v_prediction"
 
 
+def test_flow_models_have_their_published_parameter_counts():
+    """SD 3.5 Medium and Large, FLUX.1-dev, Wan 2.1 1.3B and 14B on the meta device: every component is checked
+    against the JSON by the builders; the totals and the layouts are asserted here."""
+    medium = models.sd35_pipeline("medium", torch.bfloat16, device="meta")
+    tr = medium.transformer
+    assert models.count_parameters(tr) + tr.pos_embed.pos_embed.numel() == 2_469_663_936  # the checkpoint's elements
+    assert models.count_parameters(medium.text_encoder_3) == 4_762_310_656
+    assert medium.text_encoder_3.shared.weight is medium.text_encoder_3.encoder.embed_tokens.weight  # tied again
+    assert len(tr.config.dual_attention_layers) == 13 and medium.scheduler.config.shift == 3.0
+    large = models.sd35_pipeline("large", torch.bfloat16, device="meta", t5=False)
+    assert large.text_encoder_3 is None
+    assert round((models.count_parameters(large.transformer) + large.transformer.pos_embed.pos_embed.numel())
+                 / 1e9, 1) == 8.1
+    flux = models.flux_pipeline(torch.bfloat16, device="meta")
+    assert models.count_parameters(flux.transformer) == 11_901_408_320
+    assert flux.transformer.config.guidance_embeds and flux.scheduler.config.use_dynamic_shifting
+    for variant, count in (("1_3b", 1_418_996_800), ("14b", 14_288_491_584)):
+        wan = models.wan_pipeline(variant, torch.bfloat16, device="meta")
+        assert models.count_parameters(wan.transformer) == count
+        assert models.count_parameters(wan.text_encoder) == 5_680_910_336
+        assert models.count_parameters(wan.vae) == 126_892_531
+    for name, count in (("flux_1_dev", 11_901_408_320), ("wan_2_1_t2v_14b", 14_288_491_584)):
+        transformer, _ = models.flow_transformer(name, torch.bfloat16, "meta")
+        assert models.count_parameters(transformer) == count
+
+
+def test_the_sd3_count_check_rejects_another_architecture():
+    counts = models.published("sd_3_5_medium")
+    transformer, _ = models.flow_transformer("sd_3_5_medium", torch.bfloat16, "meta")
+    assert models.check_sd3_transformer("medium", transformer, counts) == 2_469_663_936
+    with pytest.raises(AssertionError, match="checkpoint elements"):
+        models.check_sd3_transformer("medium", transformer, {**counts, "transformer_elements": 2_469_663_937})
+    with pytest.raises(AssertionError, match="8.1 B"):
+        models.check_sd3_transformer("medium", transformer, {"transformer_billions": 8.1})
+
+
 def test_scorer_networks_have_their_published_parameter_counts():
     hps, tokenizer = models.open_clip_vit_h(torch.float16, device="meta")
     assert round(models.count_parameters(hps) / 1e6, 2) == 986.11
@@ -242,3 +278,40 @@ def test_in_process_predict_benchmark_releases_the_pipeline(zoo, tmp_path):
     del pipe
     gc.collect()
     assert unet() is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["sd35_medium", "flux", "wan_1_3b"])
+def test_sampler_overhead_runs_the_flow_architectures(arch, monkeypatch, capsys):
+    """benchmarks/sampler_overhead.py --arch <flow model> end to end, with a tiny transformer of the real input
+    widths standing in for the real-size one (which --arch builds through models.flow_transformer)."""
+    import diffusers
+
+    from benchmarks import sampler_overhead
+
+    def tiny(name, dtype, device, seed=0):
+        torch.manual_seed(seed)
+        if name.startswith("sd_3_5"):
+            net = diffusers.SD3Transformer2DModel(
+                sample_size=8, patch_size=2, in_channels=16, out_channels=16, num_layers=1, attention_head_dim=8,
+                num_attention_heads=2, joint_attention_dim=4096, caption_projection_dim=16, pooled_projection_dim=2048,
+                pos_embed_max_size=16)
+        elif name.startswith("flux"):
+            net = diffusers.FluxTransformer2DModel(
+                patch_size=1, in_channels=64, num_layers=1, num_single_layers=1, attention_head_dim=8,
+                num_attention_heads=2, joint_attention_dim=4096, pooled_projection_dim=768, guidance_embeds=True,
+                axes_dims_rope=(2, 2, 4))
+        else:
+            net = diffusers.WanTransformer3DModel(
+                patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=8, in_channels=16, out_channels=16,
+                text_dim=4096, freq_dim=16, ffn_dim=32, num_layers=1, rope_max_seq_len=32)
+        return net.eval().to(device, dtype), models.load_config(name)
+
+    monkeypatch.setattr(models, "flow_transformer", tiny)
+    assert sampler_overhead.main(["--arch", arch, "--size", "64", "--steps", "2", "--repeats", "1", "--text-tokens",
+                                  "8", "--dtype", "float32"]) == 0
+    out = capsys.readouterr().out
+    assert "FlowMatchEulerDiscreteScheduler steps" in out and "8 text tokens" in out and "dtype torch.float32" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()[:1] and line.split()[0] in
+            ("standard", "zeta", "implicit_zigzag", "zigzag")}
+    assert int(rows["standard"][1]) == int(rows["zeta"][1]) == 4 < int(rows["zigzag"][1])

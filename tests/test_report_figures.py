@@ -84,7 +84,7 @@ def test_pareto_figure_draws_the_front_and_every_label_fits(metric, front):
                for row in summary_of(STUDY_LABELS, costs, means)]
     higher = metric != "frame_lpips"
     assert pareto_front(costs, means, higher_is_better=higher) == front
-    fig = pareto_figure(report_of([metric]), summary)
+    fig = pareto_figure(report_of([metric]), summary, cost="seconds")
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     ax = fig.axes[0]
@@ -152,7 +152,33 @@ def test_pareto_legend_says_when_points_were_spread():
     near = summary_of(["a", "b", "c"], [1.0, 1.0, 2.0], [50.0, 60.0, 70.0])
     titles = []
     for summary in (far, near):
-        fig = pareto_figure(report_of(["m"]), summary)
+        fig = pareto_figure(report_of(["m"]), summary, cost="seconds")
         titles.append(fig.legends[0].get_title().get_text())
         plt.close(fig)
     assert titles == ["", "points of nearly equal cost are drawn 0.015 s apart"]
+
+
+def test_pareto_styles_give_settings_of_one_family_distinct_colours_and_markers():
+    from zeta_eval.report import PARETO_COLOURS, pareto_styles
+
+    # the v2 study's order: 6 standard settings, zigzag, implicit zigzag, then 5 zeta settings; colour k mod 10 gave
+    # standard γ=1.5 and the zeta settings from the 11th on the colours of standard settings: now up to 20 settings
+    # each have their own colour
+    families = ["standard"] * 6 + ["zigzag", "implicit_zigzag"] + ["zeta"] * 5
+    assert len({c for c, _ in pareto_styles(families)}) == 13
+    assert len({c for c, _ in pareto_styles(["a", "b"] * 10)}) == 20 == len(set(PARETO_COLOURS))
+    for fams in (families, ["zeta"] * 25 + ["standard"] * 3, ["a", "b"] * 15, ["a"] * 30):
+        styles = pareto_styles(fams)
+        assert len(set(styles)) == len(styles)  # no two settings drawn alike
+        for family in set(fams):
+            mine = [s for s, f in zip(styles, fams) if f == family]
+            assert len({c for c, _ in mine}) == min(len(mine), 20)
+            assert len({m for _, m in mine}) == min(len(mine), 12)
+    # the figure uses them
+    rows = summary_of(STUDY_LABELS[:13], [0.2 + 0.01 * k for k in range(13)], [50.0 + k for k in range(13)])
+    summary = [{**row, "sampler": f} for row, f in zip(rows, families)]
+    fig = pareto_figure(report_of(["m"]), summary, cost="seconds")
+    drawn = [(matplotlib.colors.to_hex(c.lines[0].get_color()), c.lines[0].get_marker())
+             for c in fig.axes[0].containers]
+    assert drawn == [(matplotlib.colors.to_hex(c), m) for c, m in pareto_styles(families)]
+    plt.close(fig)

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from rows import full_row
 from test_pipeline import run
 from zeta_eval.parts import atomic_write, write_part
 
@@ -23,7 +24,7 @@ def hand_rows(scores: dict[str, list[float | None]], metric: str = "score") -> l
     for index, (label, values) in enumerate(scores.items()):
         name = "standard" if index == 0 else "zeta"
         for k, v in enumerate(values):
-            rows.append(dict(sample_id=f"{label}-{k}", prompt_set="s", prompt_id=str(k), prompt=f"p{k}", seed=k,
+            rows.append(full_row(sample_id=f"{label}-{k}", prompt_set="s", prompt_id=str(k), prompt=f"p{k}", seed=k,
                              sample_index=0, model="m", steps=10, gamma1=5.5, gamma2=None, gamma_eff=5.5, nfe=20,
                              seconds=0.5, metadata="{}", media_path=None, sampler_params="{}", sampler=name,
                              sampler_label=label, sampler_key=f"{name}-{index}", sampler_index=index, category=None,
@@ -74,20 +75,14 @@ def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
 
 
 def _report_in_step(out: str, barrier) -> None:
-    """A report whose samples.parquet writer waits for the other report's at the barrier (both temporary files
-    exist at once), as two jobs that finish together do."""
+    """A report that starts with the other one (the barrier), as two jobs that finish together do; they take turns
+    (locks/report.lock), the second waiting for the first to finish writing."""
     import os
 
     import zeta_eval.report as report
 
-    real = report.pq.write_table
-
-    def write_table(table, where, **kw):
-        real(table, where, **kw)
-        barrier.wait(30)
-
-    report.pq.write_table = write_table
     try:
+        barrier.wait(30)
         report.write_report(out)
     except BaseException as err:  # noqa: BLE001 - the exit code tells the parent
         print(f"report failed: {type(err).__name__}: {err}", flush=True)

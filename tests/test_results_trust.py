@@ -15,7 +15,7 @@ from test_pipeline import PROMPTS, error_lines, run, write_experiment
 from zeta_eval.parts import list_parts, read_parts
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.yaml") if p.stem not in ("smoke", "4090", "slurm"))
+CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.yaml") if p.stem not in ("smoke", "4090", "slurm", "frontier"))
 
 
 def shared_prompts() -> Path | None:
@@ -62,6 +62,30 @@ def test_every_config_validates_with_and_without_the_smoke_overlay(config, overl
         assert "default steps 10" in text or "default steps 4" in text  # dreamshaper already runs 4 steps
 
 
+#: the flow-matching transformer configs (issue 24) and whether their model fits a 24 GB card with 4090.yaml
+FLOW_CONFIGS = {"sd35_pickapic": True, "sd35_drawbench": True, "flux_drawbench": False, "wan_chronomagic": True}
+
+
+def test_the_flow_model_configs_are_validated_with_the_others():
+    assert {p.stem for p in CONFIGS} >= set(FLOW_CONFIGS)
+
+
+@pytest.mark.parametrize("name", [n for n, fits in FLOW_CONFIGS.items() if fits])
+def test_flow_model_configs_compose_with_the_24gb_overlay(name, capsys):
+    """4090.yaml on top of the configs whose model fits 24 GB, with bfloat16 as their headers say (validated with the
+    CPU accelerator: this machine has no GPU, and validate loads no weights)."""
+    prompts = shared_prompts()
+    if prompts is None:
+        pytest.skip("../shared/prompts is absent")
+    capsys.readouterr()
+    assert run("validate", "--config", ROOT / "configs" / f"{name}.yaml", "--config", ROOT / "configs" / "4090.yaml",
+               "--model.adapter.init_args.dtype", "bfloat16", "--trainer.accelerator", "cpu",
+               "--data.init_args.prompts_dir", prompts, "--output_dir", "/nonexistent/trust_a") == 0, \
+        capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "(dtype bfloat16)" in out and "network evaluations" in out
+
+
 def test_smoke_scales_warmups_and_runs_settings_that_coincide_once(capsys, caplog):
     prompts = shared_prompts()
     if prompts is None:
@@ -70,10 +94,14 @@ def test_smoke_scales_warmups_and_runs_settings_that_coincide_once(capsys, caplo
     assert run("validate", "--config", ROOT / "configs" / "warmup.yaml", "--config", ROOT / "configs" / "smoke.yaml",
                "--data.init_args.prompts_dir", prompts, "--output_dir", "/nonexistent/trust_a") == 0
     captured = capsys.readouterr()
-    labels = [line.split("steps")[0].strip() for line in captured.out.splitlines() if "  NFE " in line]
+    lines = [line.split("steps")[0].strip() for line in captured.out.splitlines() if "  NFE " in line]
+    labels = [label for label in lines if "· CFG twin" not in label]
     # τ = 1, 3, 5 of 50 steps all become τ = 1 of 10: run once; τ 10 -> 2, τ 20 -> 4, adaptive max 20 -> 4
     assert labels == ["standard γ=5.5", "zeta γ=5.5 τ=1", "zeta γ=5.5 τ=2", "zeta γ=5.5 τ=4",
                       "zeta γ=5.5 τ=1+adaptive"]
+    # each ζ setting that runs keeps its CFG twins (warmup.yaml asks for them), those of merged settings once
+    assert [label for label in lines if label.endswith("CFG twin (schedule)")] == [
+        f"{label} · CFG twin (schedule)" for label in labels[1:]]
     assert "same setting at 10 steps" in captured.err
 
 
@@ -85,8 +113,10 @@ def test_cogvideox_smoke_keeps_zeta_a_zigzag(capsys):
     assert run("validate", "--config", ROOT / "configs" / "cogvideox_chronomagic.yaml", "--config",
                ROOT / "configs" / "smoke.yaml", "--data.init_args.prompts_dir", prompts,
                "--output_dir", "/nonexistent/trust_a") == 0
-    zeta = [line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("zeta")]
+    lines = capsys.readouterr().out.splitlines()
+    zeta = [line for line in lines if line.strip().startswith("zeta") and "CFG twin" not in line]
     assert len(zeta) == 1 and "τ=2" in zeta[0] and "γ_eff 12" in zeta[0]
+    assert sum("zeta γ=6 τ=2 · CFG twin" in line for line in lines) == 2  # the paper config's twins: schedule, constant
 
 
 # ---------------------------------------------------------------------------------------------- 5. media names
@@ -358,7 +388,7 @@ def zoo(tmp_path_factory):
     return TinyZoo(tmp_path_factory.mktemp("zoo"))
 
 
-@pytest.mark.parametrize("family", ["sd", "sdxl", "hunyuan_dit", "cogvideox", "modelscope"])
+@pytest.mark.parametrize("family", ["sd", "sdxl", "hunyuan_dit", "cogvideox", "modelscope", "sd3", "flux", "wan"])
 def test_every_pipeline_family_flags_what_its_encoders_cut(zoo, family):
     adapter = zoo.adapter(family)
     assert adapter.prompt_truncated([LONG, "a red cat"]) == [True, False]

@@ -148,7 +148,7 @@ def test_training_is_seeded_and_resumes_exactly(tmp_path):
     ema_w = a["ema"]["unet.conv_in.weight"]
     assert torch.equal(loaded.unet.conv_in.weight, ema_w)
     assert not torch.equal(ema_w, a["unet"]["conv_in.weight"])
-    with pytest.raises(ValueError, match="over --max-mb"):
+    with pytest.raises(ValueError, match="over --max_mb"):
         export(str(tmp_path / "a"), str(tmp_path / "too_big"), max_mb=1.0)
     with pytest.raises(ValueError, match="checkpoint must be"):
         export(str(tmp_path / "missing.pt"), str(tmp_path / "x"))

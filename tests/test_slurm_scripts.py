@@ -44,11 +44,11 @@ def test_generated_script_maps_the_task_id_to_its_shard_of_the_fixed_count(tmp_p
     predict, report = plan.write()
     assert "#SBATCH --array=0-7" in predict.read_text()
     assert shard_of(run_as_array_task(predict, tmp_path, task, first, count)) == (task, 8)
-    assert "report --require-complete" in report.read_text()
+    assert "report --require_complete" in report.read_text()
 
 
 def test_template_maps_the_task_id_to_its_shard_of_the_fixed_count(tmp_path):
     template = ROOT / "slurm" / "predict_array.sbatch"
     # sbatch --array=3,5 slurm/predict_array.sbatch: task 5 of a two-task rerun is shard 5 of 8
     assert shard_of(run_as_array_task(template, tmp_path, 5, 3, 2)) == (5, 8)
-    assert "report --require-complete" in (ROOT / "slurm" / "report.sbatch").read_text()
+    assert "report --require_complete" in (ROOT / "slurm" / "report.sbatch").read_text()

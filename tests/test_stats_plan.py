@@ -89,7 +89,7 @@ def test_plan_command_prints_the_design_and_its_targets(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--half-width", "0"], "--half-width must be a positive number, got 0"),
+    (["--half-width", "0"], "--half_width must be a positive number, got 0"),
     (["--delta", "-1"], "--delta must be a positive number, got -1"),
     (["--a", "better"], "--a and --b go together (the two settings of one comparison)"),
     (["--a", "better", "--b", "nope"], "--b 'nope' is not a sampler setting of this folder; settings: base, better"),

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
+from rows import full_row
 from test_pipeline import run
 from zeta_eval.parts import write_part
 
@@ -33,7 +34,7 @@ def study(tmp_path, effects: dict[str, float], seed: int = 0):
         for p in range(PROMPTS):
             for s in range(SEEDS):
                 text = f"prompt {p}" if p != 1 else ["Prompt  0", "prompt 0 ", "PROMPT 0"][s]  # = prompt 0
-                rows.append(dict(
+                rows.append(full_row(
                     sample_id=f"{label}-{p}-{s}", prompt_set="s", prompt_id=f"{p}-{s}" if p == 1 else str(p),
                     prompt=text, seed=100 + s, sample_index=0, model="m", steps=10, gamma1=5.5, gamma2=None,
                     gamma_eff=5.5, nfe=20, seconds=0.5, metadata="{}", media_path=None, sampler_params="{}",
@@ -118,7 +119,7 @@ def test_one_sample_per_prompt_keeps_the_classic_intervals(tmp_path):
     for index, (label, values) in enumerate({"base": b, "ours": a}.items()):
         name = "standard" if index == 0 else "zeta"
         for k, v in enumerate(values):
-            rows.append(dict(sample_id=f"{label}-{k}", prompt_set="s", prompt_id=str(k), prompt=f"p{k}", seed=k,
+            rows.append(full_row(sample_id=f"{label}-{k}", prompt_set="s", prompt_id=str(k), prompt=f"p{k}", seed=k,
                              sample_index=0, model="m", steps=10, gamma1=5.5, gamma2=None, gamma_eff=5.5, nfe=20,
                              seconds=0.5, metadata="{}", media_path=None, sampler_params="{}", sampler=name,
                              sampler_label=label, sampler_key=f"{name}-{index}", sampler_index=index, category=None,
@@ -160,7 +161,7 @@ def test_no_grid_is_drawn_when_no_image_is_in_the_folder(tmp_path):
     for index, label in enumerate(("base", "ours")):
         name = "standard" if index == 0 else "zeta"
         for k in range(3):
-            rows.append(dict(sample_id=f"{label}-{k}", prompt_set="s", prompt_id=str(k), prompt=f"p{k}", seed=k,
+            rows.append(full_row(sample_id=f"{label}-{k}", prompt_set="s", prompt_id=str(k), prompt=f"p{k}", seed=k,
                              sample_index=0, model="m", steps=10, gamma1=5.5, gamma2=None, gamma_eff=5.5, nfe=20,
                              seconds=0.5, metadata="{}", media_path=f"media/{label}-{k}.png", sampler_params="{}",
                              sampler=name, sampler_label=label, sampler_key=f"{name}-{index}", sampler_index=index,

@@ -64,7 +64,7 @@ def test_tensorboard_gets_batch_means_sample_images_and_the_summary(tmp_path):
         for tag, value in means.items():
             logged = {e.step: e.value for e in acc.Scalars(tag)}
             assert logged[batch] == pytest.approx(value, rel=1e-6), (tag, batch)
-    assert not any(t.startswith("bright/") for t in tags["scalars"])  # only the declared metrics
+    assert not any(t.startswith("brightness_bright/") for t in tags["scalars"])  # only the declared metrics
     # four sample images per sampler, each the PNG the run wrote (first rows first)
     rows = [r for p in list_parts(out) for r in pq.read_table(p).to_pylist()]
     for label in ("standard γ=5.5", "zeta γ=5.5 τ=2"):

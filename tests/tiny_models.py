@@ -258,12 +258,112 @@ def build_modelscope(folder) -> str:
     return _save(pipe, folder)
 
 
+def _flow_vae(latent_channels: int = 4, shift_factor: float = 0.0609, scaling_factor: float = 1.5035):
+    """The 2-D KL VAE of the flow-matching image models (SD3, FLUX): a shift and a scale, 2x spatial (16x16 images
+    from 8x8 latents), no forced upcast."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=latent_channels,
+        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+        block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4, sample_size=16,
+        scaling_factor=scaling_factor, shift_factor=shift_factor, force_upcast=False, use_quant_conv=False,
+        use_post_quant_conv=False,
+    ).eval()
+
+
+def build_sd3(folder) -> str:
+    """SD 3.5-like: MMDiT with dual-attention layers and QK RMS-norm, CLIP-L + OpenCLIP-bigG (both with projection,
+    pooled 2 x 16) + T5 (32 tokens), FlowMatchEulerDiscreteScheduler with shift 3.0, 16x16 images."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+
+    torch.manual_seed(SEED)
+    tok, tok2, tok3 = clip_tokenizer(), clip_tokenizer(), t5_tokenizer()
+    te = _clip_text(tok, with_projection=True, hidden=16, projection_dim=16)
+    te2 = _clip_text(tok2, with_projection=True, hidden=16, projection_dim=16)
+    t5 = _t5_encoder(tok3, d_model=32)
+    transformer = SD3Transformer2DModel(
+        sample_size=8, patch_size=2, in_channels=4, out_channels=4, num_layers=2, attention_head_dim=8,
+        num_attention_heads=2, joint_attention_dim=32, caption_projection_dim=16, pooled_projection_dim=32,
+        pos_embed_max_size=16, dual_attention_layers=(0,), qk_norm="rms_norm",
+    ).eval()
+    sched = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0)
+    pipe = StableDiffusion3Pipeline(transformer=transformer, scheduler=sched, vae=_flow_vae(), text_encoder=te,
+                                    tokenizer=tok, text_encoder_2=te2, tokenizer_2=tok2, text_encoder_3=t5,
+                                    tokenizer_3=tok3)
+    return _save(pipe, folder)
+
+
+def _flux(folder, guidance_embeds: bool, dynamic: bool) -> str:
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+
+    torch.manual_seed(SEED)
+    tok, tok2 = clip_tokenizer(), t5_tokenizer()
+    te = _clip_text(tok, hidden=16)
+    t5 = _t5_encoder(tok2, d_model=32)
+    transformer = FluxTransformer2DModel(
+        patch_size=1, in_channels=16, num_layers=1, num_single_layers=1, attention_head_dim=8, num_attention_heads=2,
+        joint_attention_dim=32, pooled_projection_dim=16, guidance_embeds=guidance_embeds, axes_dims_rope=(2, 2, 4),
+    ).eval()
+    if dynamic:  # FLUX.1-dev's scheduler: the shift follows the image's token count
+        sched = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True,
+                                                base_shift=0.5, max_shift=1.15, base_image_seq_len=256,
+                                                max_image_seq_len=4096)
+    else:  # FLUX.1-schnell's: no shift
+        sched = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0, use_dynamic_shifting=False)
+    # 4 latent channels packed 2x2 into the transformer's 16; a 2x VAE as above, so the pipeline's "vae scale x 2"
+    # grid is 4 pixels: 16x16 images, 8x8 latents, 4x4 = 16 image tokens
+    pipe = FluxPipeline(scheduler=sched, vae=_flow_vae(4, shift_factor=0.1159, scaling_factor=0.3611),
+                        text_encoder=te, tokenizer=tok, text_encoder_2=t5, tokenizer_2=tok2, transformer=transformer)
+    return _save(pipe, folder)
+
+
+def build_flux_dev(folder) -> str:
+    """FLUX.1-dev-like: guidance-distilled (guidance embedding), dynamic shifting, CLIP pooled + T5 tokens."""
+    return _flux(folder, guidance_embeds=True, dynamic=True)
+
+
+def build_flux_schnell(folder) -> str:
+    """FLUX.1-schnell-like: no guidance embedding, no shift."""
+    return _flux(folder, guidance_embeds=False, dynamic=False)
+
+
+def build_wan(folder) -> str:
+    """Wan 2.1 T2V-like: UMT5 encoder (16 tokens), 3-D causal VAE (8x spatial, 4x temporal), WanTransformer3DModel,
+    and the shipped UniPC flow scheduler (flow_shift 3.0), which the adapter converts to flow-matching Euler."""
+    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    torch.manual_seed(SEED)
+    tok = t5_tokenizer()
+    umt5 = UMT5EncoderModel(UMT5Config(vocab_size=len(tok), d_model=32, d_kv=8, d_ff=64, num_layers=1, num_heads=2,
+                                       relative_attention_num_buckets=8, dropout_rate=0.0,
+                                       pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                                       decoder_start_token_id=tok.pad_token_id)).eval()
+    vae = AutoencoderKLWan(base_dim=8, z_dim=4, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                           temperal_downsample=[False, True, True], latents_mean=[0.1, -0.2, 0.3, 0.0],
+                           latents_std=[1.5, 0.8, 2.0, 1.0]).eval()
+    transformer = WanTransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=4, text_dim=32,
+        freq_dim=16, ffn_dim=32, num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
+    ).eval()
+    sched = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, num_train_timesteps=1000,
+                                    flow_shift=3.0)
+    pipe = WanPipeline(tokenizer=tok, text_encoder=umt5, vae=vae, transformer=transformer, scheduler=sched)
+    return _save(pipe, folder)
+
+
 BUILDERS = {
     "sd": build_sd,
     "sdxl": build_sdxl,
     "hunyuan_dit": build_hunyuan_dit,
     "cogvideox": build_cogvideox,
     "modelscope": build_modelscope,
+    "sd3": build_sd3,
+    "flux": build_flux_dev,
+    "flux_schnell": build_flux_schnell,
+    "wan": build_wan,
 }
 
 
@@ -274,6 +374,10 @@ PIPELINE_CLASSES = {
     "hunyuan_dit": "HunyuanDiTPipeline",
     "cogvideox": "CogVideoXPipeline",
     "modelscope": "TextToVideoSDPipeline",
+    "sd3": "StableDiffusion3Pipeline",
+    "flux": "FluxPipeline",
+    "flux_schnell": "FluxPipeline",
+    "wan": "WanPipeline",
 }
 #: adapter options the tiny models need (small frame counts; everything in float32 on CPU)
 ADAPTER_OPTIONS = {
@@ -282,6 +386,11 @@ ADAPTER_OPTIONS = {
     "hunyuan_dit": {},
     "cogvideox": {},
     "modelscope": {"num_frames": 4},
+    "sd3": {"max_sequence_length": 32},
+    # the FLUX pipeline's default size is 128 latent pixels x its VAE factor: 256 for the 2x tiny VAE
+    "flux": {"max_sequence_length": 32, "height": 16, "width": 16},
+    "flux_schnell": {"max_sequence_length": 32, "height": 16, "width": 16},
+    "wan": {"num_frames": 5, "height": 32, "width": 32, "max_sequence_length": 16},
 }
 #: extra pipeline __call__ kwargs that make the pipeline do what the adapter does for the tiny models
 PIPELINE_CALL_OPTIONS = {
@@ -290,7 +399,14 @@ PIPELINE_CALL_OPTIONS = {
     "hunyuan_dit": {"use_resolution_binning": False},
     "cogvideox": {"max_sequence_length": 16},
     "modelscope": {"num_frames": 4},
+    "sd3": {"max_sequence_length": 32},
+    # true CFG: the negative prompt makes the pipeline evaluate two branches (guidance_scale is the distilled value)
+    "flux": {"max_sequence_length": 32, "negative_prompt": "", "height": 16, "width": 16},
+    "flux_schnell": {"max_sequence_length": 32, "negative_prompt": "", "height": 16, "width": 16},
+    "wan": {"num_frames": 5, "height": 32, "width": 32, "max_sequence_length": 16},
 }
+#: the adapter family of each tiny model (FLUX.1-schnell is the flux family)
+FAMILY_OF = {"flux_schnell": "flux"}
 
 
 class TinyZoo:
@@ -317,7 +433,7 @@ class TinyZoo:
         opts = {"dtype": "float32", **ADAPTER_OPTIONS[family], **options}
         key = (family, tuple(sorted((k, repr(v)) for k, v in opts.items())))
         if key not in self._adapters:
-            adapter = build_adapter(family, model=self.folder(family), **opts)
+            adapter = build_adapter(FAMILY_OF.get(family, family), model=self.folder(family), **opts)
             adapter.load("cpu")
             self._adapters[key] = adapter
         return self._adapters[key]
@@ -337,13 +453,24 @@ def run_adapter(adapter, sampler, prompts, seeds, steps: int):
     return out.latents, adapter.decode(out.latents), out
 
 
-def run_pipeline(zoo: TinyZoo, family: str, adapter, prompt: str, seed: int, steps: int, guidance: float,
+def _generators(seed):
+    if isinstance(seed, (list, tuple)):
+        return [torch.Generator("cpu").manual_seed(s) for s in seed]
+    return torch.Generator("cpu").manual_seed(seed)
+
+
+def run_pipeline(zoo: TinyZoo, family: str, adapter, prompt, seed, steps: int, guidance: float,
                  output_type: str = "pt", **call_options):
-    """The diffusers pipeline's own ``__call__`` with the adapter's scheduler, for one prompt and seed."""
+    """The diffusers pipeline's own ``__call__`` with the adapter's scheduler, for one prompt and seed (or a list of
+    prompts and one seed each: one generator per sample, as the adapter draws)."""
     pipe = zoo.pipeline(family)
     pipe.scheduler = type(adapter.scheduler).from_config(adapter.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     kwargs = {**PIPELINE_CALL_OPTIONS[family], **call_options}
+    if PIPELINE_CLASSES[family] == "FluxPipeline":
+        # FLUX runs true CFG at `guidance`; its guidance_scale is the distilled-guidance input the adapter feeds
+        kwargs = {"true_cfg_scale": guidance, **kwargs}
+        guidance = adapter.guidance_value if adapter.guidance_value is not None else 0.0
     out = pipe(prompt, num_inference_steps=steps, guidance_scale=guidance,
-               generator=torch.Generator("cpu").manual_seed(seed), output_type=output_type, **kwargs)
+               generator=_generators(seed), output_type=output_type, **kwargs)
     return out.images if hasattr(out, "images") else out.frames

@@ -22,7 +22,15 @@ class Brightness(SampleMetric):
     def score_batch(self, media: torch.Tensor, prompts: Sequence[str],
                     metadata: Sequence[dict]) -> dict[str, torch.Tensor]:
         value = media.flatten(1).mean(1)
-        return {"brightness": value, "bright": (value > self.threshold).float()}
+        return {"brightness": value, "brightness_bright": (value > self.threshold).float()}
 
     def conventions(self) -> dict[str, Any]:
         return {"threshold": self.threshold}
+
+
+class WeightedBrightness(Brightness):
+    """Brightness with a weight file (its bytes are not read): for the scorer digests of the rows."""
+
+    def __init__(self, checkpoint: str, threshold: float = 0.5):
+        super().__init__(threshold)
+        self.checkpoint = checkpoint

@@ -1,8 +1,11 @@
-"""``python -m zeta_eval {predict,validate,report,plan,score,slurm} ...``: a thin front that dispatches each command.
+"""``python -m zeta_eval {predict,validate,prepare,report,plan,score,slurm,configs} ...``: a thin front that
+dispatches each command.
 
-``predict`` and ``validate`` build the experiment with LightningCLI (:mod:`.lightning_cli`); ``report``, ``plan``,
-``score`` and ``slurm`` are plain argparse tools over an output folder. Every error a user can cause ends here as one line on
-stderr and exit code 2 (:mod:`.errors`).
+``predict`` and ``validate`` build the experiment with LightningCLI (:mod:`.lightning_cli`), and so does ``prepare``
+(:mod:`.prepare`) before it fetches what the experiment needs; ``report``, ``plan``, ``score`` and ``slurm`` are
+argparse tools over an output folder or config, in the one option style of :mod:`.flags`; ``configs`` lists the
+configs a bare name finds. Every error a user can cause ends here as one line on stderr and exit code 2
+(:mod:`.errors`).
 """
 
 from __future__ import annotations
@@ -25,9 +28,14 @@ commands:
   validate  build an experiment without loading weights and print its plan:  validate --config X.yaml
   report    merge the parts of an output folder into samples.parquet, summary.md/.csv and plots:  report OUT_DIR
   plan      prompts x seeds a comparison needs, from a pilot folder:  plan OUT_DIR [--a A --b B] [--metric M]
-            [--half-width H] [--delta D]
+            [--half_width H] [--delta D]
   score     add metric columns to a finished run:  score OUT_DIR --metrics hpsv2 pickscore
   slurm     write (and submit) an sbatch array job for a config:  slurm --config X.yaml --array K --gpus G
+  prepare   download what a config needs (model, prompts, scorer weights) for offline runs:  prepare --config X.yaml
+  configs   list the configs a bare name (--config sdxl_drawbench.yaml) finds, from any folder
+
+Options are written --output_dir (--output-dir works too); on/off options work bare (--force) or with a value
+(--force true, --force false).
 
 run `python -m zeta_eval <command> --help` for a command's options.
 """
@@ -117,12 +125,37 @@ def _run_command(command: str, rest: list[str]) -> int:
 
 def _experiment(command: str, rest: list[str]) -> int:
     """``predict`` / ``validate``: config names resolved and checked before LightningCLI sees them."""
-    from . import lightning_cli
+    from . import flags, lightning_cli
 
-    rest = resolve_config_args(rest)
+    rest = resolve_config_args(flags.normalize(rest, lightning_cli.SWITCHES))
     check_config_files(rest, require_adapter=not any(a in ("-h", "--help") for a in rest))
     getattr(lightning_cli, command)(rest)
     return 0
+
+
+def _configs(command: str, rest: list[str]) -> int:
+    """``configs``: every config a bare name resolves to, experiments first, with its one-line description."""
+    from .config import config_folders, list_configs
+    from .flags import Parser
+
+    Parser(prog="python -m zeta_eval configs", description=_configs.__doc__).parse_args(rest)
+    entries = list_configs()
+    width = max((len(e.name) for e in entries), default=0)
+    for overlay in (False, True):
+        group = [e for e in entries if e.overlay == overlay]
+        if group:
+            print("overlays (give after an experiment config):" if overlay else "experiments:")
+            for e in group:
+                print(f"  {e.name:{width}s}  {e.description}")
+    print(f"from {', '.join(str(f) for f in config_folders())}; use one with --config NAME.yaml from any folder")
+    return 0
+
+
+def _prepare(command: str, rest: list[str]) -> int:
+    """``prepare``: :mod:`.prepare` with the experiment built as ``validate`` builds it."""
+    from . import flags, lightning_cli, prepare
+
+    return prepare.main(flags.normalize(rest, lightning_cli.SWITCHES), build=lightning_cli.build_cli)
 
 
 def _tool(command: str, rest: list[str]) -> int:
@@ -135,7 +168,7 @@ def _tool(command: str, rest: list[str]) -> int:
 
 #: every command and what runs it
 COMMANDS = {"predict": _experiment, "validate": _experiment, "report": _tool, "plan": _tool, "score": _tool,
-            "slurm": _tool}
+            "slurm": _tool, "prepare": _prepare, "configs": _configs}
 
 
 def _dispatch(command: str, rest: list[str]) -> int:

@@ -14,6 +14,9 @@ Any of these is accepted in a config file::
       metrics: [hpsv2, {name: pickscore, model: /weights/PickScore_v1}]
     data: {source: drawbench, batch_size: 4}            # no class_path: datamodules.PromptDataModule
 
+and the config groups of :mod:`.groups`: ``adapter: sdxl_base`` or ``{preset: sdxl_base, ...}`` (a model preset),
+``metrics: image_set`` or ``[image_set, geneval]`` (a metric set).
+
 Short names come from the libraries' registries (``samplers.SAMPLERS``, ``zeta_eval.adapters.ADAPTERS``,
 ``metrics.METRICS``), plugins included. The expansion runs inside jsonargparse's loader (``parser_mode="zeta"``), so
 it applies to every ``--config`` file, overlays included, before LightningCLI validates anything.
@@ -21,14 +24,17 @@ it applies to every ``--config`` file, overlays included, before LightningCLI va
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
 
 from .errors import UserError
+from .groups import expand_adapter, expand_metrics
 
 DATAMODULE = "datamodules.PromptDataModule"
 MODE = "zeta"
@@ -91,11 +97,13 @@ def expand_config(cfg: Any) -> Any:
         model = dict(model)
         target = model.get("init_args", model) if "class_path" in model else model
         if "adapter" in target:
-            target["adapter"] = _expand_component("adapter", target["adapter"])
+            target["adapter"] = _expand_component("adapter", expand_adapter(target["adapter"]))
         if isinstance(target.get("samplers"), list):
             target["samplers"] = [_expand_component("sampler", s) for s in target["samplers"]]
             for k, sampler in enumerate(target["samplers"]):
                 _check_guidance_scales(k, sampler)
+        if "metrics" in target:
+            target["metrics"] = expand_metrics(target["metrics"])
         if isinstance(target.get("metrics"), list):
             target["metrics"] = [_expand_component("metric", m) for m in target["metrics"]]
         cfg["model"] = model
@@ -132,12 +140,15 @@ def register_loader() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- config files
+#: the configs that ship with zeta_eval (package data; a clone's ``configs/`` is a link to this folder)
+PACKAGED_CONFIGS = Path(__file__).resolve().parent / "configs"
+
+
 def config_folders() -> list[Path]:
     """Where a config given without its folder (``sdxl_drawbench.yaml``) is looked up when the current folder does
-    not hold it: ``./configs``, the configs packaged with zeta_eval, those of the source checkout it runs from."""
-    package = Path(__file__).resolve().parent
+    not hold it: ``./configs``, then the configs packaged with zeta_eval."""
     folders: list[Path] = []
-    for folder in (Path("configs"), package / "configs", package.parent / "configs"):
+    for folder in (Path("configs"), PACKAGED_CONFIGS):
         if folder.is_dir() and all(folder.resolve() != f.resolve() for f in folders):
             folders.append(folder)
     return folders
@@ -155,6 +166,53 @@ def find_config(name: str) -> str:
             return str(folder / inside)
     looked = ", ".join(str(f) for f in config_folders()) or "configs/"
     raise UserError(f"config file {name} does not exist (looked in the current folder and in {looked})")
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigEntry:
+    """One config file of :func:`list_configs`: its name, whether it is an overlay (no model adapter: it changes an
+    experiment given before it) and the first line of its leading comment."""
+
+    name: str
+    path: Path
+    overlay: bool
+    description: str
+
+
+def describe_config(path: Path) -> ConfigEntry:
+    """The :class:`ConfigEntry` of one config file (a file that is not a YAML mapping is one line naming it)."""
+    text = path.read_text(encoding="utf-8")
+    lead: list[str] = []
+    for line in text.splitlines():
+        if not line.startswith("#") or line.startswith("#   "):  # the comment's end, or a command line inside it
+            break
+        lead.append(line.lstrip("#").strip())
+    description = re.split(r"(?<=[.?!])\s+(?=[A-Z])", " ".join(lead).strip(), maxsplit=1)[0].rstrip(":")
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise UserError(f"{path} is not valid YAML: {getattr(err, 'problem', None) or err}") from err
+    if not isinstance(raw, dict):
+        raise UserError(f"{path} must be a mapping with model, data and trainer sections")
+    return ConfigEntry(path.name, path, overlay=not _configures_adapter([expand_config(raw)], ()),
+                       description=description)
+
+
+def list_configs() -> list[ConfigEntry]:
+    """Every ``*.yaml`` of :func:`config_folders` by name; where two folders hold one name, the one a bare name
+    resolves to (the first)."""
+    seen: dict[str, ConfigEntry] = {}
+    for folder in config_folders():
+        for path in sorted(folder.glob("*.yaml")):
+            if path.name not in seen and path.is_file():
+                seen[path.name] = describe_config(path)
+    return sorted(seen.values(), key=lambda e: (e.overlay, e.name))
+
+
+def short_config_name(path: str) -> str:
+    """``path`` as a user would write it: a packaged config by its bare name, anything else as given."""
+    resolved = Path(path).expanduser().resolve()
+    return resolved.name if resolved.parent == PACKAGED_CONFIGS and resolved.is_file() else path
 
 
 def _config_positions(args: Sequence[str]) -> list[tuple[int, str]]:
@@ -210,6 +268,10 @@ def expand_override_args(args: Sequence[str]) -> list[str]:
             continue
         kind = _COMPONENT_OVERRIDES[field]
         try:
+            if field == "adapter":
+                parsed = expand_adapter(parsed)
+            elif field == "metrics":
+                parsed = expand_metrics(parsed)
             if isinstance(parsed, list) and field != "adapter":
                 expanded: Any = [_expand_component(kind, v) for v in parsed]
             else:
@@ -243,7 +305,8 @@ def check_config_files(args: Sequence[str], require_adapter: bool = True) -> Non
             with open(path, encoding="utf-8") as fh:
                 raw = yaml.safe_load(fh)
             if raw is None:
-                raise UserError(f"{path} is empty: a config needs model and data sections (see configs/)")
+                raise UserError(f"{path} is empty: a config needs model and data sections (see python -m zeta_eval "
+                                "configs)")
             if not isinstance(raw, dict):
                 raise UserError(f"{path} must be a mapping with model, data and trainer sections, not a "
                                 f"{type(raw).__name__}")
@@ -263,11 +326,11 @@ def check_config_files(args: Sequence[str], require_adapter: bool = True) -> Non
     if require_adapter and not _configures_adapter([cfg for _, cfg in loaded], args):
         if not loaded:
             raise UserError("no model adapter configured: give an experiment config, e.g. "
-                            "--config configs/shapebench_smoke.yaml")
+                            "--config shapebench_smoke.yaml")
         names = ", ".join(Path(p).name for p, _ in loaded)
         kind = "is an overlay" if len(loaded) == 1 else "are overlays"
         raise UserError(f"no model adapter configured: {names} {kind} (no model.adapter); give the experiment config "
-                        f"first, e.g. --config configs/sdxl_drawbench.yaml --config {loaded[0][0]}")
+                        f"first, e.g. --config sdxl_drawbench.yaml --config {loaded[0][0]}")
 
 
 def _configures_adapter(configs: Sequence[dict], args: Sequence[str]) -> bool:

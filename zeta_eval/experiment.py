@@ -308,6 +308,13 @@ def print_plan(cli: Any) -> None:
                      f"({twin_total / total:.0%})")
     n_samples = (items or 0) * len(model.all_samplers())
     lines.append(f"total       {n_samples} samples, {total:,} network evaluations")
+    if getattr(model, "frontier", None):
+        from .frontier import frontier_label
+
+        added = [s for s in model.samplers if s.label == frontier_label(s.gamma1)]
+        cost = sum(model.expected_nfe(s) for s in added) * (items or 0)
+        lines.append(f"frontier    CFG at γ = {', '.join(f'{g:g}' for g in model.frontier)}: {len(added)} settings "
+                     f"added ({cost:,} network evaluations of the total)")
     metrics = [m.name for m in model.metric_list]
     lines.append(f"metrics     {', '.join(metrics) or 'none'}{'' if model.score_enabled else ' (deferred: score later)'}")
     todo, what = total, "the whole experiment"

@@ -4,8 +4,14 @@ The page opens from ``file://`` with no server and no network: its script and st
 (``assets/report/``, inlined by the template), the data is one script file that assigns ``window.ZETA_REPORT``
 (a ``file://`` page cannot ``fetch()`` a JSON file in Chromium, but it can load a script), and the media are linked
 from ``media/`` by relative paths. Views: Results (summary, paired differences, per-category tables), Compare (two
-samplers on the same seeds, side by side), Gallery (prompts x samplers) and Run (config, fingerprint, provenance,
-figures).
+samplers on the same seeds: the paired difference of every metric, overall and per category, and the items side by
+side), Gallery (prompts x samplers) and Run (config, fingerprint, provenance, figures). The page keeps its choices
+(view, samplers A and B, metric, filters, page) in the URL's fragment, so a link or a reload shows the same thing.
+
+Compare answers any pair of settings without a server: the report computes, for every unordered pair, every metric
+and every category (and all items together), the paired difference clustered by prompt with the very function
+summary.csv uses (:func:`zeta_eval.stats.paired_difference`), plus the win, tie and loss counts; the page negates
+them for the reversed order (exact: the interval is symmetric before its clipping to [-1, 1], which is symmetric).
 
 The data is columnar and deduplicated, so a 20,000-sample run stays near a megabyte: one table of items
 (prompt set, prompt id, seed, sample index, prompt, category) and, per sampler setting, the item index, the media
@@ -24,13 +30,17 @@ from typing import Any
 
 import numpy as np
 
+from . import fair, stats
 from .parts import atomic_text
 from .results import LOWER_IS_BETTER, PAIR_KEY, Report, Setting, categories, summary_rows
 
-#: report_data.js: bump when the layout of ``window.ZETA_REPORT`` changes
-DATA_VERSION = 1
+#: report_data.js: bump when the layout of ``window.ZETA_REPORT`` changes (app.js checks it)
+DATA_VERSION = 2
+#: the fields of one entry of ``compare.stats``: the paired difference A - B (> 0: A better) with its 95% interval,
+#: the pairs and distinct prompts it covers, and the pairs A wins, ties and loses
+PAIR_FIELDS = ("delta", "lo", "hi", "pairs", "prompts", "wins", "ties", "losses")
 #: figures written by the report, shown on the page when present
-FIGURES = ("pareto.png", "winrate_vs_lambda.png", "grid.png")
+FIGURES = ("pareto.png", "score_vs_guidance.png", "winrate_vs_lambda.png", "grid.png")
 
 
 def write_html(rep: Report, summary: list[dict[str, Any]], out: Path) -> dict[str, Path]:
@@ -42,14 +52,25 @@ def write_html(rep: Report, summary: list[dict[str, Any]], out: Path) -> dict[st
     return {"html": out / "index.html", "html_data": out / "report_data.js"}
 
 
-def render_page(name: str) -> str:
-    """The page itself: the template with the project's script and style inlined; it holds no run data."""
+def mark_stale(out: Path, reason: str) -> bool:
+    """After a failed ``report``: an index.html of an earlier report must not go on showing its numbers as the
+    folder's. It is rewritten to say, on every view, that the last report failed and why; the earlier data
+    (report_data.js) stays readable under that warning. Returns whether there was a page to mark."""
+    if not (out / "index.html").is_file():
+        return False
+    atomic_text(out / "index.html", render_page(out.resolve().name, stale=reason))
+    return True
+
+
+def render_page(name: str, stale: str | None = None) -> str:
+    """The page itself: the template with the project's script and style inlined; it holds no run data.
+    ``stale``: why the last report failed (the page then says so above every view)."""
     import jinja2
 
     folder = resources.files("zeta_eval") / "assets" / "report"
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     template = env.from_string((folder / "index.html.j2").read_text(encoding="utf-8"))
-    return template.render(name=name, css=(folder / "style.css").read_text(encoding="utf-8"),
+    return template.render(name=name, stale=stale, css=(folder / "style.css").read_text(encoding="utf-8"),
                            js=(folder / "app.js").read_text(encoding="utf-8"))
 
 
@@ -57,26 +78,45 @@ def render_page(name: str) -> str:
 def report_data(rep: Report, summary: list[dict[str, Any]], out: Path) -> dict[str, Any]:
     items, item_of = _items(rep)
     cats = sorted({c for s in rep.settings for c in categories(s)})
+    rows_items = [np.array([item_of[tuple(s.rows[k][j] for k in PAIR_KEY)] for j in range(s.n)], dtype=np.int64)
+                  for s in rep.settings]
     return {
         "version": DATA_VERSION,
         "name": str(rep.experiment.get("name") or out.resolve().name),
         "metrics": [_metric_info(rep, m) for m in rep.metrics],
         "baseline": _setting_index(rep, rep.baseline),
-        "settings": [_setting_data(rep, s, item_of) for s in rep.settings],
+        "settings": [_setting_data(rep, s, idx) for s, idx in zip(rep.settings, rows_items)],
         "summary": [_summary_entry(rep, row) for row in _ordered(rep, summary)],
         "categories": cats,
         "category_summary": _category_summary(rep, cats),
+        "compare": compare_data(rep, items, rows_items),
         "completeness": completeness(rep),
         "items": items,
         "run": _run_info(rep, out),
+        "fair": fair.table_data(rep),  # the fair comparison with CFG (zeta_eval.fair), None without one
     }
 
 
 def _metric_info(rep: Report, metric: str) -> dict[str, Any]:
     values = np.concatenate([_floats(s.rows.get(metric, [])) for s in rep.settings] or [np.zeros(0)])
     finite = values[np.isfinite(values)]
-    return {"name": metric, "scale": rep.scale(metric), "lower_is_better": metric in LOWER_IS_BETTER,
-            "binary": bool(len(finite)) and bool(np.isin(finite, (0.0, 1.0)).all())}
+    binary = bool(len(finite)) and bool(np.isin(finite, (0.0, 1.0)).all())
+    info = {"name": metric, "scale": rep.scale(metric), "lower_is_better": metric in LOWER_IS_BETTER,
+            "binary": binary}
+    if binary and any(f"{metric}_reason" in s.rows for s in rep.settings):
+        info["reasons"] = _reason_names(rep, metric)
+    return info
+
+
+def _reason_names(rep: Report, metric: str) -> dict[str, str]:
+    """The text of each failure code of a 0/1 metric (``<metric>_reason``), from its conventions' ``reasons``."""
+    if "metric_conventions" not in rep.table.column_names:
+        return {}
+    for text in rep.table.column("metric_conventions").unique().to_pylist():
+        reasons = (json.loads(text or "{}").get(metric) or {}).get("reasons")
+        if isinstance(reasons, dict):
+            return {str(k): str(v) for k, v in reasons.items()}
+    return {}
 
 
 def _setting_index(rep: Report, setting: Setting | None) -> int | None:
@@ -111,17 +151,22 @@ def _natural(text: Any) -> list[Any]:
     return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", str(text)) if p]
 
 
-def _setting_data(rep: Report, s: Setting, item_of: dict[tuple, int]) -> dict[str, Any]:
+def _setting_data(rep: Report, s: Setting, item: np.ndarray) -> dict[str, Any]:
     media, strips = s.rows.get("media_path") or [None] * s.n, s.rows.get("media_strip_path") or [None] * s.n
     folder = _shared_folder([p for p in list(media) + list(strips) if p])
     cut = len(folder)
-    return {
+    data = {
         "key": s.key, "label": s.label, "name": s.name, "model": s.model, "params": s.params,
-        "item": [item_of[tuple(s.rows[k][j] for k in PAIR_KEY)] for j in range(s.n)],
-        "dir": folder, "media": [p[cut:] if p else None for p in media],
+        "item": item.tolist(), "dir": folder, "media": [p[cut:] if p else None for p in media],
         "strip": [p[cut:] if p else None for p in strips],
         "values": {m: _floats(s.rows.get(m, [None] * s.n)).tolist() for m in rep.metrics},
     }
+    # why a 0/1 score is 0 (e.g. shapebench_reason: 1 missing object, 2 wrong colour, ...), where the metric says
+    reasons = {m: [None if v is None else int(v) for v in s.rows[f"{m}_reason"]] for m in rep.metrics
+               if f"{m}_reason" in s.rows}
+    if reasons:
+        data["reasons"] = reasons
+    return data
 
 
 def _shared_folder(paths: list[str]) -> str:
@@ -149,18 +194,23 @@ def bounds(row: dict[str, Any], prefix: str) -> tuple[float, float]:
 def _summary_entry(rep: Report, row: dict[str, Any]) -> dict[str, Any]:
     entry = {"setting": next(k for k, s in enumerate(rep.settings)
                              if (s.model, s.key) == (str(row["model"]), str(row["sampler_key"]))),
-             **{k: row.get(k) for k in ("n", "steps", "nfe", "gamma_eff", "seconds_per_sample", "nonfinite")},
+             **{k: row.get(k) for k in ("n", "n_prompts", "steps", "nfe", "gamma_eff", "seconds_per_sample",
+                                        "nonfinite")},
              "metrics": {}}
     for m in rep.metrics:
         lo, hi = bounds(row, m)
         cell = {"mean": row.get(f"{m}_mean"), "lo": lo, "hi": hi, "n": row.get(f"{m}_n"),
-                "nonfinite": row.get(f"{m}_nonfinite")}
+                "prompts": row.get(f"{m}_n_prompts"), "nonfinite": row.get(f"{m}_nonfinite")}
         if f"{m}_delta" in row or f"{m}_winrate" in row:
             cell["delta"] = row.get(f"{m}_delta")
             cell["delta_lo"], cell["delta_hi"] = bounds(row, f"{m}_delta")
             cell["winrate"] = row.get(f"{m}_winrate")
             cell["winrate_lo"], cell["winrate_hi"] = bounds(row, f"{m}_winrate")
             cell["pairs"] = row.get(f"{m}_pairs")
+            cell["pair_prompts"] = row.get(f"{m}_pair_prompts")
+            # Holm over every difference the paired table shows: whether this one holds at family-wise 5%
+            cell["holm"] = row.get(f"{m}_delta_holm")
+            cell["p_holm"] = row.get(f"{m}_delta_p_holm")
         entry["metrics"][m] = cell
     return entry
 
@@ -176,6 +226,50 @@ def _category_summary(rep: Report, cats: list[str]) -> dict[str, list[dict[str, 
         sub = dataclasses.replace(rep, settings=kept, baseline=base)
         out[c] = [_summary_entry(rep, row) for row in summary_rows(sub)]
     return out
+
+
+def compare_data(rep: Report, items: dict[str, list[Any]], rows_items: list[np.ndarray]) -> dict[str, Any]:
+    """Every unordered pair (a, b), a < b, of settings: for every metric, over all items (scope 0) and within each
+    category (scope 1 + its index in ``items["category_names"]``), the paired difference a - b, signed so that > 0
+    means a is better, with its 95% interval clustered by prompt (:func:`zeta_eval.stats.paired_difference`, as
+    summary.csv), the number of pairs and of their distinct prompts, and a's wins, ties and losses; one list of
+    :data:`PAIR_FIELDS` each, ``stats[metric][pair][scope]``. The pair (b, a) is the negation (the interval
+    reflected, wins and losses swapped)."""
+    n_items = len(items["id"])
+    category = np.asarray(items["category"], dtype=np.int64)
+    scopes = [np.ones(n_items, dtype=bool)] + [category == c for c in range(len(items["category_names"]))]
+    keys = np.empty(n_items, dtype=object)  # each item's prompt, as every setting's rows name it
+    for s, idx in zip(rep.settings, rows_items):
+        keys[idx] = s.clusters
+    clusters = np.unique(keys.astype(str), return_inverse=True)[1].reshape(-1)  # the same groups, as integers
+    pairs = [(a, b) for a in range(len(rep.settings)) for b in range(a + 1, len(rep.settings))]
+    out: dict[str, list[list[list[Any]]]] = {}
+    for m in rep.metrics:
+        aligned = []
+        for s, idx in zip(rep.settings, rows_items):
+            v = np.full(n_items, np.nan)
+            v[idx] = _floats(s.rows.get(m, [None] * s.n))
+            aligned.append(v)
+        higher = m not in LOWER_IS_BETTER
+        out[m] = [[_pair_entry(aligned[a][sc], aligned[b][sc], clusters[sc], higher) for sc in scopes]
+                  for a, b in pairs]
+    return {"fields": list(PAIR_FIELDS), "pairs": pairs, "scopes": ["all"] + list(items["category_names"]),
+            "method": METHOD, "stats": out}
+
+
+#: how Compare's intervals are made (shown on the page)
+METHOD = ("Intervals are clustered by prompt (the samples of one prompt, its seeds, are repeated measures): "
+          "Student t on the cluster-robust (CR2) variance of the mean difference, with Bell-McCaffrey degrees of "
+          "freedom (prompts − 1 when every prompt has as many samples).")
+
+
+def _pair_entry(a: np.ndarray, b: np.ndarray, clusters: np.ndarray, higher: bool) -> list[Any]:
+    """One entry of :func:`compare_data`: a and b aligned by item (NaN where a sample or its score is missing)."""
+    ok = np.isfinite(a) & np.isfinite(b)
+    est = stats.paired_difference(a[ok], b[ok], clusters[ok], higher_is_better=higher)
+    d = (a[ok] - b[ok]) * (1 if higher else -1)
+    return [est.estimate, est.lo, est.hi, est.n, est.n_clusters, int((d > 0).sum()), int((d == 0).sum()),
+            int((d < 0).sum())]
 
 
 def _only_category(s: Setting, category: str) -> Setting:

@@ -17,6 +17,7 @@ from lightning.pytorch.cli import LightningCLI
 from datamodules import PromptDataModule
 
 from . import config as zconfig
+from . import flags
 from .errors import UserError, filesystem_fault, user_message
 from .experiment import finish_after_predict, prepare_output_dir, print_plan
 from .module import SamplingEvaluation
@@ -25,6 +26,10 @@ from .writer import DEFAULT_WRITE_QUEUE
 #: what a run of zeta_eval never wants from Lightning: loggers, checkpoints and a model summary unless asked for
 TRAINER_DEFAULTS = {"logger": False, "enable_checkpointing": False, "enable_model_summary": False,
                     "precision": "32-true", "devices": 1}
+
+
+#: the on/off options of predict and validate (bare, ``true`` or ``false``; see :mod:`.flags`)
+SWITCHES = ("--force", "--report", "--oversubscribe")
 
 
 class ZetaCLI(LightningCLI):
@@ -44,11 +49,12 @@ class ZetaCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: Any) -> None:
         parser.add_argument("--output_dir", type=Optional[str], default=None,
                             help="output folder (default: outputs/<first config file's stem>)")
-        parser.add_argument("--force", type=bool, default=False,
+        switch = {"type": bool, "nargs": "?", "const": True}
+        parser.add_argument("--force", default=False, **switch,
                             help="write into a folder that holds another experiment's results")
-        parser.add_argument("--report", type=bool, default=True,
+        parser.add_argument("--report", default=True, **switch,
                             help="write the report when a single (non-array) job finishes")
-        parser.add_argument("--oversubscribe", type=bool, default=False,
+        parser.add_argument("--oversubscribe", default=False, **switch,
                             help="start more CPU processes (--trainer.devices) than this machine has cores")
         parser.add_argument("--write_queue", type=int, default=DEFAULT_WRITE_QUEUE,
                             help="finished batches a background thread may hold while it writes their media and "
@@ -90,7 +96,7 @@ def build_cli(args: Sequence[str], writes_results: bool = True, command: str = "
     from jsonargparse import ArgumentError
 
     zconfig.register_loader()
-    args = zconfig.expand_override_args(args)
+    args = zconfig.expand_override_args(flags.normalize(args, SWITCHES))
     for arg in args:
         if arg.split("=", 1)[0] in ("--model.output_dir", "--model.init_args.output_dir"):
             raise UserError(f"{arg.split('=', 1)[0]} is not an option: the output folder is --output_dir (default "
@@ -127,8 +133,15 @@ def predict(args: Sequence[str]) -> None:
     run_predict(build_cli(args))
 
 
-def validate(args: Sequence[str]) -> None:
-    print_plan(build_cli(args, writes_results=False, command="validate"))
+def validate(args: Sequence[str], check_files: bool = True) -> None:
+    """Print the plan of the experiment; with ``check_files``, also whether the model, prompts and scorer weights
+    are on this machine (:func:`prepare.report_missing`: one line each, a report rather than an error)."""
+    cli = build_cli(args, writes_results=False, command="validate")
+    print_plan(cli)
+    if check_files:
+        from .prepare import report_missing
+
+        report_missing(cli, zconfig.first_config(args) or "X.yaml")
 
 
 def check_cpu_ranks(trainer: Any, allow_more: bool = False) -> None:

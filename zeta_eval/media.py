@@ -14,12 +14,13 @@ import contextvars
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
+from .identity import safe_name
 from .parts import atomic_write
 
 if TYPE_CHECKING:
@@ -323,3 +324,18 @@ __all__: Sequence[str] = ["MediaWriteError", "SampleMedia", "check_owner", "chec
                           "mark_media", "media_check", "move_foreign", "read_media", "frame_indices", "frame_strip",
                           "media_owner", "read_image", "read_video", "save_frame_strip", "save_image", "save_media",
                           "save_video", "to_uint8"]
+
+
+def media_names(key: str, records: Sequence[Any], ids: Sequence[str], video: bool) -> list[tuple[str, str | None]]:
+    """Per record, the media file and (videos) frame strip of its sample, relative to the output folder:
+    ``media/<sampler key>/<prompt set>/<prompt_id>_seed<seed>[_<sample index>]-<sample_id[:8]>.png`` (``.mp4`` and
+    ``_strip.png`` for videos). The readable prompt id and seed plus the first 8 hex digits of the sample id make the
+    name unique per sample even when ids sanitise alike (``a/b``, ``a_b``) or a prompt was edited."""
+    folder = Path("media") / key / safe_name(records[0].prompt_set)
+    names: list[tuple[str, str | None]] = []
+    for rec, sid in zip(records, ids):
+        stem = (f"{safe_name(rec.prompt_id)}_seed{rec.seed}" + (f"_{rec.sample_index}" if rec.sample_index else "")
+                + f"-{sid[:8]}")
+        rel = folder / f"{stem}.{'mp4' if video else 'png'}"
+        names.append((rel.as_posix(), (folder / f"{stem}_strip.png").as_posix() if video else None))
+    return names

@@ -5,10 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
-import os
 import time
-import weakref
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -17,13 +14,18 @@ from lightning.pytorch import LightningModule
 
 from datamodules.records import PromptRecord
 from metrics.base import SampleMetric
-from samplers import LinearSolver, Sampler, guidance_columns, sample_measured
+from samplers import LinearSolver, Sampler, sample_measured
 
 from . import twins
 from .adapters.base import ModelAdapter
-from .identity import experiment_fingerprint, safe_name, sample_id, sampler_key, strict_hash, to_json
+from .baselines import experiment_label
+from .identity import experiment_fingerprint, sample_id, sampler_key, strict_hash, to_json
+from .media import SampleMedia, media_names
 from .parts import read_stored_rows
-from .versions import code_version, package_versions
+from .rows import Sampled, category, sample_rows, stale_score_columns, static_columns
+from .runtime import CompileWarmUp, attached_trainer, compile_options, compile_warm_up, use_layout_independent_kernels
+from .scoring import provenance, score_media, scorer_weight_digests
+from .settings import check_run, check_samplers, resolve_nfe_matching, scale_steps
 
 log = logging.getLogger("zeta_eval")
 
@@ -33,7 +35,7 @@ class SamplingEvaluation(LightningModule):
 
     Args:
         adapter: the model family and weights (``class_path`` or a short name: sd, sdxl, hunyuan_dit, cogvideox,
-            modelscope, shapebench).
+            modelscope, sd3, flux, wan, shapebench).
         samplers: the samplers to compare (short names: standard, zigzag, implicit_zigzag, zeta, cfgpp, seg).
         steps: solver steps (a sampler's own ``steps`` overrides it, e.g. for NFE-matched baselines).
         max_steps: run at most this many steps (the smoke overlay sets 10). When ``steps`` is larger, every
@@ -53,6 +55,10 @@ class SamplingEvaluation(LightningModule):
             of ``seconds``. Results equal the eager network's within floating-point tolerance, so compile is not part
             of the model identity (a run may resume with or without it). Refused with SEG (its hook on the network's
             attention is invisible to a compiled graph) and with ``offload: model``.
+        frontier: the CFG frontier, ``{gammas: [1, 1.5, 2, 3, ...]}`` or ``{gammas: auto}``: standard CFG at each
+            of these guidance scales, added after the configured samplers (a scale a configured standard setting
+            runs already is not added twice); the report reads every other setting against this curve (see
+            :mod:`zeta_eval.frontier`).
         layout_invariant: evaluate each sample on its own (text encoder, network, decoder, scorers) with
             layout-independent kernels (:func:`use_layout_independent_kernels`), so that media and scores are
             bit-identical whatever the batch size, rank count or array layout, on the same hardware and software.
@@ -68,7 +74,7 @@ class SamplingEvaluation(LightningModule):
                  schedule: str | list[int] = "default", metrics: list[SampleMetric] | None = None,
                  score: bool = True, save_media: bool = True, layout_invariant: bool = False,
                  max_steps: int | None = None, output_dir: str | None = None,
-                 compile: bool | str | dict[str, Any] = False):
+                 compile: bool | str | dict[str, Any] = False, frontier: dict[str, Any] | None = None):
         super().__init__()
         for name, value in (("steps", steps), ("max_steps", 1 if max_steps is None else max_steps)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -79,6 +85,7 @@ class SamplingEvaluation(LightningModule):
         self.samplers = list(samplers)
         self.steps = steps
         self.schedule = schedule
+        self.frontier = None if frontier is None else self._add_frontier(frontier)
         #: the configured steps when max_steps scaled the experiment down (None: not scaled)
         self.scaled_from: int | None = None
         if max_steps is not None and steps > max_steps:
@@ -96,6 +103,7 @@ class SamplingEvaluation(LightningModule):
         self._stored: Any = None  # the stored rows (a pyarrow table) and their index by sample_id
         self._stored_index: dict[str, int] = {}
         self._static: dict[str, Any] = {}
+        self._scorer_digests: dict[str, str] = {}
         self._loaded_identity: dict[str, Any] | None = None
         self._model_key: str | None = None
         self._warned_truncation = False
@@ -104,69 +112,31 @@ class SamplingEvaluation(LightningModule):
         self._queued_media: list[Any] = []
 
     # ------------------------------------------------------------------ configuration checks
+    def _add_frontier(self, spec: Any) -> list[float]:
+        """Append a standard setting per frontier scale that no configured setting runs already; the scales."""
+        from samplers import build_sampler
+
+        from .frontier import frontier_gammas, frontier_label
+
+        scales = [v for s in self.samplers for v in (s.gamma1, s.gamma_eff)]
+        gammas = frontier_gammas(spec, scales)
+        keys = {sampler_key(s, self.steps, self.schedule) for s in self.samplers}
+        for gamma in gammas:
+            point = build_sampler("standard", gamma1=gamma, label=frontier_label(gamma))
+            if sampler_key(point, self.steps, self.schedule) not in keys:
+                self.samplers.append(point)
+        return gammas
+
     def _scale_steps(self, new: int) -> None:
         """Run ``new`` steps instead of ``self.steps``, every sampler's step-counted settings scaled with them."""
         old, self.scaled_from, self.steps = self.steps, self.steps, new
-        for s in self.samplers:
-            before = (s.params(), s.steps)
-            s.scale_steps(old, new)
-            if s.label and (s.params(), s.steps) != before and getattr(s, "match_nfe", None) is None:
-                s.label = None  # a hand-written label may name the old values; the derived one names the new
-        self._resolve_nfe_matching()
-        kept: dict[str, tuple[int, Sampler]] = {}
-        for k, s in enumerate(self.samplers):
-            key = sampler_key(s, self.steps, self.schedule)
-            if key in kept:
-                j, first = kept[key]
-                log.warning("samplers[%d] (%s) is the same setting at %d steps as samplers[%d] (%s): it runs once",
-                            k, s.display_name(), new, j, first.display_name())
-                continue
-            kept[key] = (k, s)
-        self.samplers = [s for _, s in kept.values()]
-
-    def _resolve_nfe_matching(self) -> None:
-        """Give every ``match_nfe`` sampler the fewest steps whose NFE reaches its target's NFE."""
-        for s in self.samplers:
-            target_name = getattr(s, "match_nfe", None)
-            if target_name is None:
-                continue
-            targets = [t for t in self.samplers if t is not s and target_name in (t.name, t.label)]
-            if len(targets) != 1:
-                found = "no" if not targets else f"{len(targets)}"
-                raise ValueError(f"match_nfe={target_name!r} of {s.name} must name exactly one other sampler of the "
-                                 f"experiment (by name or label); found {found}")
-            goal = targets[0].expected_nfe(targets[0].num_steps(self.steps))
-            steps = 1
-            while s.expected_nfe(steps) < goal:
-                steps += 1
-            s.steps = steps
+        self.samplers = scale_steps(self.samplers, old, new, self.schedule)
 
     def _validate(self) -> None:
-        self._resolve_nfe_matching()
-        seen: dict[str, int] = {}
-        for k, s in enumerate(self.samplers):
-            s.validate(s.num_steps(self.steps))
-            self.adapter.check_sampler(s)
-            key = sampler_key(s, self.steps, self.schedule)
-            if key in seen:
-                raise ValueError(f"samplers[{seen[key]}] and samplers[{k}] are the same setting ({s.display_name()}): "
-                                 "they would produce identical samples")
-            seen[key] = k
+        self._nfe_targets = resolve_nfe_matching(self.samplers, self.steps)
+        check_samplers(self.samplers, self.adapter, self.steps, self.schedule)
         self.all_samplers()  # twin settings are refused here (e.g. twins of a standard sampler)
-        if self.compile_options is not None:
-            self._check_compile()
-        kind = "video" if self.adapter.is_video else "image"
-        for m in self.metric_list:
-            if m.media_kind != kind:
-                raise ValueError(f"metric {m.name!r} scores {m.media_kind}s but the {self.adapter.family} adapter "
-                                 f"produces {kind}s")
-
-    def _check_compile(self) -> None:
-        self.adapter.check_compile()
-        for s in self.samplers:
-            if s.perturbation is not None:  # dynamo does not guard on hooks added after compilation
-                raise ValueError(f"model.compile cannot run {s.display_name()}: its perturbed branch hooks the "
-                                 "network's attention at each call, which a compiled network would silently skip")
+        check_run(self.samplers, self.adapter, list(self.metric_list), compile=self.compile_options is not None)
 
     def twins_of(self, sampler: Sampler) -> list[Sampler]:
         """The CFG twin settings of ``sampler`` (:mod:`zeta_eval.twins`), run right after it on every batch."""
@@ -177,7 +147,9 @@ class SamplingEvaluation(LightningModule):
         return [s for sampler in self.samplers for s in (sampler, *self.twins_of(sampler))]
 
     def sampler_label(self, sampler: Sampler) -> str:
-        return sampler.display_name()
+        """The sampler's label, or one generated from its settings and what makes it a fair baseline
+        (:func:`.baselines.experiment_label`)."""
+        return experiment_label(sampler, self.samplers, self._nfe_targets.get(sampler))
 
     def expected_nfe(self, sampler: Sampler) -> int:
         return sampler.expected_nfe(sampler.num_steps(self.steps))
@@ -243,6 +215,7 @@ class SamplingEvaluation(LightningModule):
         dm = getattr(trainer, "datamodule", None) if trainer is not None else None
         if dm is not None and hasattr(dm, "skip"):
             dm.skip = self.record_done if self._done else None
+        self._scorer_digests = scorer_weight_digests(list(self.metric_list)) if self.score_enabled else {}
         self._static = self._static_columns()
 
     def _read_stored(self, trainer: Any) -> None:
@@ -287,10 +260,7 @@ class SamplingEvaluation(LightningModule):
         """The denoiser behind its compile warm-up (None without ``compile``)."""
         if self.compile_options is None:
             return None
-        network = self.adapter.denoising_network()
-        settings = (self.compile_options["mode"], self.compile_options["backend"])
-        return CompileWarmUp(denoiser, _WARM_SIGNATURES.setdefault(network, {}).setdefault(settings, set()),
-                             self.adapter.device)
+        return compile_warm_up(denoiser, self.adapter.denoising_network(), self.compile_options, self.adapter.device)
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         return batch  # records hold no tensors; the adapter places its own tensors
@@ -313,6 +283,8 @@ class SamplingEvaluation(LightningModule):
             truncated = self._prompt_truncation(group)
             cond = self.adapter.encode(prompts)  # shared by every sampler of the group
             for index, sampler in enumerate(self.samplers):
+                if self._written(sampler, group):
+                    continue  # a resumed run that grew (a frontier, twins): only what is missing runs
                 source_rows = self._run_sampler(sampler, group, prompts, metas, cond)
                 source_rows += twins.run_twins(  # right after their source, from the same noise
                     self.twins_of(sampler), source_rows, self.steps,
@@ -322,6 +294,14 @@ class SamplingEvaluation(LightningModule):
                     row["prompt_truncated"] = cut
                     rows.append(row)
         return rows
+
+    def _written(self, sampler: Sampler, records: list[PromptRecord]) -> bool:
+        """Every sample of ``sampler`` and of its twins for ``records`` is written as :meth:`record_done` asks of a
+        whole record (media in place, scored with the record's metadata as it is now). A twin that is missing runs
+        its source again (from the same noise: the same output), whose measured guidance it copies."""
+        metas = [to_json(r.meta) for r in records]
+        return bool(self._done) and all(self._done.get(self.sample_id(r, s), meta + "?") == meta
+                                        for s in (sampler, *self.twins_of(sampler)) for r, meta in zip(records, metas))
 
     def _rescore(self, records: list[PromptRecord]) -> list[dict]:
         """New rows for the stored samples of ``records`` that were scored with other metadata: the stored row with
@@ -348,12 +328,14 @@ class SamplingEvaluation(LightningModule):
                 created = _dt.datetime.now(_dt.timezone.utc)
                 for k, (record, stored) in enumerate(group):
                     row = {**stored, **dict.fromkeys(stale_score_columns(stored)), "metadata": meta_of[id(record)],
-                           "category": _category(record.meta), "sampler_index": index, "created_at": created}
+                           "category": category(record.meta), "sampler_index": index, "created_at": created}
                     if self.score_enabled:
                         conventions = {**json.loads(stored.get("metric_conventions") or "{}"),
                                        **{m.name: m.conventions() for m in self.metric_list}}
                         row["metric_conventions"] = to_json(conventions)
                     row.update({name: values[k] for name, values in scores.items()})
+                    if scores and k in scored:  # scored again here: the scoring's provenance is this run's
+                        row.update(provenance(self._scorer_digests, created))
                     rows.append(row)
         return rows
 
@@ -383,7 +365,7 @@ class SamplingEvaluation(LightningModule):
                          else ([None] * len(records),) * 2)
         return self._rows(sampler, records, ids, sampled, decode_seconds, finite, scores, paths, strips)
 
-    def _sample(self, sampler: Sampler, records: list[PromptRecord], cond: Any) -> "_Sampled":
+    def _sample(self, sampler: Sampler, records: list[PromptRecord], cond: Any) -> Sampled:
         """Draw the latents of ``records`` and run ``sampler``; the time per sample (a compile's first calls
         excluded) and, on CUDA, the peak memory."""
         solver = self.solver_for(sampler)
@@ -402,7 +384,7 @@ class SamplingEvaluation(LightningModule):
         compile_seconds = warm_up.seconds if warm_up is not None else 0.0
         seconds = (time.perf_counter() - start - compile_seconds) / len(records)
         peak_mb = torch.cuda.max_memory_allocated(self.adapter.device) / 2**20 if cuda else None
-        return _Sampled(out, seconds, compile_seconds / len(records) if warm_up is not None else None, peak_mb)
+        return Sampled(out, seconds, compile_seconds / len(records) if warm_up is not None else None, peak_mb)
 
     def _decode(self, latents: torch.Tensor, count: int) -> tuple[torch.Tensor, float]:
         """The media of ``latents`` and the decode time per sample."""
@@ -420,62 +402,20 @@ class SamplingEvaluation(LightningModule):
                         sampler.display_name(), int((~finite).sum()), len(finite))
         return finite
 
-    def _rows(self, sampler: Sampler, records: list[PromptRecord], ids: list[str], sampled: "_Sampled",
+    def _rows(self, sampler: Sampler, records: list[PromptRecord], ids: list[str], sampled: Sampled,
               decode_seconds: float, finite: torch.Tensor, scores: dict[str, list[Any]], paths: list[str | None],
               strips: list[str | None]) -> list[dict]:
-        """One Parquet row per record: the prompt, the sampler and its settings, the costs, the media paths, the
-        scores and the sampler's per-step diagnostics."""
-        out = sampled.out
-        diag = {f"diag_{k}": v.cpu() for k, v in out.diagnostics.items()}
-        zigzag = out.zigzag_steps.tolist() if out.zigzag_steps is not None else [None] * len(records)
-        params = sampler.params()
-        created = _dt.datetime.now(_dt.timezone.utc)
-        rows = []
-        for k, rec in enumerate(records):
-            row = {
-                "sample_id": ids[k], "prompt_set": rec.prompt_set, "prompt_id": str(rec.prompt_id),
-                "prompt": rec.prompt, "seed": int(rec.seed), "sample_index": int(rec.sample_index),
-                "metadata": to_json(rec.meta), "category": _category(rec.meta),
-                "sampler": sampler.name, "sampler_label": self.sampler_label(sampler),
-                "sampler_key": sampler_key(sampler, self.steps, self.schedule), "sampler_params": to_json(params),
-                "steps": sampler.num_steps(self.steps), "schedule": to_json(self.schedule),
-                "gamma1": float(sampler.gamma1), "gamma2": None if sampler.gamma2 is None else float(sampler.gamma2),
-                # a sample that zigzagged on no step (an adaptive warm-up that never started) is CFG at gamma1
-                "gamma_eff": float(sampler.gamma1 if zigzag[k] == 0 else sampler.gamma_eff),
-                "zigzag_steps": zigzag[k], "nfe": int(out.nfe),
-                "seconds": sampled.seconds, "decode_seconds": decode_seconds, "peak_memory_mb": sampled.peak_mb,
-                "compile_seconds": sampled.compile_seconds,
-                "media_path": paths[k], "media_strip_path": strips[k], "nonfinite": not bool(finite[k]),
-                "status": "ok" if bool(finite[k]) else "nonfinite",
-                "created_at": created, **self._static,
-            }
-            for name, values in scores.items():
-                row[name] = values[k]
-            row.update(guidance_columns(out.guidance, k), twin_of=None, twin_kind=None)
-            for name, values in diag.items():
-                row[name] = [float(v) for v in values[k].tolist()]
-            rows.append(row)
-        return rows
+        return sample_rows(sampler, records, ids, sampled, decode_seconds, finite, scores, paths, strips,
+                           label=self.sampler_label(sampler), key=sampler_key(sampler, self.steps, self.schedule),
+                           steps=sampler.num_steps(self.steps), schedule=self.schedule, static=self._static,
+                           scorer_digests=self._scorer_digests)
 
     def _score(self, media: torch.Tensor, prompts: list[str], metas: list[dict],
                finite: torch.Tensor) -> dict[str, list[Any]]:
-        columns: dict[str, list[Any]] = {}
+        """The score columns of a batch (:func:`.scoring.score_media`); non-finite samples are not scored."""
         if not self.score_enabled or len(self.metric_list) == 0:
-            return columns
-        keep = finite.nonzero().flatten().tolist()
-        n = len(prompts)
-        for metric in self.metric_list:
-            if not keep:
-                columns.setdefault(metric.name, [None] * n)
-                continue
-            kept_metas = [metas[k] for k in keep]
-            values = metric.score(media[keep], [prompts[k] for k in keep], kept_metas)
-            metric.update(values, kept_metas)
-            for name, tensor in values.items():
-                col = columns.setdefault(name, [None] * n)
-                for j, k in enumerate(keep):
-                    col[k] = tensor[j].item()
-        return columns
+            return {}
+        return score_media(list(self.metric_list), media, prompts, metas, finite.nonzero().flatten().tolist())
 
     def _save_media(self, media: torch.Tensor, records: list[PromptRecord], ids: list[str],
                     sampler: Sampler) -> tuple[list[str], list[str | None]]:
@@ -488,24 +428,16 @@ class SamplingEvaluation(LightningModule):
         The files are written here, or, when ``queue_media`` is set (by the background part writer), handed to the
         writer with the batch's rows (:meth:`take_queued_media`), which writes them before the rows.
         """
-        from .media import SampleMedia
-
         assert self.output_dir is not None, "output_dir must be set to save media"
-        folder = Path("media") / sampler_key(sampler, self.steps, self.schedule) / safe_name(records[0].prompt_set)
-        paths: list[str] = []
-        strips: list[str | None] = []
+        names = media_names(sampler_key(sampler, self.steps, self.schedule), records, ids, self.adapter.is_video)
         files: list[SampleMedia] = []
         fps = int(getattr(self.adapter, "fps", 8))
-        for k, rec in enumerate(records):
-            stem = (f"{safe_name(rec.prompt_id)}_seed{rec.seed}" + (f"_{rec.sample_index}" if rec.sample_index else "")
-                    + f"-{ids[k][:8]}")
+        for k, (rel, strip) in enumerate(names):
             item = torch.nan_to_num(media[k].float().cpu(), nan=0.0).clamp(0, 1)
-            rel = folder / f"{stem}.{'mp4' if self.adapter.is_video else 'png'}"
-            strip = folder / f"{stem}_strip.png" if self.adapter.is_video else None
             files.append(SampleMedia(item, self.output_dir / rel, owner=ids[k], fps=fps,
                                      strip=None if strip is None else self.output_dir / strip))
-            paths.append(rel.as_posix())
-            strips.append(None if strip is None else strip.as_posix())
+        paths: list[str] = [rel for rel, _ in names]
+        strips: list[str | None] = [strip for _, strip in names]
         if self.queue_media:
             self._queued_media.extend(files)
         else:
@@ -548,156 +480,9 @@ class SamplingEvaluation(LightningModule):
 
     # ------------------------------------------------------------------ rows
     def _static_columns(self) -> dict[str, Any]:
-        desc = self.model_identity()
         trainer = attached_trainer(self)
-        dm = getattr(trainer, "datamodule", None) if trainer is not None else None
-        conv = {m.name: m.conventions() for m in self.metric_list} if self.score_enabled else {}
-        return {
-            "model": self.adapter.model_label, "model_revision": desc.get("model_revision"), "model_key": self.model_key(),
-            "model_path": self.adapter.model_path, "family": desc.get("family"), "scheduler": desc.get("scheduler"),
-            "dtype": desc.get("dtype"), "model_config": to_json(desc), "metric_conventions": to_json(conv),
-            "weights_sha256": to_json({**self.adapter.weight_digests(), **self._scorer_weight_digests()}),
-            "rank": int(trainer.global_rank) if trainer is not None else 0,
-            "world_size": int(trainer.world_size) if trainer is not None else 1,
-            "array_task": int(getattr(dm, "shard_index", 0) or 0),
-            "array_tasks": int(getattr(dm, "num_shards", 1) or 1),
-            "host": os.uname().nodename, "versions": to_json({**package_versions(), **code_version()}),
-        }
-
-    def _scorer_weight_digests(self) -> dict[str, str]:
-        """``{"<metric>/<option>[/<file>]": SHA-256}`` for the metrics' weight options that name a local file or
-        folder, a file in torchvision's cache, or a hub repository in the local cache (free: its blob names)."""
-        import inspect
-
-        from metrics.weights import is_hub_id, torch_hub_checkpoints
-
-        from .adapters.base import weight_file_digests
-        from .identity import WEIGHT_SUFFIXES, file_sha256, folder_sha256
-
-        out: dict[str, str] = {}
-        for m in self.metric_list if self.score_enabled else []:
-            for option in inspect.signature(type(m).__init__).parameters:
-                ref = getattr(m, option, None)
-                if not isinstance(ref, str) or not ref:
-                    continue
-                path = Path(ref).expanduser()
-                prefix = f"{m.name}/{option}"
-                if path.is_file() or (torch_hub_checkpoints() / ref).is_file():
-                    out[prefix] = file_sha256(path if path.is_file() else torch_hub_checkpoints() / ref)
-                elif path.is_dir():
-                    out.update({f"{prefix}/{k}": v for k, v in folder_sha256(path, WEIGHT_SUFFIXES).items()})
-                elif is_hub_id(ref):
-                    out.update({f"{prefix}/{k}": v for k, v in weight_file_digests(ref).items()})
-        return out
+        return static_columns(self.adapter, self.model_identity(), self.model_key(),
+                              list(self.metric_list) if self.score_enabled else [], self._scorer_digests, trainer)
 
     def configure_optimizers(self) -> Any:  # predict-only module
         return None
-
-
-#: torch.compile's modes
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-
-
-@dataclass
-class _Sampled:
-    """One sampler's output for a group of records and what it cost per sample."""
-
-    out: Any  # the sampler's SampleOutput (latents, nfe, zigzag steps, diagnostics)
-    seconds: float  # sampling, a compile's first calls excluded
-    compile_seconds: float | None  # None without model.compile
-    peak_mb: float | None  # CUDA only
-
-
-def attached_trainer(module: LightningModule) -> Any:
-    """The trainer running ``module``, or None when it runs alone (tests, notebooks): Lightning's public ``trainer``
-    property raises then."""
-    try:
-        return module.trainer
-    except RuntimeError:
-        return None
-
-
-def compile_options(value: Any) -> dict[str, Any] | None:
-    """``model.compile`` as :meth:`ModelAdapter.compile_network` options (None: off)."""
-    if value is None or value is False:
-        return None
-    options = {} if value is True else {"mode": value} if isinstance(value, str) else value
-    if not isinstance(options, dict) or set(options) - {"mode", "backend", "channels_last"}:
-        raise ValueError(f"model.compile must be true, false, a mode ({', '.join(COMPILE_MODES)}) or a mapping with "
-                         f"mode, backend and channels_last; got {value!r}")
-    options = {"mode": "default", "backend": "inductor", "channels_last": None, **options}
-    if options["mode"] not in COMPILE_MODES:
-        raise ValueError(f"model.compile mode must be one of {', '.join(COMPILE_MODES)}; got {options['mode']!r}")
-    if not isinstance(options["backend"], str) or not options["backend"]:
-        raise ValueError(f"model.compile backend must be a torch.compile backend name; got {options['backend']!r}")
-    if options["channels_last"] not in (None, True, False):
-        raise ValueError(f"model.compile channels_last must be true, false or null (auto); got "
-                         f"{options['channels_last']!r}")
-    return options
-
-
-#: per compiled network and (mode, backend): the input signatures it has compiled for in this process. torch.compile
-#: keeps what it compiled with the network's code, so a later run on the same network (a benchmark's repeats) does
-#: not compile again and needs no warm-up
-_WARM_SIGNATURES: "weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, set]]" = weakref.WeakKeyDictionary()
-
-
-class CompileWarmUp:
-    """A denoiser whose network is compiled: the first call for each input signature (latent shape and dtype,
-    branches, integer or real timestep) compiles the network for that shape. That call is made once beforehand,
-    its output discarded, and its time summed in ``seconds``, so that the sampler's own call is timed as every other
-    (the network is deterministic: both calls return the same values)."""
-
-    def __init__(self, denoiser: Any, signatures: set, device: torch.device):
-        self.denoiser, self.signatures, self.device = denoiser, signatures, device
-        self.seconds = 0.0
-
-    def __call__(self, x: torch.Tensor, t: float, branches: Sequence[str]) -> tuple[torch.Tensor, ...]:
-        signature = (tuple(x.shape), x.dtype, tuple(branches), float(t).is_integer())
-        if signature not in self.signatures:
-            self._sync()
-            start = time.perf_counter()
-            self.denoiser(x, t, branches)
-            self._sync()
-            self.seconds += time.perf_counter() - start
-            self.signatures.add(signature)
-        return self.denoiser(x, t, branches)
-
-    def _sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
-
-def use_layout_independent_kernels(device: torch.device) -> None:
-    """What ``layout_invariant`` needs besides evaluating each sample alone: kernels that reduce in the same order in
-    every process, whatever the rank count.
-
-    CPU kernels split reductions over the intra-op threads, and Lightning gives each of R DDP ranks ``cores // R``
-    threads when ``OMP_NUM_THREADS`` is unset, so one process and two ranks round differently (1/255 on a pixel now
-    and then). The thread count is therefore pinned to ``OMP_NUM_THREADS``, default 1 (use more ranks to use more
-    cores). On CUDA, cuBLAS needs a fixed workspace (``CUBLAS_WORKSPACE_CONFIG``, read when its first handle is made)
-    and cuDNN its deterministic algorithms without autotuning; ``torch.use_deterministic_algorithms`` covers the rest
-    (warn-only: an operation without a deterministic kernel warns instead of stopping a long run).
-    """
-    requested = os.environ.get("OMP_NUM_THREADS", "")
-    torch.set_num_threads(int(requested) if requested.isdigit() and int(requested) > 0 else 1)
-    if device.type == "cuda":
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.backends.cudnn.deterministic = True
-        torch.backends.cudnn.benchmark = False
-    torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def stale_score_columns(row: dict[str, Any]) -> list[str]:
-    """The score columns of a stored row (its metrics' primary columns and their ``name_*`` / ``name/*`` companions):
-    what its metadata may have changed."""
-    names = list(json.loads(row.get("metric_conventions") or "{}"))
-    return [c for c in row if any(c == n or c.startswith((f"{n}_", f"{n}/")) for n in names)]
-
-
-def _category(meta: dict[str, Any]) -> str | None:
-    for key in ("category", "tag", "main_category", "style", "style_inferred"):
-        value = meta.get(key)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-    return None

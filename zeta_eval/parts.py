@@ -19,6 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .schema import conform, to_table
+
 log = logging.getLogger("zeta_eval")
 
 PARTS = "parts"
@@ -36,18 +38,6 @@ def parts_dir(out_dir: str | os.PathLike) -> Path:
 def list_parts(out_dir: str | os.PathLike) -> list[Path]:
     folder = parts_dir(out_dir)
     return sorted(folder.glob("*.parquet")) if folder.is_dir() else []
-
-
-def rows_to_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
-    """Rows to a table with the union of their columns (``from_pylist`` alone keeps only the first row's keys)."""
-    keys: dict[str, None] = {}
-    for row in rows:
-        keys.update(dict.fromkeys(row))
-    columns = {k: [row.get(k) for row in rows] for k in keys}
-    table = pa.table(columns)
-    if "created_at" in table.column_names and not pa.types.is_timestamp(table.schema.field("created_at").type):
-        raise TypeError("rows need a datetime created_at")
-    return table
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> bool:
@@ -107,12 +97,13 @@ def report_turn(out_dir: str | os.PathLike) -> Iterator[None]:
 
 
 def write_part(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike, stem: str) -> Path:
-    """Write rows as one new part file, atomically; returns its path."""
+    """Write rows as one new part file, atomically; returns its path. The rows must fit the declared row schema
+    (:func:`.schema.to_table`: every declared column, nothing undeclared, declared types)."""
     folder = parts_dir(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{stem}-{uuid.uuid4().hex[:8]}.parquet"
     tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(rows_to_table(rows), tmp, compression="zstd")
+    pq.write_table(to_table(rows), tmp, compression="zstd")
     with open(tmp, "rb") as fh:  # make the bytes durable before the name appears
         os.fsync(fh.fileno())
     os.replace(tmp, path)
@@ -120,10 +111,12 @@ def write_part(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike, stem:
 
 
 def _read(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """A part's rows (all columns: as the declared row schema, :func:`.schema.conform`) or the ``columns`` asked for."""
     try:
-        return pq.read_table(path, columns=columns)
+        table = pq.read_table(path, columns=columns)
     except (pa.ArrowException, OSError) as err:
         raise CorruptPartError(f"cannot read part file {path}: {str(err).splitlines()[0]}") from err
+    return table if columns is not None else conform(table, path)
 
 
 def read_done_ids(out_dir: str | os.PathLike) -> set[str]:

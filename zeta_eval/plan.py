@@ -9,7 +9,7 @@ prompts with m seeds each then has
     half-width of the 95% interval = t(0.975, G - 1) * sqrt(Var)
     minimum detectable effect (80% power, two-sided 5%) = (t(0.975, G - 1) + t(0.80, G - 1)) * sqrt(Var)
 
-and the planner prints, per number of seeds m, the fewest prompts G for each target half-width (``--half-width``)
+and the planner prints, per number of seeds m, the fewest prompts G for each target half-width (``--half_width``)
 and each difference to detect (``--delta``), with the half-width and MDE of the pilot's own prompt count. Targets
 are in the units of the report (points for scores shown x100). The estimates of s_b^2 and s_w^2 are one-way ANOVA
 moments (:func:`zeta_eval.stats.variance_components`).
@@ -17,12 +17,12 @@ moments (:func:`zeta_eval.stats.variance_components`).
 
 from __future__ import annotations
 
-import argparse
 import math
 from typing import Any, Sequence
 
 from . import stats
 from .errors import UserError
+from .flags import Parser
 from .results import LOWER_IS_BETTER, Report, Setting, build, paired_values
 
 #: seeds per prompt the table shows (with the pilot's own)
@@ -113,7 +113,7 @@ def format_plan(plan: dict[str, Any], half_widths: Sequence[float], deltas: Sequ
 
 
 def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m zeta_eval plan", description=__doc__.split("\n\n")[0],
+    parser = Parser(prog="python -m zeta_eval plan", description=__doc__.split("\n\n")[0],
                                      epilog="Var(mean difference) = (s_b^2 + s_w^2 / m) / G for G prompts x m seeds.")
     parser.add_argument("output_dir", help="a finished or partial run's output folder (holding parts/)")
     parser.add_argument("--metric", action="append", help="metric to plan for (repeatable; default: every metric)")
@@ -121,13 +121,13 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--b", help="sampler setting B; default: every setting against the baseline")
     parser.add_argument("--baseline", default=None, help="baseline when --a/--b are not given (default: the first "
                         "standard sampler)")
-    parser.add_argument("--half-width", type=float, action="append", default=[], metavar="H",
+    parser.add_argument("--half_width", type=float, action="append", default=[], metavar="H",
                         help="target half-width of the 95%% interval of A − B, in report units (repeatable)")
     parser.add_argument("--delta", type=float, action="append", default=[], metavar="D",
                         help="true difference to detect with 80%% power, two-sided 5%%, in report units (repeatable)")
-    parser.add_argument("--skip-corrupt", action="store_true", help="plan without unreadable part files")
+    parser.add_switch("--skip_corrupt", help="plan without unreadable part files")
     args = parser.parse_args(list(argv))
-    for option, values in (("--half-width", args.half_width), ("--delta", args.delta)):
+    for option, values in (("--half_width", args.half_width), ("--delta", args.delta)):
         bad = [v for v in values if not (math.isfinite(v) and v > 0)]
         if bad:
             raise UserError(f"{option} must be a positive number, got {bad[0]:g}")

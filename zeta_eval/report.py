@@ -2,13 +2,16 @@
 
 Outputs (all written atomically, only after every input was read):
   samples.parquet   every sample once (latest row per sample_id), with the experiment and config in its metadata
-  summary.md        model x sampler: each metric's mean +- 95% CI, NFE, s/sample, gamma_eff; paired win rates
+  summary.md        first the fair comparison (one row per guidance method against CFG: see zeta_eval.fair), then
+                    model x sampler: each metric's mean +- 95% CI, NFE, s/sample, gamma_eff; paired win rates
                     and paired mean differences (95% CI) against the standard baseline, with Holm's correction
                     over the differences and their minimum detectable effects; per-category breakdowns; how each
                     number was made (every interval clustered by prompt: see zeta_eval.stats)
   summary.csv       the same numbers, one row per (model, sampler setting), machine-readable
-  pareto.png        each metric against seconds per sample, one point per sampler setting, and the Pareto front
-                    (the paper's Fig. 7b)
+  pareto.png        each metric against NFE per sample (exact; --pareto_cost seconds: wall time), one point per
+                    sampler setting, and the Pareto front (the paper's Fig. 7b)
+  score_vs_guidance.png   each metric against guidance strength: the CFG curve and every guidance method at its
+                    (measured) guidance, when the run has both
   grid.png          prompts x samplers on the same seeds (Fig. 5)
   winrate_vs_lambda.png   win rate against the number of zigzag steps, when the run sweeps it (Fig. 7a)
   index.html        the report to browse (results, compare, gallery, run), with its data in report_data.js
@@ -17,7 +20,6 @@ Works on runs still in progress and on parts from many array tasks at once.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -28,12 +30,13 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pyarrow.parquet as pq
 
-from .html_report import write_html
+from . import fair, stats
+from .flags import Parser
+from .html_report import mark_stale, write_html
 from .media import mark_media
 from .parts import atomic_text, atomic_write, report_turn
-from . import stats
-from .results import (FAMILY_ALPHA, LOWER_IS_BETTER, PAIR_KEY, IncompleteRunError, Report, Setting, build, categories,
-                      metric_values, nonfinite_scores, summary_rows)
+from .results import (FAMILY_ALPHA, LOWER_IS_BETTER, PAIR_KEY, IncompleteRunError, Report, ReportError, Setting, build,
+                      categories, metric_values, nonfinite_scores, summary_rows)
 
 log = logging.getLogger("zeta_eval")
 
@@ -287,7 +290,8 @@ def write_markdown(rep: Report, summary: list[dict[str, Any]]) -> str:
     """summary.md: status and provenance, the results, the comparisons with the baseline, the per-category
     tables, how the numbers were made, the metric conventions and the sampler settings."""
     lines = [f"# zeta_eval report: {rep.experiment.get('name', 'experiment')}", ""]
-    lines += _status_lines(rep) + _provenance_lines(rep, summary) + _results_section(rep, summary)
+    lines += _status_lines(rep) + fair.markdown(rep) + _provenance_lines(rep, summary)
+    lines += _results_section(rep, summary)
     if rep.baseline is not None and len(rep.settings) > 1 and rep.metrics:
         lines += _winrate_section(rep, summary, rep.baseline) + _difference_section(rep, summary, rep.baseline)
     lines += _category_sections(rep) + _section("How these numbers were made", list(METHOD_NOTES))
@@ -366,25 +370,60 @@ def dodge(xs: Sequence[float], step: float) -> list[float]:
     return out
 
 
-#: markers of the settings in pareto.png, with matplotlib's ten default colours: 60 distinct (colour, marker) pairs
+#: markers of the settings in pareto.png
 PARETO_MARKERS = "osD^vP*Xh<>p"
+#: colours of the settings in pareto.png: matplotlib's ten default colours, then ten darker ones (tab20b's)
+PARETO_COLOURS = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9", "#393b79", "#637939", "#8c6d31",
+                  "#843c39", "#7b4173", "#5254a3", "#8ca252", "#bd9e39", "#ad494a", "#a55194")
+
+
+def pareto_styles(families: Sequence[str]) -> list[tuple[str, str]]:
+    """(colour, marker) of each setting in pareto.png, given its family (sampler name): up to 20 settings each
+    get their own colour; beyond, no two settings share both, and within a family no colour repeats (up to 20
+    settings) and no marker (up to 12). Setting k takes colour k mod 20 and marker k mod 12, or the next ones its
+    family has not used yet."""
+    n_colours, n_markers = len(PARETO_COLOURS), len(PARETO_MARKERS)
+    used: set[tuple[int, str]] = set()
+    taken: dict[str, tuple[set[int], set[str]]] = {}
+    styles = []
+    for k, family in enumerate(families):
+        colours, markers = taken.setdefault(family, (set(), set()))
+        colour = next((c for c in ((k + i) % n_colours for i in range(n_colours)) if c not in colours), k % n_colours)
+        order = [PARETO_MARKERS[(k + i) % n_markers] for i in range(n_markers)]
+        marker = next((m for m in order if m not in markers and (colour, m) not in used),
+                      next((m for m in order if (colour, m) not in used), order[0]))
+        colours.add(colour)
+        markers.add(marker)
+        used.add((colour, marker))
+        styles.append((PARETO_COLOURS[colour], marker))
+    return styles
+
+
 #: the Pareto front in pareto.png: a dashed staircase through the front's settings, each in a ring
 FRONT_LINE = {"color": "0.4", "lw": 1.1, "ls": "--"}
 FRONT_RING = {"marker": "o", "ms": 13, "mfc": "none", "mec": "0.2", "mew": 1.0}
 
 
-def pareto_figure(rep: Report, summary: list[dict[str, Any]]):
-    """Each metric against seconds per sample: one point per setting with its asymmetric 95% error bar, the Pareto
-    front as a staircase, points of (nearly) equal cost spread sideways, and the legend below the plots."""
+#: the cost axes of pareto.png: summary column, axis label, unit
+PARETO_COSTS = {"nfe": ("nfe", "network evaluations (NFE) per sample", "NFE"),
+                "seconds": ("seconds_per_sample", "seconds per sample", "s")}
+
+
+def pareto_figure(rep: Report, summary: list[dict[str, Any]], cost: str = "nfe"):
+    """Each metric against the cost per sample, ``nfe`` (exact: network evaluations, the default) or ``seconds``
+    (measured wall time): one point per setting with its asymmetric 95% error bar, the Pareto front as a staircase,
+    points of (nearly) equal cost spread sideways, and the legend below the plots."""
     plt = _figure()
     from matplotlib.ticker import MaxNLocator
 
     metrics = rep.metrics or ["nfe"]
-    costs = [row["seconds_per_sample"] for row in summary]
+    column, axis_label, unit = PARETO_COSTS[cost]
+    costs = [float(row[column]) for row in summary]
     finite = [c for c in costs if math.isfinite(c)]
     span = (max(finite) - min(finite)) if finite else 0.0
     step = 0.015 * (span if span > 0 else max(abs(c) for c in finite or [1.0]) or 1.0)
     xs = dodge(costs, step)
+    styles = pareto_styles([str(row.get("sampler") or str(row["sampler_label"]).split(" ")[0]) for row in summary])
     columns = 2 if len(metrics) == 1 else 3 if len(metrics) == 2 else 4
     legend_rows = math.ceil((len(summary) + 1) / columns)
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.6 * len(metrics), 4.2 + 0.19 * legend_rows), squeeze=False,
@@ -399,9 +438,9 @@ def pareto_figure(rep: Report, summary: list[dict[str, Any]]):
             ax.plot([xs[k] for k in front], [ys[k] for k in front], ls="none", zorder=3, **FRONT_RING)
         for k, row in enumerate(summary):
             below, above = error_bar(row, m, sc)
-            ax.errorbar([xs[k]], [ys[k]], yerr=[[below], [above]], fmt=PARETO_MARKERS[k % len(PARETO_MARKERS)],
-                        color=f"C{k % 10}", capsize=3, label=row["sampler_label"], zorder=2)
-        ax.set_xlabel("seconds per sample")
+            ax.errorbar([xs[k]], [ys[k]], yerr=[[below], [above]], fmt=styles[k][1], color=styles[k][0], capsize=3,
+                        label=row["sampler_label"], zorder=2)
+        ax.set_xlabel(axis_label)
         ax.set_ylabel(m + (" (×100)" if sc != 1 else "") + ("" if higher else " (lower is better)"))
         ax.set_title(f"{m} vs cost")
         ax.xaxis.set_major_locator(MaxNLocator(5))
@@ -412,14 +451,14 @@ def pareto_figure(rep: Report, summary: list[dict[str, Any]]):
 
         handles[labels.index("Pareto front")] = Line2D([], [], **FRONT_LINE, **FRONT_RING)
     moved = any(x != c for x, c in zip(xs, costs) if math.isfinite(c))
-    title = f"points of nearly equal cost are drawn {step:.2g} s apart" if moved else None
+    title = f"points of nearly equal cost are drawn {step:.2g} {unit} apart" if moved else None
     fig.legend(handles, labels, loc="outside lower center", ncols=columns, fontsize=7, frameon=False,
                title=title, title_fontsize=7)
     return fig
 
 
-def plot_pareto(rep: Report, summary: list[dict[str, Any]], path: Path) -> None:
-    fig = pareto_figure(rep, summary)
+def plot_pareto(rep: Report, summary: list[dict[str, Any]], path: Path, cost: str = "nfe") -> None:
+    fig = pareto_figure(rep, summary, cost)
     fig.savefig(path, dpi=120)
     _figure().close(fig)
 
@@ -600,20 +639,28 @@ def plot_winrate_vs_lambda(rep: Report, summary: list[dict[str, Any]], path: Pat
 
 # ---------------------------------------------------------------------------------------------- entry points
 def write_report(out_dir: str | os.PathLike, skip_corrupt: bool = False, baseline: str | None = None,
-                 require_complete: bool = False) -> dict[str, Path]:
+                 require_complete: bool = False, pareto_cost: str = "nfe") -> dict[str, Path]:
     """Build every report file of ``out_dir``; returns what was written. With ``require_complete``, a run that
-    lacks any sample of its experiment raises ReportError (one line) after the report was written. Reports of one
-    folder take turns (:func:`zeta_eval.parts.report_turn`), so a report never replaces one built from more rows."""
+    lacks any sample of its experiment raises ReportError (one line) after the report was written. ``pareto_cost``:
+    the cost axis of pareto.png, ``nfe`` (exact) or ``seconds`` (measured). Reports of one folder take turns
+    (:func:`zeta_eval.parts.report_turn`), so a report never replaces one built from more rows."""
     with report_turn(out_dir):
-        return _write_report(out_dir, skip_corrupt, baseline, require_complete)
+        return _write_report(out_dir, skip_corrupt, baseline, require_complete, pareto_cost)
 
 
 def _write_report(out_dir: str | os.PathLike, skip_corrupt: bool, baseline: str | None,
-                  require_complete: bool) -> dict[str, Path]:
+                  require_complete: bool, pareto_cost: str) -> dict[str, Path]:
     out = Path(out_dir)
-    rep = build(out, skip_corrupt=skip_corrupt, baseline=baseline)
+    try:
+        rep = build(out, skip_corrupt=skip_corrupt, baseline=baseline)
+    except ReportError as err:  # an earlier report's page must not go on presenting its numbers as the folder's
+        mark_stale(out, str(err))
+        raise
     rep.table = mark_media(out, rep.table)  # each row says whether its media file is in place and its own
     summary = summary_rows(rep)
+    fair_columns = fair.csv_columns(rep)
+    for row in summary:
+        row.update(fair_columns.get(row["sampler_key"], {}))
     bad = nonfinite_scores(rep, summary)
     if bad:
         log.warning("%s: non-finite scores are left out of the means: %s (counted in summary.md and summary.csv)",
@@ -630,8 +677,10 @@ def _write_report(out_dir: str | os.PathLike, skip_corrupt: bool, baseline: str 
     atomic_text(out / "summary.md", md)
     atomic_text(out / "summary.csv", csv_text)
     written.update(summary_md=out / "summary.md", summary_csv=out / "summary.csv")
-    if atomic_write(out / "pareto.png", lambda tmp: plot_pareto(rep, summary, tmp)):
+    if atomic_write(out / "pareto.png", lambda tmp: plot_pareto(rep, summary, tmp, pareto_cost)):
         written["pareto"] = out / "pareto.png"
+    if atomic_write(out / "score_vs_guidance.png", lambda tmp: fair.plot_guidance(rep, tmp)):
+        written["score_vs_guidance"] = out / "score_vs_guidance.png"
     if atomic_write(out / "grid.png", lambda tmp: plot_grid(rep, out, tmp)):
         written["grid"] = out / "grid.png"
     if atomic_write(out / "winrate_vs_lambda.png", lambda tmp: plot_winrate_vs_lambda(rep, summary, tmp)):
@@ -647,17 +696,19 @@ def _write_report(out_dir: str | os.PathLike, skip_corrupt: bool, baseline: str 
 
 
 def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m zeta_eval report", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="python -m zeta_eval report", description=__doc__.split("\n\n")[0])
     parser.add_argument("output_dir", help="a run's output folder (holding parts/)")
-    parser.add_argument("--skip-corrupt", action="store_true", help="report without unreadable part files")
+    parser.add_switch("--skip_corrupt", help="report without unreadable part files")
     parser.add_argument("--baseline", default=None, help="sampler (label, key or name) for the win rates; "
                         "default: the first standard sampler")
-    parser.add_argument("--require-complete", action="store_true", help="exit with code 2 (after writing the "
+    parser.add_argument("--pareto_cost", choices=sorted(PARETO_COSTS), default="nfe", help="cost axis of pareto.png: "
+                        "network evaluations per sample (exact; default) or seconds per sample (measured)")
+    parser.add_switch("--require_complete", help="exit with code 2 (after writing the "
                         "report, marked incomplete) when any sample of the experiment is missing")
     args = parser.parse_args(list(argv))
     try:
         written = write_report(args.output_dir, skip_corrupt=args.skip_corrupt, baseline=args.baseline,
-                               require_complete=args.require_complete)
+                               require_complete=args.require_complete, pareto_cost=args.pareto_cost)
     except IncompleteRunError as err:
         _print_written(err.written)  # the report exists; the error line follows
         raise

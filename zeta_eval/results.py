@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from . import stats
 from .parts import CorruptPartError, list_parts, read_parts
+from .schema import conform
 
 #: numeric columns that describe a sample rather than score it
 NON_METRIC = {"seed", "sample_index", "steps", "gamma1", "gamma2", "gamma_eff", "nfe", "seconds", "decode_seconds",
@@ -36,7 +37,7 @@ class ReportError(ValueError):
 
 
 class IncompleteRunError(ReportError):
-    """``--require-complete`` on a run that lacks samples; the report was written all the same (``written``)."""
+    """``--require_complete`` on a run that lacks samples; the report was written all the same (``written``)."""
 
     def __init__(self, message: str, written: dict[str, Path]):
         super().__init__(message)
@@ -250,7 +251,7 @@ def build(out_dir: str | os.PathLike, skip_corrupt: bool = False, baseline: str 
         try:
             table, skipped = read_parts(out, skip_corrupt=skip_corrupt)
         except CorruptPartError as err:
-            raise ReportError(f"{err} (rerun with --skip-corrupt to report without it)") from err
+            raise ReportError(f"{err} (rerun with --skip_corrupt to report without it)") from err
     elif merged.is_file():  # a report's merged rows without their parts (e.g. a committed study): read those
         try:
             table, skipped = pq.read_table(merged), []
@@ -258,6 +259,7 @@ def build(out_dir: str | os.PathLike, skip_corrupt: bool = False, baseline: str 
             raise ReportError(f"{out} has no parts/ and its samples.parquet cannot be read: {err}") from err
         if "sample_id" not in table.column_names:
             raise ReportError(f"{merged} is not a zeta_eval samples file (no sample_id column)")
+        table = conform(table, merged)
     else:
         raise ReportError(f"{out} holds no results yet (no {out / 'parts'}/*.parquet)")
     experiment = {}

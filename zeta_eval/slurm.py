@@ -4,13 +4,12 @@ Array task k runs ``srun python -m zeta_eval predict`` on shard k of K (one proc
 fixed in the script, so ``sbatch --array=3,5 OUT_DIR/slurm/predict.sbatch`` reruns exactly shards 3 and 5. Tasks run
 with ``--requeue`` and Lightning's own auto-requeue off: a requeued or rerun task skips the samples already written
 and finishes the rest. A dependent job (``--dependency=afterok:<array>``) merges every task's parts into the report
-(``report --require-complete``: it fails, naming what is missing, unless every sample is there).
-The scripts are written to ``OUT_DIR/slurm/`` and submitted (``--dry-run`` prints them instead).
+(``report --require_complete``: it fails, naming what is missing, unless every sample is there).
+The scripts are written to ``OUT_DIR/slurm/`` and submitted (``--dry_run`` prints them instead).
 """
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import shutil
 import subprocess
@@ -19,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from .config import check_config_files, find_config
+from .config import PACKAGED_CONFIGS, check_config_files, find_config
 from .errors import UserError
+from .flags import Parser
 
 
 @dataclass
@@ -103,7 +103,7 @@ class SlurmPlan:
             lines.append(f"#SBATCH --partition={self.partition}")
         lines += ["", "set -euo pipefail", f"cd {shlex.quote(self.workdir)}",
                   "# exits 2 (and names what is missing) unless every sample of the experiment is there",
-                  f"{shlex.quote(self.python)} -m zeta_eval report --require-complete {shlex.quote(self.output_dir)}"]
+                  f"{shlex.quote(self.python)} -m zeta_eval report --require_complete {shlex.quote(self.output_dir)}"]
         return "\n".join(lines) + "\n"
 
     def write(self) -> tuple[Path, Path]:
@@ -117,7 +117,7 @@ class SlurmPlan:
 def submit(plan: SlurmPlan, sbatch: str = "sbatch") -> tuple[str, str]:
     """Submit the array and the dependent report job; returns their job ids."""
     if shutil.which(sbatch) is None:
-        raise UserError(f"{sbatch} is not on PATH: run this on a SLURM login node, or use --dry-run to print the scripts")
+        raise UserError(f"{sbatch} is not on PATH: run this on a SLURM login node, or use --dry_run to print the scripts")
     predict, report = plan.write()
     array_id = _sbatch([sbatch, "--parsable", str(predict)])
     report_id = _sbatch([sbatch, "--parsable", f"--dependency=afterok:{array_id}", str(report)])
@@ -132,25 +132,25 @@ def _sbatch(cmd: list[str]) -> str:
 
 
 def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m zeta_eval slurm", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="python -m zeta_eval slurm", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", action="append", required=True, help="experiment config (repeat for overlays)")
     parser.add_argument("--array", type=int, required=True, help="number of array tasks (shards)")
     parser.add_argument("--gpus", type=int, required=True, help="GPUs per task (one DDP rank each); 0 = CPU")
     parser.add_argument("--output_dir", default=None, help="default: outputs/<first config's stem>")
     parser.add_argument("--partition", default=None)
     parser.add_argument("--time", default="04:00:00", help="per array task")
-    parser.add_argument("--cpus-per-task", type=int, default=8)
+    parser.add_argument("--cpus_per_task", type=int, default=8)
     parser.add_argument("--mem", default=None)
     parser.add_argument("--throttle", type=int, default=None, help="at most this many tasks at once (%%N)")
     parser.add_argument("--name", default=None, help="job name (default: zeta-<config stem>)")
     parser.add_argument("--python", default=sys.executable, help="the interpreter on the compute nodes")
-    parser.add_argument("--sbatch-arg", action="append", default=[], help="an extra #SBATCH line, e.g. --account=x")
-    parser.add_argument("--no-slurm-overlay", action="store_true", help="do not add configs/slurm.yaml")
-    parser.add_argument("--dry-run", action="store_true", help="print the scripts; submit nothing")
+    parser.add_argument("--sbatch_arg", action="append", default=[], help="an extra #SBATCH line, e.g. --account=x")
+    parser.add_switch("--no_slurm_overlay", help="do not add the slurm.yaml overlay")
+    parser.add_switch("--dry_run", help="print the scripts; submit nothing")
     args, overrides = parser.parse_known_args(list(argv))
     stem = Path(args.config[0]).stem
     configs = [find_config(c) for c in args.config]
-    overlay = Path(__file__).resolve().parents[1] / "configs" / "slurm.yaml"
+    overlay = PACKAGED_CONFIGS / "slurm.yaml"
     if not args.no_slurm_overlay and overlay.is_file() and str(overlay) not in configs:
         configs.append(str(overlay))
     config_args = [a for c in configs for a in ("--config", c)]
@@ -166,7 +166,7 @@ def main(argv: Sequence[str]) -> int:
 
     trainer = ["--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.strategy", "auto"]
     validate([*config_args, "--output_dir", plan.output_dir, *overrides, *trainer,
-              "--data.init_args.shard_index", "0", "--data.init_args.num_shards", str(args.array)])
+              "--data.init_args.shard_index", "0", "--data.init_args.num_shards", str(args.array)], check_files=False)
     if args.dry_run:
         print(f"# {plan.folder / 'predict.sbatch'}\n{plan.predict_script()}\n# {plan.folder / 'report.sbatch'}\n"
               f"{plan.report_script()}\n# submit with:\n#   ARRAY=$(sbatch --parsable {plan.folder / 'predict.sbatch'})\n"

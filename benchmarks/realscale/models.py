@@ -53,11 +53,12 @@ def published(name: str) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------- fast random init
 @contextmanager
-def empty_parameters() -> Iterator[None]:
-    """Modules built inside get meta parameters (no memory, no init cost); buffers are built for real."""
+def empty_parameters(buffers: bool = False) -> Iterator[None]:
+    """Modules built inside get meta parameters (no memory, no init cost); buffers are built for real unless
+    ``buffers`` (a count on the meta device: SD 3's positional table alone is 0.9 GB in float32)."""
     from accelerate import init_empty_weights
 
-    with init_empty_weights(include_buffers=False):
+    with init_empty_weights(include_buffers=buffers):
         yield
 
 
@@ -200,6 +201,123 @@ def sd21_pipeline(dtype: torch.dtype = torch.bfloat16, device: torch.device | st
     return StableDiffusionPipeline(vae=vae, text_encoder=te, tokenizer=tok, unet=unet,
                                    scheduler=DDIMScheduler(**cfg["scheduler"]), safety_checker=None,
                                    feature_extractor=None, requires_safety_checker=False)
+
+
+# ---------------------------------------------------------------------------------------------- flow-matching models
+def _t5_encoder(cfg: dict[str, Any], tokenizer, umt5: bool = False):
+    """A T5 / UMT5 encoder of the published sizes (special-token ids of the stand-in tokenizer); its input embedding
+    is tied to ``shared`` again after the empty-parameter build (which unties them)."""
+    from transformers import T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
+
+    config = (UMT5Config if umt5 else T5Config)(**cfg,
+                                                 pad_token_id=tokenizer.pad_token_id,
+                                                 eos_token_id=tokenizer.eos_token_id,
+                                                 decoder_start_token_id=tokenizer.pad_token_id)
+    return (UMT5EncoderModel if umt5 else T5EncoderModel)(config)
+
+
+def _finish(modules: dict[str, nn.Module], counts: dict[str, Any], what: str, dtype: torch.dtype,
+            device: torch.device | str, seed: int) -> None:
+    """Tie, materialise and check every module against its published count."""
+    init = RandomInit(seed, device)
+    for name, module in modules.items():
+        if hasattr(module, "tie_weights"):
+            module.tie_weights()
+        init.materialise(module, dtype)
+        if name == "transformer" and hasattr(module, "pos_embed") and hasattr(module.pos_embed, "pos_embed"):
+            check_sd3_transformer(what, module, counts)
+        else:
+            check_count(f"{what} {name}", module, counts[name])
+
+
+def check_sd3_transformer(what: str, module: nn.Module, counts: dict[str, Any]) -> int:
+    """An SD 3 transformer's checkpoint elements: its parameters plus the positional table, a buffer in diffusers
+    that the checkpoint stores (exact, or to the published precision in billions)."""
+    elements = count_parameters(module) + module.pos_embed.pos_embed.numel()
+    if "transformer_elements" in counts and elements != counts["transformer_elements"]:
+        raise AssertionError(f"{what} transformer: {elements:,} checkpoint elements, the published architecture has "
+                             f"{counts['transformer_elements']:,}")
+    if "transformer_billions" in counts and abs(elements / 1e9 - counts["transformer_billions"]) > 0.05:
+        raise AssertionError(f"{what} transformer: {elements / 1e9:.3f} B checkpoint elements, the published "
+                             f"architecture has {counts['transformer_billions']} B")
+    return elements
+
+
+def flow_transformer(name: str, dtype: torch.dtype = torch.bfloat16, device: torch.device | str = "cpu",
+                     seed: int = 0) -> tuple[nn.Module, dict[str, Any]]:
+    """The transformer alone of the architecture ``name`` (``sd_3_5_medium``, ``sd_3_5_large``, ``flux_1_dev``,
+    ``wan_2_1_t2v_1_3b``, ``wan_2_1_t2v_14b``), random weights, checked against the published count; and its
+    config (for the benchmarks' real-shaped conditioning)."""
+    import diffusers
+
+    cfg = load_config(name)
+    cls = {"sd": diffusers.SD3Transformer2DModel, "fl": diffusers.FluxTransformer2DModel,
+           "wa": diffusers.WanTransformer3DModel}[name[:2]]
+    with empty_parameters(buffers=torch.device(device).type == "meta"):
+        transformer = cls(**cfg["transformer"])
+    _finish({"transformer": transformer}, cfg["published_params"], name, dtype, device, seed)
+    return transformer, cfg
+
+
+def sd35_pipeline(variant: str = "medium", dtype: torch.dtype = torch.bfloat16, device: torch.device | str = "cpu",
+                  seed: int = 0, t5: bool = True):
+    """Stable Diffusion 3.5 Medium or Large (MMDiT, CLIP-L + OpenCLIP-bigG with projections, T5-XXL encoder 4.76 B,
+    16-channel VAE, flow matching with shift 3), random weights; ``t5=False`` leaves the T5 encoder out."""
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
+    from diffusers import StableDiffusion3Pipeline
+    from tiny_models import clip_tokenizer, t5_tokenizer
+
+    name = f"sd_3_5_{variant}"
+    cfg = load_config(name)
+    tok, tok2, tok3 = clip_tokenizer(), clip_tokenizer(), t5_tokenizer(model_max_length=512)
+    with empty_parameters(buffers=torch.device(device).type == "meta"):
+        modules = {"transformer": SD3Transformer2DModel(**cfg["transformer"]),
+                   "text_encoder": _clip_text_encoder(cfg["text_encoder"], tok, with_projection=True),
+                   "text_encoder_2": _clip_text_encoder(cfg["text_encoder_2"], tok2, with_projection=True),
+                   "vae": AutoencoderKL(**cfg["vae"])}
+        if t5:
+            modules["text_encoder_3"] = _t5_encoder(cfg["text_encoder_3"], tok3)
+    _finish(modules, cfg["published_params"], f"SD 3.5 {variant}", dtype, device, seed)
+    scheduler = FlowMatchEulerDiscreteScheduler(**cfg["scheduler"])
+    return StableDiffusion3Pipeline(scheduler=scheduler, tokenizer=tok, tokenizer_2=tok2,
+                                    tokenizer_3=tok3 if t5 else None, text_encoder_3=modules.get("text_encoder_3"),
+                                    **{k: v for k, v in modules.items() if k != "text_encoder_3"})
+
+
+def flux_pipeline(dtype: torch.dtype = torch.bfloat16, device: torch.device | str = "cpu", seed: int = 0):
+    """FLUX.1-dev (transformer 11.9 B with guidance embedding, CLIP-L pooled, T5-XXL encoder, 16-channel VAE, dynamic
+    shifting), random weights."""
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from tiny_models import clip_tokenizer, t5_tokenizer
+
+    cfg = load_config("flux_1_dev")
+    tok, tok2 = clip_tokenizer(), t5_tokenizer(model_max_length=512)
+    with empty_parameters(buffers=torch.device(device).type == "meta"):
+        modules = {"transformer": FluxTransformer2DModel(**cfg["transformer"]),
+                   "text_encoder": _clip_text_encoder(cfg["text_encoder"], tok, with_projection=False),
+                   "text_encoder_2": _t5_encoder(cfg["text_encoder_2"], tok2),
+                   "vae": AutoencoderKL(**cfg["vae"])}
+    _finish(modules, cfg["published_params"], "FLUX.1-dev", dtype, device, seed)
+    return FluxPipeline(scheduler=FlowMatchEulerDiscreteScheduler(**cfg["scheduler"]), tokenizer=tok,
+                        tokenizer_2=tok2, **modules)
+
+
+def wan_pipeline(variant: str = "1_3b", dtype: torch.dtype = torch.bfloat16, device: torch.device | str = "cpu",
+                 seed: int = 0):
+    """Wan 2.1 T2V 1.3B or 14B (WanTransformer3DModel, UMT5-XXL encoder 5.68 B, Wan VAE, UniPC flow scheduler),
+    random weights."""
+    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
+    from tiny_models import t5_tokenizer
+
+    name = f"wan_2_1_t2v_{variant}"
+    cfg = load_config(name)
+    tok = t5_tokenizer(model_max_length=512)
+    with empty_parameters(buffers=torch.device(device).type == "meta"):
+        modules = {"transformer": WanTransformer3DModel(**cfg["transformer"]),
+                   "text_encoder": _t5_encoder(cfg["text_encoder"], tok, umt5=True),
+                   "vae": AutoencoderKLWan(**cfg["vae"])}
+    _finish(modules, cfg["published_params"], f"Wan 2.1 {variant}", dtype, device, seed)
+    return WanPipeline(tokenizer=tok, scheduler=UniPCMultistepScheduler(**cfg["scheduler"]), **modules)
 
 
 PIPELINES = {"sdxl": sdxl_pipeline, "sd21": sd21_pipeline}

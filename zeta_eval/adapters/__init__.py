@@ -21,6 +21,9 @@ ADAPTERS: Registry[type[ModelAdapter]] = Registry("model family", ModelAdapter, 
     "hunyuan_dit": "zeta_eval.adapters.hunyuan_dit:HunyuanDiTAdapter",
     "cogvideox": "zeta_eval.adapters.cogvideox:CogVideoXAdapter",
     "modelscope": "zeta_eval.adapters.modelscope:ModelScopeAdapter",
+    "sd3": "zeta_eval.adapters.sd3:SD3Adapter",
+    "flux": "zeta_eval.adapters.flux:FluxAdapter",
+    "wan": "zeta_eval.adapters.wan:WanAdapter",
     "shapebench": "zeta_eval.adapters.shapebench:ShapeBenchAdapter",
 }, group="zeta_eval.adapters", name_attr="family", plural="model families")
 

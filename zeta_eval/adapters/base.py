@@ -134,6 +134,14 @@ class ModelAdapter(ABC):
     #: the denoising network is a 2D convolutional UNet: channels_last speeds its convolutions up on CUDA
     conv_unet: ClassVar[bool] = False
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> "ModelAdapter":
+        """Refuse a family that lacks a hook, in one line naming every missing one."""
+        missing = sorted(getattr(cls, "__abstractmethods__", ()))
+        if missing:
+            raise TypeError(f"the {cls.__name__} adapter does not implement {', '.join(missing)} (abstract hooks that "
+                            "every model family implements)")
+        return super().__new__(cls)
+
     def __init__(self, model: str, revision: str | None = None, dtype: str = "float16",
                  scheduler: str | None = None, negative_prompt: str = "",
                  height: int | None = None, width: int | None = None):

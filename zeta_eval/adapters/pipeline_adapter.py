@@ -1,9 +1,16 @@
 """What every diffusers-pipeline adapter shares: loading, scheduler handling, memory options, the batched denoiser.
 
-A family subclass says which pipeline class it loads and implements four small pieces with the pipeline's own
-methods: ``_encode`` (the uncond / cond network kwargs of a batch), ``_network`` (one call of the UNet or
-transformer), ``_decode`` and ``latent_shape``. Everything else (one batched call for all requested branches, the
-SEG hook, dtype casts, the timestep tensor, errors) lives here once.
+A family subclass names the pipeline class it loads (``pipeline_class``) and implements five small pieces with the
+pipeline's own methods (abstract here: a family that lacks one fails at construction, naming it):
+
+- ``_encode(prompts)``: the uncond / cond network kwargs of a batch;
+- ``_network(x, t, kwargs)``: one call of the UNet or transformer;
+- ``_decode(latents)``: media in [0, 1];
+- ``_default_size()``: the model's own (height, width);
+- ``latent_shape()``: one sample's latent shape.
+
+Everything else (one batched call for all requested branches, the SEG hook, dtype casts, the timestep tensor,
+errors) lives here once.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import inspect
 import logging
 import math
 import os
+from abc import abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Sequence
 
@@ -169,6 +177,8 @@ class PipelineAdapter(ModelAdapter):
                  height: int | None = None, width: int | None = None, variant: str | None = None,
                  offload: str | None = "none", vae_tiling: bool = False, vae_slicing: bool = False,
                  attention_slicing: bool = False):
+        if not self.pipeline_class:
+            raise TypeError(f"the {type(self).__name__} adapter sets no pipeline_class (the diffusers pipeline it loads)")
         super().__init__(model=model, revision=revision, dtype=dtype, scheduler=scheduler,
                          negative_prompt=negative_prompt, height=height, width=width)
         if scheduler is not None and scheduler not in self.scheduler_classes:
@@ -332,8 +342,9 @@ class PipelineAdapter(ModelAdapter):
         with _quiet_truncation():
             return [any(len(tok(p, truncation=False).input_ids) > n for tok, n in limits) for p in prompts]
 
+    @abstractmethod
     def _encode(self, prompts: list[str]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        raise NotImplementedError
+        """The network kwargs of the uncond and cond branches of a batch, from the pipeline's own prompt encoding."""
 
     def denoiser(self, cond: Conditioning, perturbation: dict[str, Any] | None = None) -> PipelineDenoiser:
         self._require_loaded()
@@ -341,8 +352,9 @@ class PipelineAdapter(ModelAdapter):
             raise ValueError("denoiser needs the Conditioning returned by this adapter's encode()")
         return PipelineDenoiser(self, cond, perturbation)
 
+    @abstractmethod
     def _network(self, x: torch.Tensor, t: float, kwargs: dict[str, torch.Tensor]) -> torch.Tensor:
-        raise NotImplementedError
+        """One call of the denoising network (:attr:`compute_network`) on latents ``x`` at timestep ``t``."""
 
     def _timestep(self, t: float, batch: int | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
         """The timestep label as the pipelines pass it: an integer tensor for integer timesteps (DDIM), else float32."""
@@ -367,15 +379,17 @@ class PipelineAdapter(ModelAdapter):
         media = self._decode(latents.to(self.device))
         return media.to(torch.float32)
 
+    @abstractmethod
     def _decode(self, latents: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Media in [0, 1] of latents on the device: images (B, 3, H, W) or videos (B, F, 3, H, W)."""
 
     # ------------------------------------------------------------------ sizes
     def _vae_scale_factor(self) -> int:
         return int(self.pipe.vae_scale_factor)
 
+    @abstractmethod
     def _default_size(self) -> tuple[int, int]:
-        raise NotImplementedError
+        """The model's own output (height, width), read from the loaded pipeline."""
 
     @property
     def resolution(self) -> tuple[int, int]:

@@ -1,19 +1,18 @@
 """Oracle accuracy of a ShapeBench model per task, for a sampler at several guidance scales.
 
     python -m zeta_eval.shapebench.evaluate --model zeta_eval/assets/shapebench --steps 20 --guidance 1 3 5 7.5
-    python -m zeta_eval.shapebench.evaluate --model /work/sb2_train --guidance 1 3 5 --seeds 2   # a training run
+    python -m zeta_eval.shapebench.evaluate --model runs/sb2_train --guidance 1 3 5 --seeds 2   # a training run
 
 ``--model`` is a model folder (``model_index.json``: the packaged one, a run's ``pipeline/`` or ``snapshots/step_N/``),
 a training checkpoint (``checkpoints/step_N.pt``) or a training folder (its last checkpoint); a checkpoint is
 evaluated with its EMA weights. ``--seeds N`` evaluates every item at seeds ``seed, seed + 1, ..., seed + N - 1``
 (the ``source`` seed policy of ``make demo`` and the study). Prints one table row per guidance scale (per-task
 accuracy and the overall = unweighted mean of the six tasks); ``--json`` also writes the numbers,
-``--save-images`` the generated images (one npz per guidance) for inspection.
+``--save_images`` the generated images (one npz per guidance) for inspection.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import tempfile
@@ -25,6 +24,8 @@ import torch
 
 from datamodules.shapebench.prompts import SUBSETS, TASKS, evaluation_set
 from samplers import build_sampler
+
+from ..flags import Parser
 
 
 def generate(adapter: Any, items: list[dict[str, Any]], sampler: Any, steps: int, batch_size: int) -> torch.Tensor:
@@ -70,7 +71,7 @@ def accuracy(images: torch.Tensor, items: list[dict[str, Any]]) -> tuple[dict[st
 def main(argv: list[str] | None = None) -> None:
     from zeta_eval.adapters.shapebench import DEFAULT_MODEL, ShapeBenchAdapter
 
-    p = argparse.ArgumentParser(prog="python -m zeta_eval.shapebench.evaluate", description=__doc__.split("\n")[0])
+    p = Parser(prog="python -m zeta_eval.shapebench.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help="model folder, training checkpoint (.pt) or training folder (default: the packaged model)")
     p.add_argument("--sampler", default="standard", help="a registered sampler name (default: standard)")
@@ -79,13 +80,13 @@ def main(argv: list[str] | None = None) -> None:
                    help="guidance scales (gamma1 of the sampler); one table row each")
     p.add_argument("--subset", default="full", choices=SUBSETS, help="held-out items to evaluate")
     p.add_argument("--seeds", type=int, default=1, help="seeds per item (seed, seed + 1, ...)")
-    p.add_argument("--batch-size", type=int, default=48, help="samples per network batch")
+    p.add_argument("--batch_size", type=int, default=48, help="samples per network batch")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--json", help="write the table to this JSON file")
-    p.add_argument("--save-images", help="write images, prompts and verdicts to <this stem>_g<guidance>.npz")
+    p.add_argument("--save_images", help="write images, prompts and verdicts to <this stem>_g<guidance>.npz")
     args = p.parse_args(argv)
     if min(args.steps, args.batch_size, args.threads, args.seeds) < 1:
-        p.error("--steps, --batch-size, --threads and --seeds must be >= 1")
+        p.error("--steps, --batch_size, --threads and --seeds must be >= 1")
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="shapebench_eval_") as scratch:
         try:

@@ -1,17 +1,17 @@
 """Export a training checkpoint as the packaged ShapeBench model folder.
 
-    python -m zeta_eval.shapebench.export /work/shapebench_train/checkpoints/step_0012000.pt --out zeta_eval/assets/shapebench
+    python -m zeta_eval.shapebench.export runs/shapebench_train/checkpoints/step_0012000.pt --out zeta_eval/assets/shapebench
 
 Writes the EMA weights (``--raw`` for the raw weights) as safetensors in diffusers / transformers folders with the
-ShapeBench manifest, and refuses to write a folder over ``--max-mb``.
+ShapeBench manifest, and refuses to write a folder over ``--max_mb``.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 
+from ..flags import Parser
 from .model import load_model, save_model
 from .train import checkpoint_paths, load_checkpoint, model_from_checkpoint
 
@@ -37,7 +37,7 @@ def export(checkpoint: str, out: str, use_ema: bool = True, max_mb: float = 20.0
     size = folder_megabytes(tmp)
     if size > max_mb:
         shutil.rmtree(tmp)
-        raise ValueError(f"exported folder is {size:.1f} MB, over --max-mb {max_mb}")
+        raise ValueError(f"exported folder is {size:.1f} MB, over --max_mb {max_mb}")
     load_model(tmp)  # it must load before it replaces anything
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
@@ -45,11 +45,11 @@ def export(checkpoint: str, out: str, use_ema: bool = True, max_mb: float = 20.0
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m zeta_eval.shapebench.export", description=__doc__.split("\n")[0])
+    p = Parser(prog="python -m zeta_eval.shapebench.export", description=__doc__.split("\n")[0])
     p.add_argument("checkpoint", help="a checkpoints/step_*.pt file, or a training folder (its last checkpoint)")
     p.add_argument("--out", required=True, help="model folder to write (replaced)")
-    p.add_argument("--raw", action="store_true", help="export the raw weights instead of the EMA")
-    p.add_argument("--max-mb", type=float, default=20.0)
+    p.add_switch("--raw", help="export the raw weights instead of the EMA")
+    p.add_argument("--max_mb", type=float, default=20.0)
     args = p.parse_args(argv)
     path = export(args.checkpoint, args.out, use_ema=not args.raw, max_mb=args.max_mb)
     print(f"wrote {path} ({folder_megabytes(path):.1f} MB)")

@@ -1,19 +1,19 @@
 """Train the ShapeBench model from scratch on CPU (or GPU).
 
-    python -m zeta_eval.shapebench.train --out runs/shapebench --steps 14000 --snapshot-every 1000   # the v2 run
+    python -m zeta_eval.shapebench.train --out runs/shapebench --steps 14000 --snapshot_every 1000   # the v2 run
 
 Seeded and resumable: the batch of step k is a pure function of (seed, k) (captions, layouts, timesteps and noise),
 so a run resumed from a checkpoint continues exactly as the uninterrupted run would. Writes into ``--out``:
 
-    train_log.csv           step, loss, lr, seconds (one row every --log-every steps)
+    train_log.csv           step, loss, lr, seconds (one row every --log_every steps)
     loss_curve.png          the loss curve, redrawn at every checkpoint
     checkpoints/step_*.pt   model, EMA, optimizer (the last --keep of them); load with weights_only=True
     pipeline/               the EMA model as an exportable ShapeBench folder (updated at every checkpoint)
-    snapshots/step_*/       the EMA model every --snapshot-every steps (kept; for evaluating the run as it goes)
+    snapshots/step_*/       the EMA model every --snapshot_every steps (kept; for evaluating the run as it goes)
 
-Classifier-free guidance: a caption is replaced by the empty prompt with probability --cfg-dropout.
-Caption noise: the image drawn for a caption sometimes disagrees with it (--noise-color, --noise-shape, --noise-count,
---noise-position; see ``prompts.CaptionNoise``), so that, as with web captions, the conditional distribution is broad
+Classifier-free guidance: a caption is replaced by the empty prompt with probability --cfg_dropout.
+Caption noise: the image drawn for a caption sometimes disagrees with it (--noise_color, --noise_shape, --noise_count,
+--noise_position; see ``prompts.CaptionNoise``), so that, as with web captions, the conditional distribution is broad
 and guidance has something to sharpen. Evaluation, ground truth and the oracle never see this noise.
 """
 
@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..flags import Parser
 from .model import ShapeBenchModel, new_model, save_model
 from datamodules.shapebench.prompts import CaptionNoise, noisy_render_metadata, sample_training_caption
 from datamodules.shapebench.world import render_metadata
@@ -40,44 +41,44 @@ CURVE_NAME = "loss_curve.png"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m zeta_eval.shapebench.train", description=__doc__.split("\n")[0])
+    p = Parser(prog="python -m zeta_eval.shapebench.train", description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True, help="output folder (log, checkpoints, pipeline/)")
     p.add_argument("--steps", type=int, default=12000, help="total optimiser steps")
-    p.add_argument("--batch-size", type=int, default=48, help="(caption, image) pairs per step")
+    p.add_argument("--batch_size", type=int, default=48, help="(caption, image) pairs per step")
     p.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (AdamW)")
     p.add_argument("--warmup", type=int, default=300, help="linear warm-up steps")
-    p.add_argument("--min-lr-ratio", type=float, default=0.1, help="cosine decay ends at lr * this")
-    p.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay")
-    p.add_argument("--ema-decay", type=float, default=0.999, help="decay of the EMA weights (what gets exported)")
-    p.add_argument("--cfg-dropout", type=float, default=0.12, help="probability of the empty caption")
+    p.add_argument("--min_lr_ratio", type=float, default=0.1, help="cosine decay ends at lr * this")
+    p.add_argument("--weight_decay", type=float, default=0.01, help="AdamW weight decay")
+    p.add_argument("--ema_decay", type=float, default=0.999, help="decay of the EMA weights (what gets exported)")
+    p.add_argument("--cfg_dropout", type=float, default=0.12, help="probability of the empty caption")
     defaults = CaptionNoise()
-    p.add_argument("--noise-color", type=float, default=defaults.color,
+    p.add_argument("--noise_color", type=float, default=defaults.color,
                    help="caption noise: probability that an object's colour is drawn as a wheel neighbour")
-    p.add_argument("--noise-shape", type=float, default=defaults.shape,
+    p.add_argument("--noise_shape", type=float, default=defaults.shape,
                    help="caption noise: probability that an object is drawn as a confusable shape")
-    p.add_argument("--noise-count", type=float, default=defaults.count,
+    p.add_argument("--noise_count", type=float, default=defaults.count,
                    help="caption noise: probability that n counted objects are drawn as n - 1 or n + 1")
-    p.add_argument("--noise-position", type=float, default=defaults.position,
+    p.add_argument("--noise_position", type=float, default=defaults.position,
                    help="caption noise: probability that a position relation is drawn mirrored")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the initial weights and of every batch (step k's batch is a function of seed and k)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to train")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--checkpoint-minutes", type=float, default=15.0, help="save a checkpoint this often")
+    p.add_argument("--checkpoint_minutes", type=float, default=15.0, help="save a checkpoint this often")
     p.add_argument("--keep", type=int, default=3, help="checkpoints kept on disk")
-    p.add_argument("--snapshot-every", type=int, default=0,
+    p.add_argument("--snapshot_every", type=int, default=0,
                    help="also write the EMA model to snapshots/step_N/ every this many steps (0: never)")
-    p.add_argument("--log-every", type=int, default=10, help="write a train_log.csv row every this many steps")
-    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    p.add_argument("--log_every", type=int, default=10, help="write a train_log.csv row every this many steps")
+    p.add_switch("--resume", help="continue from the last checkpoint in --out")
     args = p.parse_args(argv)
     for name, lo in (("steps", 1), ("batch_size", 1), ("threads", 1), ("keep", 1), ("log_every", 1), ("warmup", 0),
                      ("snapshot_every", 0)):
         if getattr(args, name) < lo:
             p.error(f"--{name.replace('_', '-')} must be >= {lo}, got {getattr(args, name)}")
     if not 0.0 <= args.cfg_dropout < 1.0:
-        p.error(f"--cfg-dropout must be in [0, 1), got {args.cfg_dropout}")
+        p.error(f"--cfg_dropout must be in [0, 1), got {args.cfg_dropout}")
     if not 0.0 < args.ema_decay < 1.0:
-        p.error(f"--ema-decay must be in (0, 1), got {args.ema_decay}")
+        p.error(f"--ema_decay must be in (0, 1), got {args.ema_decay}")
     for name in ("noise_color", "noise_shape", "noise_count", "noise_position"):
         if not 0.0 <= getattr(args, name) <= 1.0:
             p.error(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(args, name)}")

@@ -11,7 +11,6 @@ relation mirrored, or (color_attr) the two colours swapped between the objects.
 
 from __future__ import annotations
 
-import argparse
 import copy
 from typing import Any, Callable
 
@@ -20,6 +19,8 @@ from scipy import ndimage
 
 from datamodules.shapebench.prompts import NUMBER_WORDS, TASKS, evaluation_set, task_prompts
 from datamodules.shapebench.world import COLOR_NEIGHBOURS, MIRROR, SHAPE_CONFUSIONS, render_metadata
+
+from ..flags import Parser
 
 
 def degrade(img: np.ndarray, rng: np.random.Generator, tint: float, noise: float, blur: float) -> np.ndarray:
@@ -118,7 +119,7 @@ def validation_table(judge: Callable[[Any, dict[str, Any]], tuple[bool, str]], t
 def main(argv: list[str] | None = None) -> None:
     from metrics.shapebench import judge
 
-    p = argparse.ArgumentParser(prog="python -m zeta_eval.shapebench.validation",
+    p = Parser(prog="python -m zeta_eval.shapebench.validation",
                                 description="The oracle's validation table on ground-truth renders of every evaluation "
                                             "item: per task, the share of ground truth accepted, of another prompt's "
                                             "renders rejected and of near misses rejected, under degradation.")
