@@ -97,3 +97,31 @@ def test_score_of_a_folder_already_scored_says_so_and_prints_no_nan(tmp_path, ca
     assert sorted(p.name for p in (out / "parts").iterdir()) == parts  # nothing written
     assert run("score", out, "--metrics", "shapebench", "--no-report", "--rescore") == 0
     assert "shapebench" in capsys.readouterr().out and len(list((out / "parts").iterdir())) == len(parts) + 1
+
+
+def test_plan_shows_the_interval_of_a_difference_of_0_1_scores_within_their_range_as_the_report_does(tmp_path,
+                                                                                                      capsys):
+    import datetime as dt
+    import json
+
+    from rows import full_row
+    from zeta_eval.parts import write_part
+
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    scores = {"base": [0, 0, 0, 0], "other": [1, 0, 0, 0]}  # Δ = 25 points, t interval [-54.6, 104.6] unclipped
+    rows = [full_row(sample_id=f"{label}-{p}", prompt_set="s", prompt_id=str(p), prompt=f"prompt {p}", seed=1,
+                     sample_index=0, model="m", steps=10, gamma1=1.5, gamma2=None, gamma_eff=1.5, nfe=20,
+                     seconds=0.5, metadata="{}", media_path=None, sampler_params="{}",
+                     sampler="standard" if index == 0 else "zeta", sampler_label=label,
+                     sampler_key=f"{label}-{index}", sampler_index=index, category="a", created_at=now,
+                     metric_conventions=json.dumps({"shapebench": {}}), shapebench=float(v))
+            for index, (label, values) in enumerate(scores.items()) for p, v in enumerate(values)]
+    out = tmp_path / "run"
+    write_part(rows, out, "part-0")
+    assert run("report", out) == 0
+    assert "+25.00 [-54.56, 100.00]" in (out / "summary.md").read_text()
+    capsys.readouterr()
+    assert run("plan", out, "--a", "other", "--b", "base") == 0
+    text = capsys.readouterr().out
+    assert "Δ = +25 [-54.6, 100]" in text, text
+    assert "half-width ±79.6" in text  # the design's half-width is that of the unclipped interval

@@ -76,7 +76,11 @@ def plan_comparison(rep: Report, a: Setting, b: Setting, metric: str, half_width
                                for h in half_widths],
             "for_delta": [stats.prompts_for_power(comp.between, comp.within, m, x) if usable else None
                           for x in deltas]})
+    shown = (est.lo, est.hi)  # as the report shows it: differences of 0/1 scores lie in [-1, 1]
+    if stats.is_binary(ours) and stats.is_binary(theirs):
+        shown = (max(est.lo, -rep.scale(metric)), min(est.hi, rep.scale(metric)))
     return {"a": a.label, "b": b.label, "metric": metric, "scale": rep.scale(metric), "components": comp,
+            "shown_interval": shown,
             "estimate": est, "mde": stats.minimum_detectable_effect(est.se, est.n_clusters, df=est.df), "rows": rows,
             "pilot_seeds": pilot_m}
 
@@ -95,7 +99,8 @@ def format_plan(plan: dict[str, Any], half_widths: Sequence[float], deltas: Sequ
     within = "cannot be told apart (one sample per prompt: s_w counted in s_b)" if not math.isfinite(comp.within) \
         else f"{math.sqrt(comp.within):.3g}"
     lines += [f"Pilot: {comp.samples:,} pairs of {comp.prompts:,} prompts ({comp.per_prompt:.3g} per prompt); "
-              f"Δ = {est.estimate:+.3g} [{est.lo:.3g}, {est.hi:.3g}] (95%, clustered by prompt).",
+              f"Δ = {est.estimate:+.3g} [{plan['shown_interval'][0]:.3g}, {plan['shown_interval'][1]:.3g}] (95%, "
+              "clustered by prompt).",
               f"s_b = {math.sqrt(comp.between):.3g} (between prompts), s_w = {within} (within a prompt).",
               f"This design: half-width ±{est.half_width:.3g}, minimum detectable effect {plan['mde']:.3g} "
               f"(80% power, two-sided 5%); standard error {est.se:.3g} measured, {comp.model_se:.3g} predicted by "
