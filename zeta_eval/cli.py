@@ -18,7 +18,7 @@ from typing import Sequence
 
 from .config import check_config_files, resolve_config_args
 from .errors import UserError, filesystem_fault, user_message
-from .stopping import StopRequested, stop_on_signals
+from .stopping import StopRequested, requested, stop_on_signals
 
 USAGE = """usage: python -m zeta_eval <command> [options]
 
@@ -180,6 +180,9 @@ def _dispatch(command: str, rest: list[str]) -> int:
     except SystemExit as exit_:  # argparse --help (0) or an argparse error already printed (2)
         return int(exit_.code or 0)
     except Exception as err:  # noqa: BLE001 - the user-facing failures become one line; anything else is a bug
+        stop = requested()
+        if stop is not None:  # a stop signal broke something on its way (e.g. an import): the stop is the story
+            raise stop from err
         message = _one_line_for(err, rest, in_place=command in ("report", "score"))
         if message is None or os.environ.get("ZETA_EVAL_DEBUG"):
             raise

@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterator
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 _active: "GracefulStop | None" = None
+_requested: "StopRequested | None" = None
 
 
 class StopRequested(BaseException):
@@ -48,13 +49,30 @@ class StopRequested(BaseException):
         return 128 + self.signum
 
 
+def requested() -> "StopRequested | None":
+    """The stop this command was asked for, if a signal arrived (inside :func:`stop_on_signals`).
+
+    A signal can land in the middle of an import or of library code that turns the exception it raises into another
+    one (an interrupted ``import numpy.linalg`` was seen to end in a RecursionError): the command line asks this to
+    report the stop, not what it broke on the way out."""
+    return _requested
+
+
+def _request(stop: "StopRequested") -> "StopRequested":
+    global _requested
+    _requested = stop
+    return stop
+
+
 def _raise_stop(signum: int, frame: Any) -> None:
-    raise StopRequested(signum)
+    raise _request(StopRequested(signum))
 
 
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
     """SIGTERM and SIGINT raise :class:`StopRequested` inside the block (the previous handlers come back after it)."""
+    global _requested
+    _requested = None
     previous = {signum: signal.signal(signum, _raise_stop) for signum in SIGNALS}
     try:
         yield
@@ -131,7 +149,7 @@ class GracefulStop:
         self._stopping = True
         world = int(getattr(self.trainer, "world_size", 1) or 1)
         rank = int(self.trainer.global_rank) if world > 1 else None
-        raise StopRequested(signum, self.written(), rank)
+        raise _request(StopRequested(signum, self.written(), rank))
 
     @contextmanager
     def writing(self) -> Iterator[None]:
