@@ -27,9 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = [{"id": f"p{k}", "prompt": f"a thing number {k}"} for k in range(4)]
 
 
-def write_experiment(tmp: Path, *, batch_size: int = 2, delay: float = 0.0, name: str = "exp.yaml") -> Path:
+def write_experiment(tmp: Path, *, batch_size: int = 2, delay: float = 0.0, name: str = "exp.yaml",
+                     wait_for: Path | None = None) -> Path:
     (tmp / "prompts.jsonl").write_text("".join(json.dumps(p) + "\n" for p in PROMPTS))
-    cfg = {"model": {"adapter": {"class_path": "toy_adapter.ToyAdapter", "init_args": {"delay": delay}}, "steps": 4,
+    adapter_args = {"delay": delay, **({"wait_for": str(wait_for)} if wait_for else {})}
+    cfg = {"model": {"adapter": {"class_path": "toy_adapter.ToyAdapter", "init_args": adapter_args}, "steps": 4,
                      "samplers": ["standard", {"name": "zeta", "warmup_steps": 1}]},
            "data": {"source": str(tmp / "prompts.jsonl"), "batch_size": batch_size}}
     path = tmp / name
@@ -311,7 +313,8 @@ def test_a_folder_without_results_is_free(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- item 15
 def test_a_second_predict_of_the_same_shard_is_refused_while_other_shards_run(tmp_path, capsys):
-    cfg = write_experiment(tmp_path, batch_size=1, delay=0.1)
+    go = tmp_path / "go"  # the first run holds its shard after its first batch until this file exists (on any load)
+    cfg = write_experiment(tmp_path, batch_size=1, wait_for=go)
     out = tmp_path / "out"
     shard0 = ["--data.init_args.shard_index", "0", "--data.init_args.num_shards", "2"]
     first = cli_process("predict", "--config", cfg, "--output_dir", out, *shard0, "--report", "false")
@@ -323,10 +326,13 @@ def test_a_second_predict_of_the_same_shard_is_refused_while_other_shards_run(tm
         capsys.readouterr()
         assert run("predict", "--config", cfg, "--output_dir", out, *shard0) == 2
         one_error(capsys, "shard 0 of 2", "already running")
-        # the other shard writes the same folder at the same time
+        assert first.poll() is None  # the refusal came while the first run held the shard
+        go.touch()
+        # the other shard writes the same folder while the first run finishes
         assert run("predict", "--config", cfg, "--output_dir", out, "--data.init_args.shard_index", "1",
                    "--data.init_args.num_shards", "2") == 0
     finally:
+        go.touch()
         stdout, stderr = first.communicate(timeout=300)
     assert first.returncode == 0, stderr[-3000:]
     rows = read_parts(out)[0].to_pylist()
