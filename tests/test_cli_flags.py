@@ -77,9 +77,11 @@ def test_report_and_score_options_in_both_spellings(monkeypatch):
     monkeypatch.setattr(report, "write_report", lambda out, **kw: calls.append(("report", out, kw)) or {})
     monkeypatch.setattr(scoring, "score_run", lambda *a: calls.append(("score", *a)) or {})
     assert run("report", "out", "--skip-corrupt", "--require_complete", "false") == 0
-    assert calls.pop() == ("report", "out", {"skip_corrupt": True, "baseline": None, "require_complete": False})
+    assert calls.pop() == ("report", "out", {"skip_corrupt": True, "baseline": None, "require_complete": False,
+                                             "pareto_cost": "nfe"})
     assert run("report", "--skip_corrupt", "out", "--require-complete") == 0
-    assert calls.pop() == ("report", "out", {"skip_corrupt": True, "baseline": None, "require_complete": True})
+    assert calls.pop() == ("report", "out", {"skip_corrupt": True, "baseline": None, "require_complete": True,
+                                             "pareto_cost": "nfe"})
     assert run("score", "out", "--metrics", "clip_score", "--batch-size", "3", "--rescore", "--no-report",
                "--device", "cpu") == 0
     assert calls == [("score", "out", ["clip_score"], {}, "cpu", 3, True, False)]

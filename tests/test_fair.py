@@ -3,6 +3,8 @@ hand computation, the clustered intervals and Holm's procedure, and the fair tab
 
 from __future__ import annotations
 
+import json
+
 import datetime as dt
 import math
 from pathlib import Path
@@ -17,6 +19,7 @@ from zeta_eval import stats
 from zeta_eval.frontier import auto_gammas, frontier_gammas, interpolate
 from zeta_eval.identity import sampler_key
 from zeta_eval.module import SamplingEvaluation
+from rows import full_row
 from zeta_eval.parts import write_part
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,12 +107,13 @@ NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 
 
 def _row(sampler, label, key, index, prompt, seed, score, *, gamma1, gamma_eff, nfe, steps=10, **extra):
-    return {"sample_id": f"{key}-{prompt}-{seed}", "prompt_set": "s", "prompt_id": prompt, "prompt": f"p{prompt}",
-            "seed": seed, "sample_index": 0, "model": "m", "steps": steps, "gamma1": gamma1, "gamma2": None,
-            "gamma_eff": gamma_eff, "nfe": nfe, "seconds": 0.5, "metadata": "{}", "media_path": None,
-            "sampler_params": "{}", "sampler": sampler, "sampler_label": label, "sampler_key": key,
-            "sampler_index": index, "score": score, "category": None, "created_at": NOW, "twin_of": None,
-            "twin_kind": None, "guidance_measured": None, **extra}
+    return full_row(**{
+        "sample_id": f"{key}-{prompt}-{seed}", "prompt_set": "s", "prompt_id": prompt, "prompt": f"p{prompt}",
+        "seed": seed, "sample_index": 0, "model": "m", "steps": steps, "gamma1": gamma1, "gamma2": None,
+        "gamma_eff": gamma_eff, "nfe": nfe, "seconds": 0.5, "metadata": "{}", "media_path": None,
+        "sampler_params": "{}", "sampler": sampler, "sampler_label": label, "sampler_key": key,
+        "sampler_index": index, "score": score, "category": None, "created_at": NOW, "twin_of": None,
+        "twin_kind": None, "guidance_measured": None, "metric_conventions": json.dumps({"score": {}}), **extra})
 
 
 def _hand_run(tmp_path: Path) -> tuple[Path, dict]:
@@ -213,7 +217,7 @@ def test_a_run_with_a_frontier_opens_its_report_with_the_fair_table(tmp_path):
     assert md.index("## Fair comparison with CFG") < md.index("## Results")
     assert "CFG curve: standard CFG at 6 steps, γ = 1, 2, 3, 4.5" in md
     rows = _csv(out)
-    assert set(rows) == {"standard γ=1", "zigzag γ=1.5", "standard γ=2 (frontier)", "standard γ=3 (frontier)",
+    assert set(rows) == {"standard γ=1 (no guidance)", "zigzag γ=1.5", "standard γ=2 (frontier)", "standard γ=3 (frontier)",
                          "standard γ=4.5 (frontier)", "zigzag γ=1.5 · CFG twin (schedule)",
                          "zigzag γ=1.5 · CFG twin (constant)"}
     # the rows carry the measured guidance: the frontier is read there, per sample
@@ -304,15 +308,14 @@ def test_the_4090_overlay_combines_with_the_frontier_and_smoke(capsys):
 
 
 def test_rows_without_gamma1_still_make_a_report(tmp_path):
-    """Rows written by other tools may lack gamma1 (the video rows of test_html_report do): no CFG curve then, so no
-    fair comparison, and the words say why; no crash."""
+    """Rows whose gamma1 is unknown (NaN: the row schema requires the column): no CFG curve then, so no fair
+    comparison, and the words say why; no crash."""
     rows = []
     for p in range(3):
         for k, (name, g) in enumerate((("standard", 1.0), ("standard", 3.0), ("zeta", 1.5))):
             row = _row(name, f"{name}-{g:g}", f"{name}-{k}", k, str(p), 0, 0.1 * p + g, gamma1=g, gamma_eff=2 * g,
                        nfe=20)
-            for column in ("gamma1", "guidance_measured"):
-                row.pop(column)
+            row.update(gamma1=math.nan, guidance_measured=None)
             rows.append(row)
     out = tmp_path / "bare"
     write_part(rows, out, "part-bare")

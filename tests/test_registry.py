@@ -104,8 +104,8 @@ def test_an_unknown_name_is_one_line_that_lists_the_known_ones():
     assert isinstance(info.value, ValueError) and SAMPLERS.get("zigzg") is None
     with pytest.raises(UnknownMetricError, match="unknown metric 'hpsv3'; known metrics: aesthetic, chscore_flow"):
         METRICS["hpsv3"]
-    with pytest.raises(UnknownNameError, match="unknown model family 'sd3'; known model families: cogvideox, hunyuan"):
-        ADAPTERS["sd3"]
+    with pytest.raises(UnknownNameError, match="unknown model family 'sd4'; known model families: cogvideox, flux, hun"):
+        ADAPTERS["sd4"]
 
 
 def test_entry_points_register_lazily_and_a_broken_plugin_is_named_in_one_line(tmp_path, monkeypatch):
