@@ -90,7 +90,9 @@ class UNetDenoiser:
             warnings.simplefilter("ignore")
             for o in gc.get_objects():
                 if isinstance(o, torch.Tensor) and id(o) not in self.param_ids and o.device.type == "cpu":
-                    total += o.element_size() * o.nelement()
+                    n = o.nelement()
+                    if isinstance(n, int):  # not the symbolic tensors torch.compile may leave in the process
+                        total += o.element_size() * n
         return total
 
     def __call__(self, x, t, branches):
