@@ -584,6 +584,7 @@ def test_compare_and_gallery_choices_live_in_the_url_and_survive_a_reload(report
     # another view and back: the choices are kept; the URL always names what is shown
     report_page.view("gallery")
     page.fill("#gal-text", "circle")
+    page.wait_for_function("() => location.hash.startsWith('#gallery?q=circle')", timeout=10_000)  # set on redraw
     assert "#gallery?q=circle" in page.url
     rows = page.locator("#gallery-table tbody td.prompt").all_inner_texts()
     report_page.view("compare")
