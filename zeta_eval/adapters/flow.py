@@ -113,6 +113,14 @@ class FlowTransformerAdapter(PipelineAdapter):
         return info
 
 
+def decode_shifted_image(vae: Any, latents: torch.Tensor) -> torch.Tensor:
+    """Images in [0, 1] from the latents of a VAE with a scaling and a shift factor (SD 3 and FLUX, as their
+    pipelines decode)."""
+    z = latents.to(vae.dtype) / vae.config.scaling_factor + vae.config.shift_factor
+    image = vae.decode(z, return_dict=False)[0]
+    return (image.float() / 2 + 0.5).clamp(0, 1)
+
+
 def latent_stats(vae: Any, shape: tuple[int, ...], device: torch.device, dtype: torch.dtype
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """The VAE config's per-channel ``latents_mean`` and ``latents_std`` shaped to broadcast over ``shape``."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from .flow import FlowTransformerAdapter
+from .flow import FlowTransformerAdapter, decode_shifted_image
 from .pipeline_adapter import check_positive_int
 
 #: tokens of each CLIP encoder (the pipeline's tokenizer_max_length)
@@ -88,10 +88,7 @@ class SD3Adapter(FlowTransformerAdapter):
                                     pooled_projections=kwargs["pooled_projections"], return_dict=False)[0]
 
     def _decode(self, latents: torch.Tensor) -> torch.Tensor:
-        vae = self.pipe.vae
-        z = latents.to(vae.dtype) / vae.config.scaling_factor + vae.config.shift_factor
-        image = vae.decode(z, return_dict=False)[0]
-        return (image.float() / 2 + 0.5).clamp(0, 1)
+        return decode_shifted_image(self.pipe.vae, latents)
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()
