@@ -20,6 +20,16 @@ def _gammas(name: str, value: Any) -> list[float]:
     return [non_negative(f"{name}[{k}]", v) for k, v in enumerate(value)]
 
 
+#: gamma1's default: a schedule given without gamma1 sets it to the schedule's mean
+GAMMA1_DEFAULT = next(f.default for f in dataclasses.fields(Sampler) if f.name == "gamma1")
+
+
+def schedule_conflict(gamma1: float, mean: float) -> str:
+    """The refusal of a gamma1 given beside a gamma_schedule whose mean it is not (it would be overwritten)."""
+    return (f"standard: gamma1 = {gamma1:g} and a gamma_schedule of mean {mean:g} were both given; with a schedule, "
+            f"gamma1 is the schedule's mean: give the schedule alone")
+
+
 def _schedule_label(standard: "Standard") -> str | None:
     return None if standard.gamma_schedule is None else f"per-step γ ({len(standard.gamma_schedule)})"
 
@@ -62,7 +72,10 @@ class Standard(Sampler):
         if self.match_nfe is not None and self.steps is not None:
             raise ValueError("standard: give either steps or match_nfe, not both")
         if self.gamma_schedule is not None:
-            self.gamma1 = sum(self.gamma_schedule) / len(self.gamma_schedule)
+            mean = sum(self.gamma_schedule) / len(self.gamma_schedule)
+            if self.gamma1 != GAMMA1_DEFAULT and not math.isclose(self.gamma1, mean, rel_tol=1e-9, abs_tol=1e-12):
+                raise ValueError(schedule_conflict(self.gamma1, mean))
+            self.gamma1 = mean
 
     def validate(self, num_steps: int) -> None:
         super().validate(num_steps)

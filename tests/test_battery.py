@@ -61,6 +61,9 @@ def test_validate_of_a_shapebench_model_folder_without_its_scheduler_config_is_o
                                                                                 "finite"]),
     ("[{name: zigzag, twins: constant}]", ["twins", "constant"]),  # a string where a list is wanted
     ("[{name: zigzag, twins: 3}]", ["twins", "3"]),
+    # a gamma1 that is not the schedule's mean would be overwritten by it without a word
+    ("[{name: standard, gamma1: 7, gamma_schedule: [1, 1, 1, 1, 1, 2, 2, 2, 2, 2]}]",
+     ["samplers[0]", "gamma1 = 7", "gamma_schedule", "mean 1.5"]),
 ])
 def test_a_bad_sampler_override_names_the_setting_and_the_value(tmp_path, capsys, samplers, needles):
     cfg = shapebench_run(tmp_path, shapebench_items()[:1])

@@ -137,6 +137,19 @@ def test_one_sample_per_prompt_keeps_the_classic_intervals(tmp_path):
     assert ours["score_n_prompts"] == "20"
 
 
+def test_a_category_of_one_prompt_is_counted_in_the_singular(tmp_path):
+    rows = [full_row(sample_id=f"{label}-{k}", prompt_id=str(k), prompt=f"p{k}", seed=k, sampler=name,
+                     sampler_label=label, sampler_key=f"{name}-{index}", sampler_index=index,
+                     category="solo" if k == 0 else "rest", created_at=NOW,
+                     metric_conventions=json.dumps({"score": {}}), score=float(k + index))
+            for index, (label, name) in enumerate([("base", "standard"), ("ours", "zeta")]) for k in range(3)]
+    write_part(rows, tmp_path / "r", "part-0")
+    assert run("report", tmp_path / "r") == 0
+    category = (tmp_path / "r" / "summary.md").read_text().split("## score per category")[1].split("\n## ")[0]
+    assert "(n=1, 1 prompt)" in category and "(n=2, 2 prompts)" in category, category
+    assert "1 prompts" not in category
+
+
 def test_a_folder_with_only_samples_parquet_is_reported_again(tmp_path, capsys):
     """A committed study keeps samples.parquet, not parts/: report and plan read it, and the numbers are the same."""
     import shutil

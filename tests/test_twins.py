@@ -89,6 +89,15 @@ def test_gamma_schedule_is_checked_and_follows_max_steps():
     assert s.gamma_schedule == [1.0, 5.0, 9.0] and s.gamma1 == 5.0
 
 
+def test_a_gamma1_beside_a_gamma_schedule_must_be_its_mean():
+    """gamma1 is the schedule's mean: another value given with it would be overwritten silently, so it is refused;
+    the mean itself (what a twin's row records) is accepted."""
+    with pytest.raises(ValueError, match=r"standard: gamma1 = 7 .*gamma_schedule.*mean 2"):
+        Standard(gamma1=7.0, gamma_schedule=[1.0, 3.0])
+    assert Standard(gamma1=2.0, gamma_schedule=[1.0, 3.0]).gamma1 == 2.0
+    assert Standard(gamma1=0.1 + 0.2, gamma_schedule=[0.1, 0.2, 0.6]).gamma1 == pytest.approx(0.3)
+
+
 def test_twin_plan_kinds_keys_and_nfe():
     zigzag, zeta, seg = Zigzag(twins=True), Zeta(twins=True), SEG(twins=["nfe_matched"])
     assert kinds_for(zigzag, 10) == ["schedule", "constant", "nfe_matched"]
@@ -160,6 +169,20 @@ def test_twin_rows_name_their_source_and_follow_it(twinned):
     experiment_json = json.loads((out / "experiment.json").read_text())
     assert len(experiment_json["samplers"]) == 3 + 4  # the report counts twins as settings of the experiment
     assert "missing" not in (out / "summary.md").read_text().split("## ")[1]  # complete
+
+
+def test_the_settings_section_says_a_twins_scales_vary_per_sample(twinned):
+    """A twin's gamma1 and schedule are its own per sample: the settings section must not show one sample's values
+    as the setting's; it gives the range of the measured means instead."""
+    _, _, out = twinned
+    rows = [r for r in read_parts(out)[0].to_pylist() if r["twin_kind"] == "schedule" and r["twin_of"] == "zigzag γ=5.5"]
+    means = sorted(r["gamma1"] for r in rows)
+    assert means[0] < means[-1]  # the toy's samples measure different scales
+    section = (out / "summary.md").read_text().split("## Sampler settings")[1]
+    line = next(ln for ln in section.splitlines() if "zigzag γ=5.5 · CFG twin (schedule)" in ln)
+    assert f'"gamma1": "per sample, {means[0]:.4g} to {means[-1]:.4g}"' in line, line
+    assert '"gamma_schedule": "per sample"' in line, line
+    assert not any(f"{m!r}" in line for m in means), line  # no one sample's value
 
 
 def test_twin_rows_equal_a_standalone_standard_run_with_the_same_schedule_and_seed(twinned, tmp_path):

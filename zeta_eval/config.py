@@ -127,6 +127,22 @@ def _check_guidance_scales(index: int, sampler: Any) -> None:
             bad = [v for v in value if isinstance(v, float) and not math.isfinite(v)]
             if bad:
                 raise ValueError(f"samplers[{index}].{key} holds {bad[0]}: a guidance scale must be finite")
+    _check_gamma1_beside_schedule(index, args or {})
+
+
+def _check_gamma1_beside_schedule(index: int, args: dict[str, Any]) -> None:
+    """A gamma1 written beside a gamma_schedule must be the schedule's mean (the sampler would replace it by the
+    mean); checked on the written settings, so that a gamma1 equal to the default is caught too."""
+    schedule, gamma1 = args.get("gamma_schedule"), args.get("gamma1")
+    if not isinstance(schedule, list) or not schedule or gamma1 is None:
+        return
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in [gamma1, *schedule]):
+        return  # the settings' own checks name the wrong value
+    from samplers.standard import schedule_conflict
+
+    mean = sum(schedule) / len(schedule)
+    if not math.isclose(gamma1, mean, rel_tol=1e-9, abs_tol=1e-12):
+        raise ValueError(f"samplers[{index}]: {schedule_conflict(gamma1, mean)}")
 
 
 def load(text: str) -> Any:

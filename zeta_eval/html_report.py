@@ -156,7 +156,7 @@ def _setting_data(rep: Report, s: Setting, item: np.ndarray) -> dict[str, Any]:
     folder = _shared_folder([p for p in list(media) + list(strips) if p])
     cut = len(folder)
     data = {
-        "key": s.key, "label": s.label, "name": s.name, "model": s.model, "params": s.params,
+        "key": s.key, "label": s.label, "name": s.name, "model": s.model, "params": s.shown_params(),
         "item": item.tolist(), "dir": folder, "media": [p[cut:] if p else None for p in media],
         "strip": [p[cut:] if p else None for p in strips],
         "values": {m: _floats(s.rows.get(m, [None] * s.n)).tolist() for m in rep.metrics},

@@ -227,7 +227,7 @@ def _category_cells(rep: Report, setting: Setting, metric: str, cats: list[str])
         est = stats.mean_interval(vals[inside], setting.clusters[inside])
         means.append(est.estimate)
         cells.append(_fmt(est.estimate, est.lo, est.hi, rep.scale(metric))
-                     + (f" (n={est.n}, {est.n_clusters} prompts)" if est.n else ""))
+                     + (f" (n={est.n}, {est.n_clusters} prompt{'s' * (est.n_clusters != 1)})" if est.n else ""))
     finite = [v for v in means if math.isfinite(v)]
     cells.append(_fmt(sum(finite) / len(finite), scale=rep.scale(metric)) if finite else "-")
     return cells
@@ -283,7 +283,7 @@ def _conventions_section(rep: Report) -> list[str]:
 
 def _settings_section(rep: Report) -> list[str]:
     return _section("Sampler settings", [f"- `{s.key}` {s.label}: {s.name}, {int(np.nanmax(s.col('steps')))} steps, "
-                                         f"{json.dumps(s.params, sort_keys=True)}" for s in rep.settings])
+                                         f"{json.dumps(s.shown_params(), sort_keys=True)}" for s in rep.settings])
 
 
 def write_markdown(rep: Report, summary: list[dict[str, Any]]) -> str:

@@ -202,6 +202,27 @@ class Setting:
                                        for s, t, i in zip(sets, texts, ids)], dtype=object)
         return self._clusters
 
+    def shown_params(self) -> dict[str, Any]:
+        """The sampler parameters over all the rows: one that differs between samples (a CFG twin's measured scale
+        and schedule) is shown as ``per sample`` (with its range when it is a number), never as the value of one
+        sample."""
+        texts = set(self.rows.get("sampler_params", [])) - {None}
+        if len(texts) <= 1:
+            return self.params
+        values: dict[str, list[Any]] = {}
+        for text in texts:
+            for key, value in json.loads(text or "{}").items():
+                values.setdefault(key, []).append(value)
+        out: dict[str, Any] = {}
+        for key, seen in values.items():
+            if len(seen) == len(texts) and len({json.dumps(v, sort_keys=True) for v in seen}) == 1:
+                out[key] = seen[0]
+            elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in seen):
+                out[key] = f"per sample, {min(seen):.4g} to {max(seen):.4g}"
+            else:
+                out[key] = "per sample"
+        return out
+
     @property
     def n_prompts(self) -> int:
         """Distinct prompts (clusters) among the rows."""
