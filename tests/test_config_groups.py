@@ -129,6 +129,18 @@ def test_configs_use_the_groups():
     assert sum("metrics: image_set" in t for t in texts.values()) >= 9
 
 
+#: experiment configs kept small on purpose (a CPU demo under two minutes, smoke runs): twins where they chose
+LEAN = ("shapebench_demo.yaml", "shapebench_smoke.yaml")
+
+
+@pytest.mark.parametrize("name", [n for n in experiment_configs() if n not in LEAN])
+def test_every_zigzag_family_setting_of_a_paper_config_gets_its_cfg_twins(name):
+    """The fair comparison by default: each zigzag-family setting is compared with CFG at its measured guidance."""
+    samplers = yaml.safe_load((CONFIGS / name).read_text())["model"]["samplers"]
+    family = [s for s in samplers if (s if isinstance(s, str) else s.get("name")) in ("zigzag", "implicit_zigzag", "zeta")]
+    assert all(isinstance(s, dict) and s.get("twins") for s in family), (name, family)
+
+
 # ---------------------------------------------------------------------------------------------- same experiments
 def test_every_experiment_config_is_pinned():
     assert experiment_configs() == sorted(PINNED)
