@@ -183,6 +183,48 @@ def test_fair_table_against_a_hand_computation(tmp_path):
     assert (out / "score_vs_guidance.png").is_file()
 
 
+def _study_script(folder: Path) -> dict[str, str]:
+    """docs/results/shapebench/fair_by_task.py on a folder: its tables by heading (the task)."""
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(ROOT / "docs/results/shapebench/fair_by_task.py"), str(folder),
+                           "--metric", "score"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    # the tables without Holm's marks (their family is every task's cells: another run has another family)
+    return {block.split(" (")[0]: block.split("\n", 1)[1].replace(" †", "").strip()
+            for block in done.stdout.split("### ")[1:]}
+
+
+def test_the_study_script_tables_each_task_as_a_run_of_that_task_alone(tmp_path):
+    """fair_by_task.py's per-task tables equal its all-tasks table on a folder holding only that task's rows, and
+    its all-tasks cells are the report's (summary.csv)."""
+    import pyarrow.parquet as pq
+
+    from zeta_eval.parts import read_parts
+
+    out, _ = _hand_run(tmp_path)
+    rows = read_parts(out)[0].to_pylist()
+    for r in rows:
+        r["category"] = "ab" if r["prompt_id"] in ("a", "b") else "c"
+    tasks = tmp_path / "tasks"
+    write_part(rows, tasks, "part-hand")
+    got = _study_script(tasks)
+    assert sorted(got) == ["ab", "all tasks", "c"]
+    for task in ("ab", "c"):
+        alone = tmp_path / f"only-{task}"
+        write_part([r for r in rows if r["category"] == task], alone, "part-hand")
+        assert got[task] == _study_script(alone)["all tasks"], task
+    assert run("report", tasks) == 0
+    zz = _csv(tasks)["zz"]
+    cell = f"{float(zz['fair_twin_score']):+.2f} [{float(zz['fair_twin_score_lo']):+.2f}, " \
+           f"{float(zz['fair_twin_score_hi']):+.2f}]"
+    assert cell in next(ln for ln in got["all tasks"].splitlines() if ln.startswith("| zz |")), got["all tasks"]
+    assert pq.read_table(tasks / "samples.parquet").num_rows == len(rows)
+
+
 def test_fair_words_never_claim_more_than_holm_allows(tmp_path):
     """A method level with CFG at its guidance is "not distinguishable"; one far ahead is "better", with Holm."""
     rows = []

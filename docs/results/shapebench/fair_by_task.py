@@ -71,7 +71,8 @@ def main() -> None:
                     out.append("-")
                     continue
                 e = c.estimate
-                text = f"{e.estimate * scale:+.2f} [{e.lo * scale:+.2f}, {e.hi * scale:+.2f}]"
+                text = f"{e.estimate * scale:+.2f} " + (f"[{e.lo * scale:+.2f}, {e.hi * scale:+.2f}]"
+                                                        if math.isfinite(e.lo) else "(no interval)")
                 text += " †" if holds.get((task, r.label, k)) else ""
                 text += " ‡" if "outside the CFG grid" in c.note else ""
                 out.append(text)
