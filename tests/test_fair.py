@@ -239,6 +239,11 @@ def test_fair_words_never_claim_more_than_holm_allows(tmp_path):
                              gamma_eff=3.0, nfe=30))
             rows.append(_row("zeta", "ahead", "zeta-1", 3, str(p), s, base + 4.0 + noise, gamma1=1.0, gamma_eff=3.0,
                              nfe=20))
+            # ahead of CFG at its guidance as well, but level with its schedule twin: the gain is its schedule
+            rows.append(_row("zeta", "scheduled", "zeta-2", 4, str(p), s, base + 4.0 + noise, gamma1=1.0,
+                             gamma_eff=3.0, nfe=20))
+            rows.append(_row("standard", "scheduled twin", "twin-2", 5, str(p), s, base + 4.0 - noise, gamma1=3.0,
+                             gamma_eff=3.0, nfe=20, twin_of="scheduled", twin_kind="schedule"))
     out = tmp_path / "words"
     write_part(rows, out, "part-words")
     assert run("report", out) == 0
@@ -246,6 +251,13 @@ def test_fair_words_never_claim_more_than_holm_allows(tmp_path):
     assert "**level**: not distinguishable from CFG at the same first-order guidance" in md
     assert "**ahead**: better than CFG at the same first-order guidance" in md
     assert "guidance not measured" in md  # these rows carry no measured guidance: the table says first-order
+    ahead = next(ln for ln in md.splitlines() if ln.startswith("- **ahead**"))
+    assert "twin" not in ahead  # it has none
+    scheduled = next(ln for ln in md.splitlines() if ln.startswith("- **scheduled**"))
+    assert "better than CFG at the same first-order guidance" in scheduled
+    gap = np.mean([2 * 0.05 * ((7 * p + 3 * s) % 5 - 2) for p in range(12) for s in range(2)])  # method − twin
+    assert f"not distinguishable from its CFG twin (schedule): {gap:+.2f} [" in scheduled, scheduled
+    assert "not shown to go beyond its per-step guidance schedule" in scheduled, scheduled
 
 
 # ---------------------------------------------------------------------------------------------- a real run

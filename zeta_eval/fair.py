@@ -293,8 +293,7 @@ def verdict(row: FairRow, scale: float = 1.0) -> str:
         reason = c.note if c is not None and c.note else "no CFG curve covers its guidance"
         return f"**{row.label}**: no comparison with CFG at the same {what} ({reason})."
     e = c.estimate
-    interval = f"{e.estimate * scale:+.2f} [{e.lo * scale:.2f}, {e.hi * scale:.2f}]" if math.isfinite(e.lo) else \
-        f"{e.estimate * scale:+.2f} (no interval)"
+    interval = _interval(e, scale)
     if c.holm and e.estimate > 0:
         text = f"better than CFG at the same {what}: {interval}"
     elif c.holm and e.estimate < 0:
@@ -306,6 +305,7 @@ def verdict(row: FairRow, scale: float = 1.0) -> str:
         text = f"not distinguishable from CFG at the same {what}: {interval}"
     if c.note:
         text += f" ({c.note})"
+    text += _twin_clause(row, c, scale)
     raw = row.comparisons.get("gamma1")
     if raw is not None and math.isfinite(raw.estimate.estimate):
         text += f"; against CFG at its γ1, the usual baseline, {raw.estimate.estimate * scale:+.2f}"
@@ -315,6 +315,28 @@ def verdict(row: FairRow, scale: float = 1.0) -> str:
                 else "not distinguishable from")
         text += f"; {verb} the best CFG of no higher NFE ({best.reference}: {best.estimate.estimate * scale:+.2f})"
     return f"**{row.label}**: {text}."
+
+
+def _interval(e: stats.Estimate, scale: float) -> str:
+    return (f"{e.estimate * scale:+.2f} [{e.lo * scale:.2f}, {e.hi * scale:.2f}]" if math.isfinite(e.lo)
+            else f"{e.estimate * scale:+.2f} (no interval)")
+
+
+def _twin_clause(row: FairRow, frontier: Comparison, scale: float) -> str:
+    """What the method's CFG twin adds to the verdict: ahead of, behind or not distinguishable from it (Holm over
+    the table). A method ahead of CFG at its mean guidance but not of its schedule twin gains nothing shown beyond
+    its guidance schedule, and the sentence says so."""
+    twin = row.comparisons.get("twin")
+    if twin is None or not math.isfinite(twin.estimate.estimate):
+        return ""
+    e = twin.estimate
+    if twin.holm:
+        return f"; {'ahead of' if e.estimate > 0 else 'behind'} {twin.reference}: {_interval(e, scale)}"
+    text = f"; not distinguishable from {twin.reference}: {_interval(e, scale)}"
+    if frontier.holm and frontier.estimate.estimate > 0 and "(schedule)" in twin.reference:
+        text += (", so what it gains over CFG at the same mean guidance is not shown to go beyond its per-step "
+                 "guidance schedule, which CFG can follow too")
+    return text
 
 
 def cell(c: Comparison | None, scale: float = 1.0) -> str:
