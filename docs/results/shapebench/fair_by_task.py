@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from zeta_eval import fair, stats
-from zeta_eval.results import Report, Setting, build, categories
+from zeta_eval.results import Report, ReportError, Setting, build, categories
 
 #: the columns printed, from the fair table's comparisons
 COLUMNS = {"frontier": "vs CFG frontier at measured γ", "twin_schedule": "vs twin (schedule)",
@@ -44,7 +44,13 @@ def main() -> None:
     p.add_argument("output_dir", help="the study's output folder (parts/ or samples.parquet)")
     p.add_argument("--metric", default="shapebench")
     args = p.parse_args()
-    rep = build(args.output_dir)
+    try:
+        rep = build(args.output_dir)
+    except ReportError as err:
+        raise SystemExit(f"error: {err}") from None
+    if args.metric not in rep.metrics:
+        raise SystemExit(f"error: {args.output_dir} has no metric {args.metric!r}; its metrics: "
+                         f"{', '.join(rep.metrics) or 'none'}")
     tasks = sorted({c for s in rep.settings for c in categories(s)})
     tables = {task: fair._fair_rows(subset(rep, task), args.metric) for task in [None, *tasks]}
     cells = [(task, r.label, kind, r.comparisons[kind]) for task, rows in tables.items() for r in rows
