@@ -173,3 +173,20 @@ def test_the_readme_lists_every_group():
         assert f"`{name}` ({', '.join(members)})" in readme
     for name, preset in ADAPTER_PRESETS.items():
         assert f"`{name}` ({preset['model']}" in readme
+
+
+def test_a_samplers_override_replaces_the_list_and_inherits_no_setting(tmp_path, capsys):
+    """``--model.samplers`` and an overlay's ``samplers`` replace the config's list: a sampler written there gets its
+    defaults, not the settings of the config's sampler that happens to stand at the same position (jsonargparse
+    merges the init_args of lists of equal length by position)."""
+    from test_pipeline import run, write_experiment
+
+    cfg = write_experiment(tmp_path, samplers=[{"name": "zigzag", "gamma1": 2.5, "lambda_steps": 2, "twins": True}])
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(yaml.safe_dump({"model": {"samplers": [{"name": "zigzag"}]}}))
+    for extra in (["--model.samplers", "[{name: zigzag}]"], ["--model.samplers=[zigzag]"], ["--config", overlay]):
+        capsys.readouterr()
+        assert run("validate", "--config", cfg, *extra, "--output_dir", tmp_path / "out") == 0
+        text = capsys.readouterr().out
+        assert "zigzag γ=5.5 " in text and "γ=2.5" not in text and "λ=2" not in text, (extra, text)
+        assert "CFG twin" not in text, (extra, text)

@@ -303,6 +303,43 @@ def expand_override_args(args: Sequence[str]) -> list[str]:
     return out
 
 
+#: the list options whose every new value replaces the previous one whole (see :func:`reset_list_overrides`)
+_REPLACED_LISTS = ("samplers", "metrics")
+
+
+def _sets_lists(path: str) -> list[str]:
+    """The options of :data:`_REPLACED_LISTS` that the config file ``path`` sets (none where it cannot be read: the
+    parser then says what is wrong with it)."""
+    try:
+        cfg = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return []
+    model = cfg.get("model") if isinstance(cfg, dict) else None
+    if isinstance(model, dict) and isinstance(model.get("init_args"), dict):
+        model = {**model, **model["init_args"]}
+    return [name for name in _REPLACED_LISTS if isinstance(model, dict) and name in model]
+
+
+def reset_list_overrides(args: Sequence[str]) -> list[str]:
+    """``args`` with ``--model.samplers=[]`` (``metrics`` alike) before every ``--model.samplers`` override and every
+    ``--config`` file that sets the list: a later value replaces the list whole. jsonargparse would otherwise merge
+    a new list of the same length into the old one position by position, so that ``[{name: zigzag}]`` over a
+    config's ``[{name: zigzag, gamma1: 2.5, twins: true}]`` kept γ1 2.5 and the twins it does not write."""
+    out: list[str] = []
+    configs = dict(_config_positions(args))
+    for k, arg in enumerate(args):
+        key = arg.split("=", 1)[0]
+        field = _override_field(key)
+        if field in _REPLACED_LISTS:
+            out.append(f"--model.{field}=[]")
+        elif arg in ("--config", "-c") and k + 1 in configs:
+            out += [f"--model.{name}=[]" for name in _sets_lists(configs[k + 1])]
+        elif arg.startswith("--config=") and k in configs:
+            out += [f"--model.{name}=[]" for name in _sets_lists(configs[k])]
+        out.append(arg)
+    return out
+
+
 def first_config(args: Sequence[str]) -> str | None:
     """The first ``--config`` of a command line (its stem names the default output folder)."""
     found = _config_positions(args)

@@ -96,7 +96,7 @@ def build_cli(args: Sequence[str], writes_results: bool = True, command: str = "
     from jsonargparse import ArgumentError
 
     zconfig.register_loader()
-    args = zconfig.expand_override_args(flags.normalize(args, SWITCHES))
+    args = zconfig.reset_list_overrides(zconfig.expand_override_args(flags.normalize(args, SWITCHES)))
     for arg in args:
         if arg.split("=", 1)[0] in ("--model.output_dir", "--model.init_args.output_dir"):
             raise UserError(f"{arg.split('=', 1)[0]} is not an option: the output folder is --output_dir (default "
