@@ -276,7 +276,9 @@ def test_two_ddp_ranks_write_the_single_process_twins(twinned, tmp_path):
 @pytest.mark.parametrize("sampler,needle", [
     ({"name": "standard", "twins": True}, "a standard sampler is plain CFG already"),
     ({"name": "zeta", "twins": ["twice"]}, "twins must be true, false or a list of schedule, constant, nfe_matched"),
-    ({"name": "standard", "gamma_schedule": [5.5, 6.0]}, f"gamma_schedule has 2 scales for {STEPS} steps")])
+    ({"name": "standard", "gamma_schedule": [5.5, 6.0]}, f"gamma_schedule has 2 scales for {STEPS} steps"),
+    # ζ costs CFG's 2 NFE per step: an NFE-matched twin is its constant twin, and asking for it alone gave no twin
+    ({"name": "zeta", "warmup_steps": 2, "twins": ["nfe_matched"]}, "no nfe_matched twin: zeta γ=5.5 τ=2 costs")])
 def test_bad_twin_settings_are_one_line_errors(tmp_path, capsys, sampler, needle):
     from zeta_eval.cli import main
 

@@ -103,9 +103,14 @@ def plan(source: Sampler, default_steps: int, schedule: Any) -> list[CFGTwin]:
         raise ValueError(f"{source.display_name()}: twins copy a guidance method into plain CFG; a standard sampler "
                          "is plain CFG already (remove its twins setting)")
     steps = source.num_steps(default_steps)
+    kinds = kinds_for(source, default_steps)
+    if not kinds:  # it asked for nfe_matched alone: say so rather than run no twin at all
+        raise ValueError(f"{source.display_name()}: no nfe_matched twin: {source.display_name()} costs "
+                         f"{method_nfe(source, steps)} NFE, CFG's 2 per step, so its NFE-matched twin would be its "
+                         "constant twin (ask for twins: [constant] or [schedule])")
     key = sampler_key(source, default_steps, schedule)
     twins = []
-    for kind in kinds_for(source, default_steps):
+    for kind in kinds:
         twin_steps = steps
         if kind == "nfe_matched":
             twin_steps = max(1, math.ceil(method_nfe(source, steps) / 2))  # CFG costs 2 NFE per step
