@@ -103,6 +103,18 @@ def test_plan_command_errors_are_one_line(tmp_path, capsys, args, message):
     assert err == [f"zeta_eval plan: error: {message}"]
 
 
+def test_plan_refuses_a_sampler_name_that_several_settings_share(tmp_path, capsys):
+    """``--a zeta`` where two settings are zeta samplers named neither of them: the first was taken in silence."""
+    out, _ = study(tmp_path, {"base": 0.0, "better": 0.5, "other": 0.2})
+    capsys.readouterr()
+    assert run("plan", out, "--a", "zeta", "--b", "base") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["zeta_eval plan: error: --a 'zeta' names 2 sampler settings of this folder (better, other): "
+                   "give a label or key"]
+    assert run("plan", out, "--a", "other", "--b", "standard") == 0  # one standard setting: its name is enough
+    assert "## score: other − base" in capsys.readouterr().out
+
+
 def test_plan_command_on_a_missing_folder(tmp_path, capsys):
     assert run("plan", tmp_path / "nothing") == 2
     assert "does not exist" in capsys.readouterr().err

@@ -31,8 +31,14 @@ SEEDS = (1, 2, 4, 8, 16)
 
 def _find(rep: Report, label: str, option: str) -> Setting:
     for s in rep.settings:
-        if label in (s.label, s.key, s.name):
+        if label in (s.label, s.key):
             return s
+    named = [s for s in rep.settings if s.name == label]
+    if len(named) == 1:
+        return named[0]
+    if named:
+        raise UserError(f"{option} {label!r} names {len(named)} sampler settings of this folder "
+                        f"({', '.join(s.label for s in named)}): give a label or key")
     raise UserError(f"{option} {label!r} is not a sampler setting of this folder; settings: "
                     + ", ".join(s.label for s in rep.settings))
 
