@@ -95,6 +95,36 @@ def test_frontier_adds_standard_settings_and_runs_a_configured_scale_once():
         SamplingEvaluation(adapter=ToyAdapter(), samplers=configured, steps=6, frontier={"gammas": [1, 0]})
 
 
+def test_frontier_counts_distinct_scales_and_refuses_two_of_one_label():
+    with pytest.raises(ValueError, match="at least 2 distinct guidance scales"):
+        frontier_gammas({"gammas": [1.5, 1.5]}, [])
+    # two scales that print alike would be two settings of one label: reports could not tell them apart
+    with pytest.raises(ValueError, match="the same label"):
+        SamplingEvaluation(adapter=ToyAdapter(), samplers=[Zigzag(gamma1=1.5)], steps=6,
+                           frontier={"gammas": [2, 2.0000000001]})
+
+
+def test_a_scheduled_standard_setting_is_a_method_not_a_point_of_the_cfg_curve(tmp_path):
+    """CFG with a per-step schedule is not CFG at its mean: the curve holds constant scales only, and the scheduled
+    setting is compared with it like any guidance method."""
+    rows = []
+    for p in ("a", "b", "c"):
+        for s in (0, 1):
+            for k, g in enumerate((1.0, 2.0, 4.0)):
+                rows.append(_row("standard", f"standard γ={g:g}", f"standard-{k}", k, p, s, g, gamma1=g,
+                                 gamma_eff=g, nfe=20))
+            rows.append(_row("standard", "scheduled", "standard-s", 3, p, s, 10.0, gamma1=2.0, gamma_eff=2.0, nfe=20,
+                             sampler_params=json.dumps({"gamma1": 2.0, "gamma_schedule": [3.0, 1.0]})))
+    out = tmp_path / "scheduled"
+    write_part(rows, out, "part-0")
+    assert run("report", out) == 0
+    md = (out / "summary.md").read_text()
+    fair_section = md.split("## Results")[0]
+    assert "| scheduled |" in fair_section  # a method of the fair table
+    row = _csv(out)["scheduled"]
+    assert float(row["fair_frontier_score"]) == pytest.approx(10.0 - 2.0)  # against constant CFG at γ 2, not itself
+
+
 def test_frontier_follows_max_steps_and_keeps_settings_distinct():
     module = SamplingEvaluation(adapter=ToyAdapter(), samplers=[Zigzag(gamma1=1.5)], steps=20, max_steps=5,
                                 frontier={"gammas": [1, 3]})

@@ -278,7 +278,9 @@ def test_two_ddp_ranks_write_the_single_process_twins(twinned, tmp_path):
     ({"name": "zeta", "twins": ["twice"]}, "twins must be true, false or a list of schedule, constant, nfe_matched"),
     ({"name": "standard", "gamma_schedule": [5.5, 6.0]}, f"gamma_schedule has 2 scales for {STEPS} steps"),
     # ζ costs CFG's 2 NFE per step: an NFE-matched twin is its constant twin, and asking for it alone gave no twin
-    ({"name": "zeta", "warmup_steps": 2, "twins": ["nfe_matched"]}, "no nfe_matched twin: zeta γ=5.5 τ=2 costs")])
+    ({"name": "zeta", "warmup_steps": 2, "twins": ["nfe_matched"]}, "no nfe_matched twin: zeta γ=5.5 τ=2 costs"),
+    # twins name their source by label: two settings of one label would each be paired with the other's twins
+    ({"name": "zigzag", "label": "standard γ=5.5", "twins": True}, "samplers[0] and samplers[1] have the same label")])
 def test_bad_twin_settings_are_one_line_errors(tmp_path, capsys, sampler, needle):
     from zeta_eval.cli import main
 

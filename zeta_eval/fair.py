@@ -132,8 +132,9 @@ def is_twin(setting: Setting) -> bool:
 
 
 def is_cfg(setting: Setting) -> bool:
-    """Plain CFG (a standard setting that is not a twin)."""
-    return setting.name == "standard" and not is_twin(setting)
+    """Plain CFG at a constant scale: a standard setting that is neither a twin nor run with a per-step
+    ``gamma_schedule`` (that is a guidance schedule, compared with CFG like any method)."""
+    return setting.name == "standard" and not is_twin(setting) and "gamma_schedule" not in setting.params
 
 
 def cfg_curve(rep: Report) -> Curve:

@@ -60,9 +60,11 @@ def frontier_gammas(spec: Any, scales: Sequence[float]) -> list[float]:
     gammas = spec["gammas"]
     if gammas == "auto":
         return auto_gammas(scales)
-    if (not isinstance(gammas, list) or len(gammas) < 2
-            or not all(isinstance(g, (int, float)) and not isinstance(g, bool) for g in gammas)):
-        raise ValueError(f"model.frontier.gammas must be auto or a list of at least 2 guidance scales; got {gammas!r}")
+    if (not isinstance(gammas, list)
+            or not all(isinstance(g, (int, float)) and not isinstance(g, bool) for g in gammas)
+            or len({float(g) for g in gammas}) < 2):
+        raise ValueError(f"model.frontier.gammas must be auto or a list of at least 2 distinct guidance scales; got "
+                         f"{gammas!r}")
     bad = [g for g in gammas if not (math.isfinite(g) and g > 0)]
     if bad:
         raise ValueError(f"model.frontier.gammas must be finite and > 0 (the curve is interpolated in log γ); got "

@@ -136,7 +136,20 @@ class SamplingEvaluation(LightningModule):
         self._nfe_targets = resolve_nfe_matching(self.samplers, self.steps)
         check_samplers(self.samplers, self.adapter, self.steps, self.schedule)
         self.all_samplers()  # twin settings are refused here (e.g. twins of a standard sampler)
+        self._check_labels()
         check_run(self.samplers, self.adapter, list(self.metric_list), compile=self.compile_options is not None)
+
+    def _check_labels(self) -> None:
+        """No two settings of one label: reports, ``plan`` and the twins (whose rows name their source by label)
+        tell settings apart by it."""
+        seen: dict[str, int] = {}
+        for k, s in enumerate(self.samplers):
+            label = self.sampler_label(s)
+            if label in seen:
+                raise ValueError(f"samplers[{seen[label]}] and samplers[{k}] have the same label {label!r} "
+                                 f"({self.samplers[seen[label]].display_name()} and {s.display_name()}): reports, "
+                                 "plan and CFG twins tell settings apart by label; give one of them another label")
+            seen[label] = k
 
     def twins_of(self, sampler: Sampler) -> list[Sampler]:
         """The CFG twin settings of ``sampler`` (:mod:`zeta_eval.twins`), run right after it on every batch."""
