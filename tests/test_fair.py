@@ -290,6 +290,25 @@ def test_fair_words_never_claim_more_than_holm_allows(tmp_path):
     assert "not shown to go beyond its per-step guidance schedule" in scheduled, scheduled
 
 
+def test_the_twin_clause_says_when_only_holm_makes_a_difference_indistinguishable():
+    from zeta_eval.fair import Comparison, FairRow, verdict
+    from zeta_eval.results import Setting
+
+    method = Setting(model="m", key="k", label="mine", name="zeta", index=0, rows={"sample_id": ["a"]})
+    row = FairRow(method, "score", 2.0, "measured", 40.0, 0.2)
+    row.comparisons["frontier"] = Comparison("CFG at measured guidance", stats.Estimate(0.05, 0.03, 0.07, 100, 50),
+                                             p_holm=0.001)
+    row.comparisons["twin"] = Comparison("its CFG twin (schedule)", stats.Estimate(0.015, 0.003, 0.028, 100, 50),
+                                         p_holm=0.2)
+    text = verdict(row, 100.0)
+    assert ("not distinguishable from its CFG twin (schedule) after Holm's correction for the table's comparisons "
+            "(+1.50 [0.30, 2.80] before it)") in text, text
+    assert "not shown to go beyond its per-step guidance schedule" in text
+    row.comparisons["twin"] = Comparison("its CFG twin (schedule)", stats.Estimate(0.015, -0.01, 0.04, 100, 50),
+                                         p_holm=0.9)
+    assert "not distinguishable from its CFG twin (schedule): +1.50 [-1.00, 4.00]" in verdict(row, 100.0)
+
+
 # ---------------------------------------------------------------------------------------------- a real run
 def test_a_run_with_a_frontier_opens_its_report_with_the_fair_table(tmp_path):
     cfg = write_experiment(tmp_path, samplers=[{"name": "standard", "gamma1": 1.0},

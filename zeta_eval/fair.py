@@ -333,7 +333,11 @@ def _twin_clause(row: FairRow, frontier: Comparison, scale: float) -> str:
     e = twin.estimate
     if twin.holm:
         return f"; {'ahead of' if e.estimate > 0 else 'behind'} {twin.reference}: {_interval(e, scale)}"
-    text = f"; not distinguishable from {twin.reference}: {_interval(e, scale)}"
+    if math.isfinite(e.lo) and (e.lo > 0 or e.hi < 0):  # as the frontier's sentence says it
+        text = (f"; not distinguishable from {twin.reference} after Holm's correction for the table's comparisons "
+                f"({_interval(e, scale)} before it)")
+    else:
+        text = f"; not distinguishable from {twin.reference}: {_interval(e, scale)}"
     if frontier.holm and frontier.estimate.estimate > 0 and "(schedule)" in twin.reference:
         text += (", so what it gains over CFG at the same mean guidance is not shown to go beyond its per-step "
                  "guidance schedule, which CFG can follow too")
