@@ -1,7 +1,11 @@
 """model.compile (issue 12): torch.compile of the denoising network gives the eager results within floating-point
 tolerance, keeps its compile time out of the seconds per sample, and is refused where it would be wrong."""
 
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +18,8 @@ from toy_metric import Brightness
 from zeta_eval.adapters import build_adapter
 from zeta_eval.module import SamplingEvaluation, compile_options
 
+ROOT = Path(__file__).resolve().parents[1]
+CHILD = "ZETA_EVAL_INDUCTOR_CHILD"  # set in the process that runs the inductor test itself
 PROMPTS = ["a red cube on a table", "two dogs", "a painting of the sea", "a tree", "a boat at night"]
 
 
@@ -107,7 +113,19 @@ def test_compile_time_is_kept_apart_and_results_and_ids_do_not_change(zoo):
 @pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
                     reason="no C compiler: inductor cannot build CPU kernels here (the eager-backend tests cover the "
                            "wiring)")
-def test_inductor_on_cpu_matches_eager_within_tolerance(zoo):
+def test_inductor_on_cpu_matches_eager_within_tolerance(zoo, tmp_path):
+    """Run in a process of its own, with an inductor cache of its own: inductor's generated CPU code has crashed
+    (SIGSEGV in a generated kernel, torch 2.x on an AVX-512 machine), and a crash inside a pytest-xdist worker with
+    --dist loadgroup left the whole session waiting forever. A crash here fails this test, by its signal."""
+    if os.environ.get(CHILD) != "1":
+        env = {**os.environ, CHILD: "1", "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor"),
+               "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])}
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+                               f"{__file__}::test_inductor_on_cpu_matches_eager_within_tolerance"],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=870)
+        what = f"crashed (signal {-done.returncode})" if done.returncode < 0 else "failed"
+        assert done.returncode == 0, f"inductor on CPU {what}:\n" + (done.stdout + done.stderr)[-3000:]
+        return
     adapter = fresh_adapter(zoo, "sd")
     sampler = Standard()
     eager_latents, eager_media, _ = run_adapter(adapter, sampler, PROMPTS[:2], [3, 4], 4)
