@@ -24,10 +24,14 @@ def _gammas(name: str, value: Any) -> list[float]:
 GAMMA1_DEFAULT = next(f.default for f in dataclasses.fields(Sampler) if f.name == "gamma1")
 
 
-def schedule_conflict(gamma1: float, mean: float) -> str:
-    """The refusal of a gamma1 given beside a gamma_schedule whose mean it is not (it would be overwritten)."""
-    return (f"standard: gamma1 = {gamma1:g} and a gamma_schedule of mean {mean:g} were both given; with a schedule, "
-            f"gamma1 is the schedule's mean: give the schedule alone")
+def schedule_mean(schedule: Sequence[float], gamma1: float | None = None) -> float:
+    """The mean of a gamma_schedule, which becomes gamma1; a ``gamma1`` given beside it must be that mean (it would
+    be overwritten), else ValueError."""
+    mean = sum(schedule) / len(schedule)
+    if gamma1 is not None and not math.isclose(gamma1, mean, rel_tol=1e-9, abs_tol=1e-12):
+        raise ValueError(f"standard: gamma1 = {gamma1:g} and a gamma_schedule of mean {mean:g} were both given; with "
+                         "a schedule, gamma1 is the schedule's mean: give the schedule alone")
+    return mean
 
 
 def _schedule_label(standard: "Standard") -> str | None:
@@ -72,10 +76,8 @@ class Standard(Sampler):
         if self.match_nfe is not None and self.steps is not None:
             raise ValueError("standard: give either steps or match_nfe, not both")
         if self.gamma_schedule is not None:
-            mean = sum(self.gamma_schedule) / len(self.gamma_schedule)
-            if self.gamma1 != GAMMA1_DEFAULT and not math.isclose(self.gamma1, mean, rel_tol=1e-9, abs_tol=1e-12):
-                raise ValueError(schedule_conflict(self.gamma1, mean))
-            self.gamma1 = mean
+            self.gamma1 = schedule_mean(self.gamma_schedule,
+                                        None if self.gamma1 == GAMMA1_DEFAULT else self.gamma1)
 
     def validate(self, num_steps: int) -> None:
         super().validate(num_steps)
@@ -85,7 +87,7 @@ class Standard(Sampler):
     def _scale_step_settings(self, before: int, after: int) -> None:
         if self.gamma_schedule is not None:
             self.gamma_schedule = resample(self.gamma_schedule, after)
-            self.gamma1 = sum(self.gamma_schedule) / after
+            self.gamma1 = schedule_mean(self.gamma_schedule)
 
     def per_sample(self, gammas: torch.Tensor) -> "Standard":
         """A copy that runs sample k of a batch with the per-step scales ``gammas[k]`` ((batch, steps)): the CFG

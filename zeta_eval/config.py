@@ -138,11 +138,12 @@ def _check_gamma1_beside_schedule(index: int, args: dict[str, Any]) -> None:
         return
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in [gamma1, *schedule]):
         return  # the settings' own checks name the wrong value
-    from samplers.standard import schedule_conflict
+    from samplers.standard import schedule_mean
 
-    mean = sum(schedule) / len(schedule)
-    if not math.isclose(gamma1, mean, rel_tol=1e-9, abs_tol=1e-12):
-        raise ValueError(f"samplers[{index}]: {schedule_conflict(gamma1, mean)}")
+    try:
+        schedule_mean(schedule, gamma1)
+    except ValueError as err:
+        raise ValueError(f"samplers[{index}]: {err}") from None
 
 
 def load(text: str) -> Any:

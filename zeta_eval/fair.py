@@ -299,11 +299,8 @@ def verdict(row: FairRow, scale: float = 1.0) -> str:
         text = f"better than CFG at the same {what}: {interval}"
     elif c.holm and e.estimate < 0:
         text = f"worse than CFG at the same {what}: {interval}"
-    elif math.isfinite(e.lo) and (e.lo > 0 or e.hi < 0):
-        text = (f"not distinguishable from CFG at the same {what} after Holm's correction for the table's "
-                f"comparisons ({interval} before it)")
     else:
-        text = f"not distinguishable from CFG at the same {what}: {interval}"
+        text = _not_distinguishable(f"CFG at the same {what}", e, scale)
     if c.note:
         text += f" ({c.note})"
     text += _twin_clause(row, c, scale)
@@ -323,6 +320,15 @@ def _interval(e: stats.Estimate, scale: float) -> str:
             else f"{e.estimate * scale:+.2f} (no interval)")
 
 
+def _not_distinguishable(reference: str, e: stats.Estimate, scale: float) -> str:
+    """A difference that does not hold after Holm's correction, said as such; one whose interval excludes zero
+    before the correction is said so."""
+    if math.isfinite(e.lo) and (e.lo > 0 or e.hi < 0):
+        return (f"not distinguishable from {reference} after Holm's correction for the table's comparisons "
+                f"({_interval(e, scale)} before it)")
+    return f"not distinguishable from {reference}: {_interval(e, scale)}"
+
+
 def _twin_clause(row: FairRow, frontier: Comparison, scale: float) -> str:
     """What the method's CFG twin adds to the verdict: ahead of, behind or not distinguishable from it (Holm over
     the table). A method ahead of CFG at its mean guidance but not of its schedule twin gains nothing shown beyond
@@ -333,11 +339,7 @@ def _twin_clause(row: FairRow, frontier: Comparison, scale: float) -> str:
     e = twin.estimate
     if twin.holm:
         return f"; {'ahead of' if e.estimate > 0 else 'behind'} {twin.reference}: {_interval(e, scale)}"
-    if math.isfinite(e.lo) and (e.lo > 0 or e.hi < 0):  # as the frontier's sentence says it
-        text = (f"; not distinguishable from {twin.reference} after Holm's correction for the table's comparisons "
-                f"({_interval(e, scale)} before it)")
-    else:
-        text = f"; not distinguishable from {twin.reference}: {_interval(e, scale)}"
+    text = "; " + _not_distinguishable(twin.reference, e, scale)
     if frontier.holm and frontier.estimate.estimate > 0 and "(schedule)" in twin.reference:
         text += (", so what it gains over CFG at the same mean guidance is not shown to go beyond its per-step "
                  "guidance schedule, which CFG can follow too")

@@ -52,7 +52,7 @@ def main() -> None:
         raise SystemExit(f"error: {args.output_dir} has no metric {args.metric!r}; its metrics: "
                          f"{', '.join(rep.metrics) or 'none'}")
     tasks = sorted({c for s in rep.settings for c in categories(s)})
-    tables = {task: fair._fair_rows(subset(rep, task), args.metric) for task in [None, *tasks]}
+    tables = {task: fair.fair_rows(subset(rep, task), args.metric) for task in [None, *tasks]}
     cells = [(task, r.label, kind, r.comparisons[kind]) for task, rows in tables.items() for r in rows
              for kind in COLUMNS if kind in r.comparisons and math.isfinite(r.comparisons[kind].estimate.estimate)]
     holds = {}
